@@ -1,0 +1,1 @@
+"""autosettle: POS acquiring and automatic settlement."""
