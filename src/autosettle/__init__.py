@@ -1,1 +1,3 @@
 """autosettle: POS acquiring and automatic settlement."""
+
+__version__ = "0.1.0"

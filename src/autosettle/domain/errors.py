@@ -6,6 +6,7 @@ Hierarchy::
     ├── ValidationError        bad input from outside; nothing was changed
     ├── NotFoundError          the resource does not exist, or not in the caller's scope
     ├── ConflictError          idempotency clashes, state that forbids the operation
+    ├── AuthError              unauthenticated (401) or forbidden (403)
     └── InvariantViolation     a bug: an internal invariant did not hold
 
 Adapters translate these once at their boundary: ``api/errors.py`` maps each code to an
@@ -82,6 +83,12 @@ class ConflictError(AutosettleError):
     """The request clashes with existing state (duplicates, idempotency, state machines)."""
 
     default_code = ErrorCode.INVALID_STATE
+
+
+class AuthError(AutosettleError):
+    """The caller is not authenticated, or not allowed to do this."""
+
+    default_code = ErrorCode.UNAUTHENTICATED
 
 
 class InvariantViolation(AutosettleError):

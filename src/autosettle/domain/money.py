@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from autosettle.domain.errors import ErrorCode, ValidationError
 
-AMOUNT_MINOR_MAX = 10**12
+AMOUNT_MINOR_MAX = 10**12 - 1
 """The largest amount in minor units we accept from outside (ISO 8583 field 4 is n12)."""
 
 FIELD4_DIGITS = 12
@@ -73,7 +73,8 @@ def known_currencies() -> list[Currency]:
     return sorted(_CURRENCIES.values(), key=lambda c: c.code)
 
 
-_DECIMAL_TEXT = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d*))?$")
+# re.ASCII: \d would otherwise accept any Unicode digit ("١٢"), which int() then reads.
+_DECIMAL_TEXT = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d*))?$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,8 @@ class Money:
                 ErrorCode.AMOUNT_TOO_PRECISE,
             )
         integer = match.group("int")
-        if len(integer) > FIELD4_DIGITS + 1:
+        # Leading zeros do not make an amount large ("0001.00" is 1.00).
+        if len(integer.lstrip("0")) > FIELD4_DIGITS + 1:
             raise ValidationError(f"amount {text!r} is too large", ErrorCode.AMOUNT_TOO_LARGE)
         minor = int(integer) * 10**cur.exponent + int((frac or "0").ljust(cur.exponent, "0")
                                                        or "0")
@@ -225,6 +227,9 @@ def round_minor(value: Decimal) -> int:
 
     This is the only place in autosettle where an amount is rounded.
     """
+    # A quiet NaN passes quantize unchanged and int() would then raise a bare ValueError.
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValidationError(f"cannot round {value!r}", ErrorCode.INVALID_AMOUNT)
     try:
         return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
     except InvalidOperation as exc:
@@ -239,7 +244,15 @@ def apply_rate(base: Money, rate: Decimal) -> Money:
     if not isinstance(rate, Decimal) or not rate.is_finite():
         raise ValidationError(f"rate must be a finite Decimal, got {rate!r}",
                               ErrorCode.VALIDATION_FAILED)
-    return Money(round_minor(Decimal(base.amount_minor) * rate), base.currency)
+    amount = Decimal(base.amount_minor)
+    # The product must be exact so that round_minor is the only rounding: under the default
+    # 28-digit context a long rate would be rounded (half-even) first, e.g. 3 × 0.1666…6
+    # (31 digits) became 0.5000… and then 1 instead of 0.
+    digits = len(amount.as_tuple().digits) + len(rate.as_tuple().digits)
+    exponent = rate.as_tuple().exponent
+    with localcontext() as ctx:
+        ctx.prec = digits + max(0, exponent if isinstance(exponent, int) else 0) + 1
+        return Money(round_minor(amount * rate), base.currency)
 
 
 def allocate(total: Money, weights: list[int]) -> list[Money]:

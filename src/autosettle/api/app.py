@@ -1,0 +1,26 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from autosettle import __version__
+from autosettle.api import errors
+from autosettle.api.routes import merchants, system
+from autosettle.services.context import ServiceContext
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    """Build the API around one service context (database, clock, secrets)."""
+    app = FastAPI(
+        title="autosettle",
+        version=__version__,
+        description="POS acquiring and automatic settlement. Amounts are integers in minor "
+        "units (fen). Authenticate with `Authorization: Bearer <api key>`. Mutating requests "
+        "accept an `Idempotency-Key` header.",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.include_router(system.router)
+    app.include_router(merchants.router)
+    return app

@@ -1,0 +1,255 @@
+"""``autosettle``: the command line (Typer + Rich). Commands that report accept ``--json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, is_dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from autosettle.config import Settings, get_settings
+from autosettle.domain.errors import AutosettleError
+from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
+from autosettle.services import apikeys, demo, merchants
+from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
+from autosettle.store import migrate
+
+app = typer.Typer(help="autosettle: POS acquiring and automatic settlement.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+merchants_app = typer.Typer(help="Merchants.", no_args_is_help=True)
+terminals_app = typer.Typer(help="Terminals.", no_args_is_help=True)
+apikeys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(merchants_app, name="merchants")
+app.add_typer(terminals_app, name="terminals")
+app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(demo_app, name="demo")
+
+console = Console()
+err_console = Console(stderr=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _context() -> ServiceContext:
+    return build_context(_settings())
+
+
+def _emit_json(value: Any) -> None:
+    def default(obj: Any) -> Any:
+        if is_dataclass(obj) and not isinstance(obj, type):
+            return asdict(obj)
+        return str(obj)
+    typer.echo(json.dumps(value, default=default, ensure_ascii=False, indent=2))
+
+
+def _fail(exc: AutosettleError) -> None:
+    err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+    raise typer.Exit(2)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (creates the embedded SQLite file if needed)."""
+    settings = _settings()
+    migrate.upgrade(settings.effective_database_url)
+    console.print(f"database up to date: {_safe_url(settings.effective_database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@merchants_app.command("add")
+def merchants_add(
+    merchant_id: Annotated[str, typer.Option(help="15-character merchant id (field 42).")],
+    legal_name: Annotated[str, typer.Option(help="Registered legal name.")],
+    mcc: Annotated[str, typer.Option(help="4-digit merchant category code.")],
+    merchant_type: Annotated[MerchantType, typer.Option("--type")] = MerchantType.ENTERPRISE,
+    cycle: Annotated[CycleCode, typer.Option(help="Settlement cycle.")] = CycleCode.T1,
+    short_name: Annotated[str | None, typer.Option()] = None,
+    single_limit_minor: Annotated[int | None, typer.Option(help="Per-sale limit, fen.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Onboard a merchant."""
+    try:
+        merchant = merchants.create_merchant(_context(), SYSTEM, merchants.NewMerchant(
+            merchant_id, legal_name, merchant_type, mcc, short_name, cycle, single_limit_minor))
+    except AutosettleError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(merchant)
+    else:
+        console.print(f"merchant {merchant.merchant_id} created")
+
+
+@merchants_app.command("list")
+def merchants_list(as_json: JsonFlag = False,
+                   limit: Annotated[int, typer.Option(min=1, max=200)] = 200) -> None:
+    """List merchants."""
+    page = merchants.list_merchants(_context(), SYSTEM, None, limit)
+    if as_json:
+        _emit_json(list(page.items))
+        return
+    table = Table("merchant id", "name", "type", "mcc", "cycle", "status")
+    for m in page.items:
+        table.add_row(m.merchant_id, m.short_name, m.merchant_type, m.mcc, m.settlement_cycle,
+                      m.status)
+    console.print(table)
+
+
+@merchants_app.command("add-account")
+def merchants_add_account(
+    merchant_id: Annotated[str, typer.Option()],
+    bank_name: Annotated[str, typer.Option()],
+    account_number: Annotated[str, typer.Option()],
+    holder_name: Annotated[str, typer.Option()],
+    account_type: Annotated[AccountType, typer.Option()] = AccountType.CORPORATE,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a merchant's settlement bank account."""
+    try:
+        account = merchants.add_settlement_account(_context(), SYSTEM, merchant_id,
+                                                   merchants.NewSettlementAccount(
+                                                       bank_name, account_number, holder_name,
+                                                       account_type))
+    except AutosettleError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(account)
+    else:
+        console.print(f"account {account.account_number_masked} added "
+                      f"({'verified' if account.verified else 'NOT verified: holder mismatch'})")
+
+
+@terminals_app.command("add")
+def terminals_add(
+    merchant_id: Annotated[str, typer.Option()],
+    terminal_id: Annotated[str, typer.Option(help="8-character terminal id (field 41).")],
+    serial_no: Annotated[str, typer.Option()] = "",
+    model: Annotated[str, typer.Option()] = "generic",
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a terminal for a merchant."""
+    try:
+        terminal = merchants.add_terminal(_context(), SYSTEM, merchant_id,
+                                          merchants.NewTerminal(terminal_id, serial_no, model))
+    except AutosettleError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(terminal)
+    else:
+        console.print(f"terminal {terminal.terminal_id} added to {merchant_id}")
+
+
+@terminals_app.command("list")
+def terminals_list(merchant_id: Annotated[str | None, typer.Option()] = None,
+                   as_json: JsonFlag = False) -> None:
+    """List terminals."""
+    try:
+        page = merchants.list_terminals(_context(), SYSTEM, merchant_id, None, 200)
+    except AutosettleError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(list(page.items))
+        return
+    table = Table("merchant id", "terminal id", "serial", "model", "status")
+    for t in page.items:
+        table.add_row(t.merchant_id, t.terminal_id, t.serial_no, t.model, t.status)
+    console.print(table)
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    role: Annotated[Role, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    merchant_id: Annotated[str | None, typer.Option()] = None,
+    terminal_id: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue an API key; it is printed once."""
+    try:
+        issued = apikeys.create_api_key(_context(), SYSTEM, role, name, merchant_id,
+                                        terminal_id)
+    except AutosettleError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _emit_json(issued)
+    else:
+        console.print(f"{issued.role} key (shown once): [bold]{issued.key}[/bold]")
+
+
+@demo_app.command("seed")
+def demo_seed(
+    once: Annotated[bool, typer.Option("--once", help="Do nothing if already seeded.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Seed the demo merchants, terminals and keys (idempotent)."""
+    ctx = _context()
+    keys = demo.seed(ctx)
+    if as_json:
+        _emit_json(keys)
+        return
+    _print_demo_keys(keys)
+
+
+def _print_demo_keys(keys: dict[str, str]) -> None:
+    console.print("[bold]demo API keys[/bold] (also in var/demo-keys.json):")
+    for who, key in keys.items():
+        console.print(f"  {who:<36} {key}", soft_wrap=True)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the platform: the REST API (and, as they land, terminal host and scheduler)."""
+    import uvicorn
+
+    from autosettle.api.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx = build_context(settings)
+    bind_host = host or settings.api_host
+    bind_port = port or settings.api_port
+    keys_path = demo.keys_file(ctx)
+    console.rule("autosettle")
+    console.print(f"API           http://{bind_host}:{bind_port}  (docs: /docs, "
+                  f"OpenAPI: /openapi.json, health: /healthz)")
+    console.print(f"database      {_safe_url(settings.effective_database_url)}")
+    if keys_path.exists():
+        keys = json.loads(keys_path.read_text())
+        console.print(f"operator key  [bold]{keys.get('operator', '?')}[/bold]")
+        console.print(f"try:          curl -H 'Authorization: Bearer {keys.get('operator')}' "
+                      f"http://{bind_host}:{bind_port}/v1/merchants")
+        console.print(f"all demo keys {keys_path}")
+    console.rule()
+    uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
+                log_level=settings.log_level.lower())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

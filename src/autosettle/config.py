@@ -1,0 +1,94 @@
+"""Settings, from environment variables prefixed ``AUTOSETTLE_`` (or a ``.env`` file).
+
+Secrets (the PAN token key and the data key-encrypting key) come from configuration and are
+never stored in the database. When they are not configured, :func:`load_settings` creates a
+random pair once in ``<data_dir>/secrets.json`` (mode 0600) so the embedded demo works out of
+the box; production sets them explicitly. See docs/configuration.md for every setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Every setting of autosettle; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOSETTLE_", env_file=".env",
+                                      extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where the embedded database, "
+                           "generated secrets and output files live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means the "
+                              "embedded SQLite file <data_dir>/autosettle.db.")
+    pan_token_key: SecretStr = Field(default=SecretStr(""), description="Hex key (>=16 bytes) "
+                                     "for HMAC-SHA256 PAN tokens.")
+    data_key: SecretStr = Field(default=SecretStr(""), description="Hex 32-byte key-encrypting "
+                                "key for account numbers and terminal keys at rest.")
+    api_host: str = Field(default="127.0.0.1", description="API bind address.")
+    api_port: int = Field(default=8000, description="API port.")
+    terminal_host_port: int = Field(default=5800, description="ISO 8583 terminal host port.")
+    cutoff: time = Field(default=time(23, 0), description="Daily cut-off (日切), Asia/Shanghai.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    default_currency: str = Field(default="CNY", description="ISO 4217 code of the default "
+                                  "currency.")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'autosettle.db').as_posix()}"
+
+    def pan_token_key_bytes(self) -> bytes:
+        return bytes.fromhex(self.pan_token_key.get_secret_value())
+
+    def data_key_bytes(self) -> bytes:
+        return bytes.fromhex(self.data_key.get_secret_value())
+
+
+def _generated_secrets(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "secrets.json"
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+    data_dir.mkdir(parents=True, exist_ok=True)
+    values = {
+        "pan_token_key": secrets.token_hex(SECRET_KEY_BYTES),
+        "data_key": secrets.token_hex(SECRET_KEY_BYTES),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle)
+    return values
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, filling missing secrets from ``secrets.json``."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    missing = {
+        name for name in ("pan_token_key", "data_key")
+        if not getattr(settings, name).get_secret_value()
+    }
+    if missing:
+        generated = _generated_secrets(settings.data_dir)
+        settings = settings.model_copy(
+            update={name: SecretStr(generated[name]) for name in missing}
+        )
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached)."""
+    return load_settings()

@@ -1,0 +1,93 @@
+"""The demo data set of ``make run`` (see shared/design/demo-day.md): three merchants, four
+terminals, verified settlement accounts, and API keys, seeded once."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
+from autosettle.services import apikeys, merchants
+from autosettle.services.context import SYSTEM, Role, ServiceContext
+from autosettle.services.merchants import NewMerchant, NewSettlementAccount, NewTerminal
+
+
+@dataclass(frozen=True, slots=True)
+class DemoMerchant:
+    merchant: NewMerchant
+    account: NewSettlementAccount
+    terminals: tuple[NewTerminal, ...]
+
+
+DEMO_MERCHANTS: tuple[DemoMerchant, ...] = (
+    DemoMerchant(
+        NewMerchant("898310054110001", "华联超市有限公司 Hualian Supermarket Co., Ltd.",
+                    MerchantType.ENTERPRISE, "5411", short_name="Hualian Supermarket",
+                    settlement_cycle=CycleCode.T1),
+        NewSettlementAccount("Industrial and Commercial Bank of China", "6212260200001234567",
+                             "华联超市有限公司 Hualian Supermarket Co., Ltd.",
+                             AccountType.CORPORATE, "102"),
+        (NewTerminal("HL000001", "SN-HL-0001", "PAX A920 80mm"),
+         NewTerminal("HL000002", "SN-HL-0002", "Newland ME31 58mm")),
+    ),
+    DemoMerchant(
+        NewMerchant("898310058120001", "王建国 Wang Jianguo (Lao Wang Noodles)",
+                    MerchantType.INDIVIDUAL, "5812", short_name="Lao Wang Noodles",
+                    settlement_cycle=CycleCode.D0, single_limit_minor=500_000),
+        NewSettlementAccount("China Construction Bank", "6217000010002345678",
+                             "王建国 Wang Jianguo (Lao Wang Noodles)", AccountType.PERSONAL,
+                             "105"),
+        (NewTerminal("LW000001", "SN-LW-0001", "Centerm K9"),),
+    ),
+    DemoMerchant(
+        NewMerchant("898310059120001", "康健大药房有限公司 Kangjian Pharmacy Co., Ltd.",
+                    MerchantType.ENTERPRISE, "5912", short_name="Kangjian Pharmacy",
+                    settlement_cycle=CycleCode.T1),
+        NewSettlementAccount("Agricultural Bank of China", "6228480010003456789",
+                             "康健大药房有限公司 Kangjian Pharmacy Co., Ltd.",
+                             AccountType.CORPORATE, "103"),
+        (NewTerminal("KJ000001", "SN-KJ-0001", "PAX S90"),),
+    ),
+)
+
+
+def keys_file(ctx: ServiceContext) -> Path:
+    return ctx.settings.data_dir / "demo-keys.json"
+
+
+def seed(ctx: ServiceContext) -> dict[str, str]:
+    """Create the demo merchants, terminals and keys unless they exist; return the keys.
+
+    Keys are stored hashed in the database; for the demo only, the clear keys are also kept
+    in ``<data_dir>/demo-keys.json`` (mode 0600) so that ``make run`` can show them again.
+    """
+    path = keys_file(ctx)
+    with ctx.db.unit_of_work() as uow:
+        seeded = uow.merchants.get(DEMO_MERCHANTS[0].merchant.merchant_id) is not None
+    if seeded and path.exists():
+        existing: dict[str, str] = json.loads(path.read_text())
+        return existing
+    keys: dict[str, str] = {}
+    if not seeded:
+        for demo in DEMO_MERCHANTS:
+            mid = demo.merchant.merchant_id
+            merchants.create_merchant(ctx, SYSTEM, demo.merchant)
+            merchants.add_settlement_account(ctx, SYSTEM, mid, demo.account)
+            for terminal in demo.terminals:
+                merchants.add_terminal(ctx, SYSTEM, mid, terminal)
+    keys["operator"] = apikeys.create_api_key(ctx, SYSTEM, Role.OPERATOR, "demo operator").key
+    for demo in DEMO_MERCHANTS:
+        mid = demo.merchant.merchant_id
+        keys[f"merchant:{mid}"] = apikeys.create_api_key(
+            ctx, SYSTEM, Role.MERCHANT, f"demo {demo.merchant.short_name}", mid).key
+        for terminal in demo.terminals:
+            keys[f"terminal:{mid}:{terminal.terminal_id}"] = apikeys.create_api_key(
+                ctx, SYSTEM, Role.TERMINAL, f"demo {terminal.terminal_id}", mid,
+                terminal.terminal_id).key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle, indent=2)
+    return keys

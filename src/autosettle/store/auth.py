@@ -1,0 +1,127 @@
+"""API keys (stored as digests), idempotency records and the append-only audit log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from autosettle.store.tables import api_keys, audit_log, idempotency_records
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    secret_digest: str
+    role: str
+    merchant_id: str | None
+    terminal_id: str | None
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, record: ApiKeyRecord) -> None:
+        self._conn.execute(insert(api_keys).values(
+            key_id=record.key_id, secret_digest=record.secret_digest, role=record.role,
+            merchant_id=record.merchant_id, terminal_id=record.terminal_id, name=record.name,
+            created_at=record.created_at, revoked_at=record.revoked_at))
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = self._conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
+        if row is None:
+            return None
+        return ApiKeyRecord(**dict(row._mapping))
+
+    def list(self) -> list[ApiKeyRecord]:
+        rows = self._conn.execute(select(api_keys).order_by(api_keys.c.created_at))
+        return [ApiKeyRecord(**dict(r._mapping)) for r in rows]
+
+    def revoke(self, key_id: str, at: datetime) -> None:
+        self._conn.execute(update(api_keys).where(api_keys.c.key_id == key_id)
+                           .values(revoked_at=at))
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    scope: str
+    idempotency_key: str
+    fingerprint: str
+    state: str
+    response_status: int | None
+    response_body: str | None
+
+
+class IdempotencyRepository:
+    """Stripe-like idempotency: the first request with a key owns it; retries replay."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def claim(self, scope: str, key: str, fingerprint: str, at: datetime) -> bool:
+        """Insert an in-progress record; False when the (scope, key) exists already."""
+        module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        result = self._conn.execute(
+            module.insert(idempotency_records)
+            .values(scope=scope, idempotency_key=key, fingerprint=fingerprint,
+                    state="in_progress", created_at=at)
+            .on_conflict_do_nothing(index_elements=["scope", "idempotency_key"])
+            .returning(idempotency_records.c.scope))
+        return result.first() is not None
+
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        row = self._conn.execute(select(idempotency_records).where(
+            idempotency_records.c.scope == scope,
+            idempotency_records.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return IdempotencyRecord(m["scope"], m["idempotency_key"], m["fingerprint"],
+                                 m["state"], m["response_status"], m["response_body"])
+
+    def complete(self, scope: str, key: str, status: int, body: str, at: datetime) -> None:
+        self._conn.execute(update(idempotency_records).where(
+            idempotency_records.c.scope == scope,
+            idempotency_records.c.idempotency_key == key,
+        ).values(state="done", response_status=status, response_body=body, completed_at=at))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Who did what to which resource, from where, with what outcome (PCI DSS 10.2)."""
+
+    at: datetime
+    actor: str
+    action: str
+    resource: str
+    origin: str
+    outcome: str
+    detail: dict[str, Any] | None = None
+
+
+class AuditRepository:
+    """Append-only: the database refuses UPDATE and DELETE on this table."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(self, event: AuditEvent) -> None:
+        self._conn.execute(insert(audit_log).values(
+            at=event.at, actor=event.actor, action=event.action, resource=event.resource,
+            origin=event.origin, outcome=event.outcome,
+            detail=json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
+            if event.detail is not None else None))
+
+    def recent(self, limit: int = 100) -> list[AuditEvent]:
+        rows = self._conn.execute(select(audit_log).order_by(audit_log.c.audit_id.desc())
+                                  .limit(limit))
+        return [AuditEvent(r.at, r.actor, r.action, r.resource, r.origin, r.outcome,
+                           json.loads(r.detail) if r.detail else None) for r in rows]

@@ -1,0 +1,133 @@
+"""The ledger repository: append-only journal entries and lines; balances are sums."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from autosettle.domain.errors import ConflictError, ErrorCode, InvariantViolation
+from autosettle.domain.ledger import JournalEntry
+from autosettle.store.tables import journal_entries, journal_lines
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """Where an entry landed; ``created`` is False when the key had been posted before."""
+
+    entry_id: int
+    idempotency_key: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceRow:
+    account_code: str
+    currency: str
+    balance_minor: int
+
+
+class LedgerRepository:
+    """Posts entries exactly once per idempotency key and derives balances from lines."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def _insert_entry(self) -> Any:
+        dialect = self._conn.dialect.name
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        return module.insert(journal_entries)
+
+    def post(self, entry: JournalEntry, at: datetime) -> PostedEntry:
+        """Insert ``entry`` unless its key exists; a same-key, different-content retry is a
+        409-style :class:`ConflictError`.
+
+        ``INSERT .. ON CONFLICT DO NOTHING`` makes a concurrent duplicate wait for the first
+        transaction and then find its row, so two racing posts give one entry.
+        """
+        fingerprint = entry.fingerprint()
+        statement = (
+            self._insert_entry()
+            .values(idempotency_key=entry.idempotency_key, fingerprint=fingerprint,
+                    kind=entry.kind, merchant_id=entry.merchant_id,
+                    reference=entry.reference, created_at=at)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(journal_entries.c.entry_id)
+        )
+        entry_id = self._conn.execute(statement).scalar()
+        if entry_id is None:
+            existing = self._conn.execute(
+                select(journal_entries.c.entry_id, journal_entries.c.fingerprint)
+                .where(journal_entries.c.idempotency_key == entry.idempotency_key)
+            ).first()
+            if existing is None:
+                raise InvariantViolation("idempotency key conflicted but no entry was found")
+            if existing.fingerprint != fingerprint:
+                raise ConflictError(
+                    f"idempotency key {entry.idempotency_key!r} was used for a different entry",
+                    ErrorCode.IDEMPOTENCY_CONFLICT,
+                )
+            return PostedEntry(existing.entry_id, entry.idempotency_key, created=False)
+        self._conn.execute(insert(journal_lines), [
+            {
+                "entry_id": entry_id,
+                "account_code": line.account.code,
+                "merchant_id": line.account.merchant_id,
+                "currency": line.amount.currency.code,
+                "amount_minor": line.amount.amount_minor,
+            }
+            for line in entry.lines
+        ])
+        return PostedEntry(entry_id, entry.idempotency_key, created=True)
+
+    def entry_id_for(self, idempotency_key: str) -> int | None:
+        value: int | None = self._conn.execute(
+            select(journal_entries.c.entry_id)
+            .where(journal_entries.c.idempotency_key == idempotency_key)).scalar()
+        return value
+
+    def lines_of(self, entry_id: int) -> list[BalanceRow]:
+        rows = self._conn.execute(
+            select(journal_lines.c.account_code, journal_lines.c.currency,
+                   journal_lines.c.amount_minor)
+            .where(journal_lines.c.entry_id == entry_id).order_by(journal_lines.c.line_id))
+        return [BalanceRow(r.account_code, r.currency, r.amount_minor) for r in rows]
+
+    def balances_for_merchant(self, merchant_id: str) -> list[BalanceRow]:
+        """Balances of every account of one merchant (derived, never stored)."""
+        total = func.sum(journal_lines.c.amount_minor)
+        rows = self._conn.execute(
+            select(journal_lines.c.account_code, journal_lines.c.currency, total)
+            .where(journal_lines.c.merchant_id == merchant_id)
+            .group_by(journal_lines.c.account_code, journal_lines.c.currency)
+            .order_by(journal_lines.c.account_code, journal_lines.c.currency))
+        return [BalanceRow(r[0], r[1], int(r[2])) for r in rows]
+
+    def balance(self, account_code: str, currency: str) -> int:
+        value = self._conn.execute(
+            select(func.coalesce(func.sum(journal_lines.c.amount_minor), 0)).where(
+                journal_lines.c.account_code == account_code,
+                journal_lines.c.currency == currency)).scalar()
+        return int(value or 0)
+
+    def imbalance_by_currency(self) -> dict[str, int]:
+        """Sum of all lines per currency: every value is zero in a healthy ledger."""
+        rows = self._conn.execute(
+            select(journal_lines.c.currency, func.sum(journal_lines.c.amount_minor))
+            .group_by(journal_lines.c.currency))
+        return {r[0]: int(r[1]) for r in rows}
+
+    def unbalanced_entries(self, limit: int = 100) -> list[int]:
+        """Ids of entries whose lines do not sum to zero in some currency (should be none)."""
+        rows = self._conn.execute(
+            select(journal_lines.c.entry_id)
+            .group_by(journal_lines.c.entry_id, journal_lines.c.currency)
+            .having(func.sum(journal_lines.c.amount_minor) != 0).limit(limit))
+        return [r[0] for r in rows]
+
+    def entry_count(self) -> int:
+        return int(self._conn.execute(select(func.count()).select_from(journal_entries))
+                   .scalar() or 0)

@@ -1,0 +1,97 @@
+"""The unit of work: one database transaction, with the repositories bound to it.
+
+Usage::
+
+    with db.unit_of_work() as uow:
+        uow.merchants.add(...)
+        uow.ledger.post(entry, at)
+    # committed here; any exception inside the block rolls everything back
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine, text
+
+from autosettle.store.auth import ApiKeyRepository, AuditRepository, IdempotencyRepository
+from autosettle.store.engine import make_engine
+from autosettle.store.ledger import LedgerRepository
+from autosettle.store.merchants import (
+    MerchantRepository,
+    SettlementAccountRepository,
+    TerminalRepository,
+)
+
+
+class UnitOfWork:
+    """Repositories sharing one connection and one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        conn = self._engine.connect()
+        conn.begin()
+        self._conn = conn
+        self.merchants = MerchantRepository(conn)
+        self.settlement_accounts = SettlementAccountRepository(conn)
+        self.terminals = TerminalRepository(conn)
+        self.ledger = LedgerRepository(conn)
+        self.api_keys = ApiKeyRepository(conn)
+        self.idempotency = IdempotencyRepository(conn)
+        self.audit = AuditRepository(conn)
+        return self
+
+    @property
+    def connection(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work is not active")
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        conn = self.connection
+        try:
+            if exc_type is None:
+                conn.commit()
+            else:
+                conn.rollback()
+        finally:
+            conn.close()
+            self._conn = None
+
+
+class Database:
+    """An engine plus the factory for units of work."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url, echo=echo)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()

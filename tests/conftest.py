@@ -1,0 +1,126 @@
+"""Shared fixtures: a migrated database per test on SQLite and, when configured, PostgreSQL.
+
+``AUTOSETTLE_TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``) turns
+on the PostgreSQL half: every database test then runs on both. If it is set and PostgreSQL
+cannot be reached, the suite fails; it never skips silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from autosettle.api.app import create_app
+from autosettle.config import Settings
+from autosettle.services.context import ServiceContext
+from autosettle.store import migrate
+from autosettle.store.engine import normalize_url
+from autosettle.store.tables import metadata
+from autosettle.store.uow import Database
+
+PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
+TEST_PAN_KEY = "11" * 32
+TEST_DATA_KEY = "22" * 32
+BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get(PG_URL_ENV) else [])
+
+
+class FakeClock:
+    """A settable clock; starts at a fixed instant and only moves when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 9, 18, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _worker_suffix() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A freshly created, migrated PostgreSQL database for this test session (worker)."""
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        pytest.skip("PostgreSQL not configured")
+    base_url = make_url(normalize_url(base))
+    name = f"autosettle_test_{_worker_suffix()}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - fail loudly, never skip
+        pytest.fail(f"PostgreSQL at {base_url.render_as_string()} is unreachable: {exc}")
+    url = base_url.set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each configured backend."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "autosettle.db"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "var", database_url=db_url,
+                    pan_token_key=TEST_PAN_KEY, data_key=TEST_DATA_KEY)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ctx(settings: Settings, clock: FakeClock) -> Iterator[ServiceContext]:
+    context = ServiceContext(settings=settings, db=Database(settings.effective_database_url),
+                             clock=clock)
+    yield context
+    context.db.dispose()
+
+
+@pytest.fixture
+def client(ctx: ServiceContext) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as test_client:
+        yield test_client
