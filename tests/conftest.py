@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from autosettle.api.app import create_app
+from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.services.context import ServiceContext
 from autosettle.store import migrate
@@ -30,6 +31,8 @@ PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 TEST_PAN_KEY = "11" * 32
 TEST_DATA_KEY = "22" * 32
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get(PG_URL_ENV) else [])
+if os.environ.get("AUTOSETTLE_TEST_REQUIRE_POSTGRES") and not os.environ.get(PG_URL_ENV):
+    raise RuntimeError(f"AUTOSETTLE_TEST_REQUIRE_POSTGRES is set but {PG_URL_ENV} is not")
 
 
 class FakeClock:
@@ -64,13 +67,13 @@ def postgres_url() -> Iterator[str]:
     if not base:
         pytest.skip("PostgreSQL not configured")
     base_url = make_url(normalize_url(base))
-    name = f"autosettle_test_{_worker_suffix()}"
+    name = f"autosettle_test_{_worker_suffix()}_{os.getpid()}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - fail loudly, never skip
+    except Exception as exc:
         pytest.fail(f"PostgreSQL at {base_url.render_as_string()} is unreachable: {exc}")
     url = base_url.set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
@@ -113,9 +116,17 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 
 @pytest.fixture
-def ctx(settings: Settings, clock: FakeClock) -> Iterator[ServiceContext]:
+def sim(tmp_path: Path) -> Iterator[IssuerSimulator]:
+    """The issuer simulator, with its own database (as a real issuer would have)."""
+    simulator = IssuerSimulator(f"sqlite:///{tmp_path / 'issuer-sim.db'}")
+    yield simulator
+    simulator.close()
+
+
+@pytest.fixture
+def ctx(settings: Settings, clock: FakeClock, sim: IssuerSimulator) -> Iterator[ServiceContext]:
     context = ServiceContext(settings=settings, db=Database(settings.effective_database_url),
-                             clock=clock)
+                             clock=clock, channel=sim)
     yield context
     context.db.dispose()
 

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     terminal_host_port: int = Field(default=5800, description="ISO 8583 terminal host port.")
     cutoff: time = Field(default=time(23, 0), description="Daily cut-off (日切), Asia/Shanghai.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    channel_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Deadline of "
+                                     "every channel call; no answer by then means reversal.")
+    issuer_sim_url: str = Field(default="", description="Database of the built-in issuer "
+                                "simulator; empty means <data_dir>/issuer-sim.db.")
     default_currency: str = Field(default="CNY", description="ISO 4217 code of the default "
                                   "currency.")
 
@@ -49,6 +53,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'autosettle.db').as_posix()}"
+
+    @property
+    def effective_issuer_sim_url(self) -> str:
+        if self.issuer_sim_url:
+            return self.issuer_sim_url
+        return f"sqlite:///{(self.data_dir / 'issuer-sim.db').as_posix()}"
 
     def pan_token_key_bytes(self) -> bytes:
         return bytes.fromhex(self.pan_token_key.get_secret_value())

@@ -117,7 +117,7 @@ def test_concurrent_posts_with_one_key_give_one_entry(ctx: ServiceContext) -> No
             barrier.wait()
             results.append(ledger.post(ctx, transfer("race", "sale", RECEIVABLE, UNSETTLED,
                                                      Money(700), MID)))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]

@@ -88,6 +88,10 @@ async def get_idempotent(
     who: Who,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Idempotent:
+    merchant_id = request.path_params.get("merchant_id")
+    if isinstance(merchant_id, str):
+        # Another tenant's resource is a 404 before anything is claimed or stored.
+        who.require_merchant(merchant_id)
     body = await request.body()
     content = idempotency.fingerprint(request.method, request.url.path, body)
     if idempotency_key is not None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from autosettle.channels.base import Channel
 from autosettle.config import Settings
 from autosettle.domain.cards import PanTokenizer
 from autosettle.domain.errors import AuthError, ErrorCode, NotFoundError, ValidationError
@@ -93,6 +94,7 @@ class ServiceContext:
     settings: Settings
     db: Database
     clock: Clock = system_clock
+    channel: Channel | None = None
     tokenizer: PanTokenizer = field(init=False)
     sealer: DataSealer = field(init=False)
 
@@ -104,7 +106,15 @@ class ServiceContext:
         return self.clock()
 
 
-def build_context(settings: Settings, clock: Clock = system_clock) -> ServiceContext:
-    """Open the database named by ``settings`` and wire the services."""
+def build_context(settings: Settings, clock: Clock = system_clock,
+                  channel: Channel | None = None) -> ServiceContext:
+    """Open the database named by ``settings`` and wire the services.
+
+    Without an explicit channel, the built-in issuer simulator is used (its own database).
+    """
+    if channel is None:
+        from autosettle.channels.simulator import IssuerSimulator
+
+        channel = IssuerSimulator(settings.effective_issuer_sim_url)
     return ServiceContext(settings=settings, db=Database(settings.effective_database_url),
-                          clock=clock)
+                          clock=clock, channel=channel)

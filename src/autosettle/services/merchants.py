@@ -138,6 +138,7 @@ def list_merchants(ctx: ServiceContext, who: Principal, cursor: str | None,
 
 def set_merchant_status(ctx: ServiceContext, who: Principal, merchant_id: str,
                         status: MerchantStatus) -> Merchant:
+    who.require_merchant(merchant_id)
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
@@ -157,6 +158,7 @@ def add_settlement_account(ctx: ServiceContext, who: Principal, merchant_id: str
     An account whose holder name matches the merchant's legal name is marked verified;
     any other is kept unverified and can never receive a payout.
     """
+    who.require_merchant(merchant_id)
     who.require_operator()
     number = check_account_number(new.account_number)
     holder = check_name(new.holder_name, "holder name", HOLDER_NAME_LENGTH_MAX)
@@ -193,6 +195,7 @@ def list_settlement_accounts(ctx: ServiceContext, who: Principal,
 
 def add_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
                  new: NewTerminal) -> Terminal:
+    who.require_merchant(merchant_id)
     who.require_operator()
     now = ctx.now()
     terminal = Terminal(
@@ -246,9 +249,9 @@ def list_terminals(ctx: ServiceContext, who: Principal, merchant_id: str | None,
     with ctx.db.unit_of_work() as uow:
         if merchant_id is not None:
             _merchant_or_404(uow, merchant_id)
-        items = uow.terminals.list(merchant_id, after, limit + 1)
-    if who.terminal_id is not None:
-        items = [t for t in items if t.terminal_id == who.terminal_id]
+        # A terminal key sees its own terminal only: filter in the query, not after the
+        # page was cut, or the terminal could fall off a small page.
+        items = uow.terminals.list(merchant_id, after, limit + 1, only=who.terminal_id)
     more = len(items) > limit
     items = items[:limit]
     last = items[-1] if items else None
@@ -257,6 +260,7 @@ def list_terminals(ctx: ServiceContext, who: Principal, merchant_id: str | None,
 
 def set_terminal_status(ctx: ServiceContext, who: Principal, merchant_id: str,
                         terminal_id: str, status: TerminalStatus) -> Terminal:
+    who.require_merchant(merchant_id)
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:

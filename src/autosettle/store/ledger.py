@@ -131,3 +131,14 @@ class LedgerRepository:
     def entry_count(self) -> int:
         return int(self._conn.execute(select(func.count()).select_from(journal_entries))
                    .scalar() or 0)
+
+    def net_lines_for_reference(self, reference: str) -> list[BalanceRow]:
+        """Net amount per account and currency of every entry that names ``reference``."""
+        total = func.sum(journal_lines.c.amount_minor)
+        rows = self._conn.execute(
+            select(journal_lines.c.account_code, journal_lines.c.currency, total)
+            .join(journal_entries, journal_entries.c.entry_id == journal_lines.c.entry_id)
+            .where(journal_entries.c.reference == reference)
+            .group_by(journal_lines.c.account_code, journal_lines.c.currency)
+            .order_by(journal_lines.c.account_code, journal_lines.c.currency))
+        return [BalanceRow(r[0], r[1], int(r[2])) for r in rows if int(r[2]) != 0]

@@ -146,12 +146,15 @@ class TerminalRepository:
         return _terminal(row) if row else None
 
     def list(self, merchant_id: str | None, after: tuple[str, str] | None,
-             limit: int) -> Sequence[Terminal]:
-        """Terminals ordered by (merchant id, terminal id), keyset-paged."""
+             limit: int, only: str | None = None) -> Sequence[Terminal]:
+        """Terminals ordered by (merchant id, terminal id), keyset-paged; ``only`` restricts
+        the list to one terminal id."""
         query = (select(terminals).order_by(terminals.c.merchant_id, terminals.c.terminal_id)
                  .limit(limit))
         if merchant_id is not None:
             query = query.where(terminals.c.merchant_id == merchant_id)
+        if only is not None:
+            query = query.where(terminals.c.terminal_id == only)
         if after is not None:
             m, t = after
             query = query.where((terminals.c.merchant_id > m) | (

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from autosettle.store.types import BigIntId, UTCDateTime
@@ -99,6 +101,7 @@ journal_entries = Table(
     Column("merchant_id", String(15), nullable=True),
     Column("reference", String(100), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_journal_entries_reference", "reference"),
 )
 
 journal_lines = Table(
@@ -143,3 +146,89 @@ audit_log = Table(
 )
 
 APPEND_ONLY_TABLES = ("journal_entries", "journal_lines", "audit_log")
+
+# -- payments (issue 3) -----------------------------------------------------------------------
+
+transactions = Table(
+    "transactions", metadata,
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), primary_key=True),
+    Column("txn_id", String(32), primary_key=True),
+    Column("terminal_id", String(8), nullable=False),
+    Column("txn_type", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    Column("original_txn_id", String(32), nullable=True),
+    Column("card_token", String(64), nullable=True),
+    Column("pan_masked", String(19), nullable=True),
+    Column("pan_last4", String(4), nullable=True),
+    Column("card_brand", String(12), nullable=True),
+    Column("card_kind", String(10), nullable=True),
+    Column("entry_mode", String(3), nullable=True),
+    Column("batch_no", String(6), nullable=False),
+    Column("stan", String(6), nullable=False),
+    Column("rrn", String(12), nullable=False),
+    Column("auth_code", String(6), nullable=True),
+    Column("response_code", String(2), nullable=True),
+    Column("refusal_reason", String(40), nullable=True),
+    Column("channel", String(20), nullable=False),
+    Column("channel_ref", String(64), nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("expires_on", Date, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=True),
+    CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+    CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor",
+                    name="refunded_within_amount"),
+    UniqueConstraint("merchant_id", "terminal_id", "batch_no", "stan",
+                     name="uq_transactions_terminal_trace"),
+    UniqueConstraint("merchant_id", "terminal_id", "idempotency_key",
+                     name="uq_transactions_terminal_idempotency_key"),
+    Index("ix_transactions_business_date", "merchant_id", "business_date"),
+    Index("ix_transactions_rrn", "rrn"),
+    Index("ix_transactions_last4", "merchant_id", "pan_last4"),
+    Index("ix_transactions_original", "merchant_id", "original_txn_id"),
+    Index("ix_transactions_status", "status", "created_at"),
+)
+
+terminal_batches = Table(
+    "terminal_batches", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("terminal_id", String(8), primary_key=True),
+    Column("batch_no", String(6), primary_key=True),
+    Column("status", String(10), nullable=False),
+    Column("next_stan", Integer, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["merchant_id", "terminal_id"],
+                         ["terminals.merchant_id", "terminals.terminal_id"]),
+    Index("ix_terminal_batches_open", "merchant_id", "terminal_id", "status"),
+)
+
+pending_reversals = Table(
+    "pending_reversals", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("txn_id", String(32), primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("reason", String(2), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Index("ix_pending_reversals_due", "state", "next_attempt_at"),
+)
+
+merchant_payment_rules = Table(
+    "merchant_payment_rules", metadata,
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), primary_key=True),
+    Column("allowed_txn_types", String(200), nullable=False),
+    Column("allowed_card_kinds", String(100), nullable=False),
+    Column("completion_ratio_max", String(10), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -24,6 +24,12 @@ from autosettle.store.merchants import (
     SettlementAccountRepository,
     TerminalRepository,
 )
+from autosettle.store.payments import (
+    BatchRepository,
+    PaymentRulesRepository,
+    ReversalQueue,
+    TransactionRepository,
+)
 
 
 class UnitOfWork:
@@ -44,6 +50,10 @@ class UnitOfWork:
         self.api_keys = ApiKeyRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self.audit = AuditRepository(conn)
+        self.transactions = TransactionRepository(conn)
+        self.batches = BatchRepository(conn)
+        self.reversals = ReversalQueue(conn)
+        self.payment_rules = PaymentRulesRepository(conn)
         return self
 
     @property

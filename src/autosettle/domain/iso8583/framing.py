@@ -63,7 +63,7 @@ FRAME_SIZE_BYTES_MIN: Final = (
 )
 """Smallest frame body (after the length prefix): TPDU, header, MTI and bitmap."""
 FRAME_SIZE_BYTES_MAX: Final = 2048
-"""Largest frame body we accept. The biggest CUP message (all fields full) is ~1.7 KB."""
+"""Largest frame body we accept; every field at its maximum length makes 1851 bytes."""
 
 MTI_KEY: Final = "t"
 """Key of the message type in a fields dict (pyiso8583's name)."""
@@ -369,6 +369,8 @@ def _prepare_for_encoding(fields: Mapping[str, str]) -> dict[str, str]:
     for key, value in fields.items():
         if key == BITMAP_KEY:
             continue  # computed by the encoder
+        if not isinstance(key, str):
+            raise MessageFormatError("field keys must be strings", field=repr(key))
         if key != MTI_KEY and not (key.isdigit() and int(key) in FIELD_IDS):
             raise MessageFormatError("is not in the CUP POS layout", field=key)
         if not isinstance(value, str):

@@ -1,0 +1,14 @@
+"""The benchmarks ``python -m bench`` knows, by name, in the order they run by default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from bench import ledger_post
+from bench.core import BenchConfig, BenchReport
+
+Benchmark = Callable[[BenchConfig], BenchReport]
+
+BENCHMARKS: Mapping[str, Benchmark] = {
+    ledger_post.NAME: ledger_post.run,
+}

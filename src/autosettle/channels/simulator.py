@@ -1,0 +1,348 @@
+"""A built-in issuer simulator: card accounts, PIN tries, holds, and injectable faults.
+
+It behaves like an issuer behind a channel: debit cards spend their balance, credit cards
+their limit; pre-authorizations hold funds; three wrong PINs lock the card (75); lost (41),
+stolen (43), restricted (62), not permitted (57), expired (54) and insufficient funds (51)
+are answered as an issuer would. Faults can be injected: latency, an answer that comes too
+late (the issuer acted, the caller timed out), 91/96 answers, refusals, and reversals that
+are not acknowledged for a while.
+
+The simulator keeps its own state in its own database (a SQLite file by default), so it
+survives a restart of autosettle and tests can check both sides. Cards are keyed by a hash
+of the PAN and PINs are stored hashed: not even the simulator keeps a PAN in clear. Every
+operation is idempotent on the caller's reference; a reversal that arrives before the
+authorization it reverses leaves a tombstone, so the late authorization is refused (68).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+from autosettle.channels.base import ChannelAnswer, ChannelRequest, ChannelUnavailable
+from autosettle.domain.cards import Expiry
+from autosettle.domain.money import CNY, Currency
+from autosettle.domain.response_codes import ResponseCode
+from autosettle.store.engine import make_engine
+
+PIN_TRIES_MAX = 3
+RC = ResponseCode
+
+sim_metadata = MetaData()
+sim_cards = Table(
+    "sim_cards", sim_metadata,
+    Column("card_key", String(64), primary_key=True),
+    Column("masked", String(19), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("expiry", String(4), nullable=False),
+    Column("pin_hash", String(64), nullable=True),
+    Column("pin_tries", Integer, nullable=False),
+    Column("balance_minor", BigInteger, nullable=False),
+    Column("credit_limit_minor", BigInteger, nullable=False),
+    Column("held_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+sim_auths = Table(
+    "sim_auths", sim_metadata,
+    Column("reference", String(64), primary_key=True),
+    Column("card_key", String(64), nullable=True),
+    Column("txn_type", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("response_code", String(2), nullable=True),
+    Column("auth_code", String(6), nullable=True),
+    Column("balance_delta", BigInteger, nullable=False),
+    Column("hold_delta", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("original_reference", String(64), nullable=True),
+)
+sim_faults = Table(
+    "sim_faults", sim_metadata,
+    Column("fault_id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(30), nullable=False),
+    Column("remaining", Integer, nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    Column("code", String(2), nullable=True),
+)
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    LOST = "lost"
+    STOLEN = "stolen"
+    RESTRICTED = "restricted"
+    NOT_PERMITTED = "not_permitted"
+
+
+class FaultKind(StrEnum):
+    LATENCY = "latency"
+    """Sleep ``latency_ms`` before processing normally."""
+    LATE_ANSWER = "late_answer"
+    """Process normally (money moves), then sleep ``latency_ms`` before answering."""
+    ANSWER_CODE = "answer_code"
+    """Answer ``code`` (e.g. 96, 91) without processing."""
+    UNAVAILABLE = "unavailable"
+    """Refuse the connection: nothing processed."""
+    REVERSAL_UNAVAILABLE = "reversal_unavailable"
+    """Do not acknowledge reversals."""
+
+
+_STATUS_CODES = {
+    CardStatus.LOST: RC.LOST_CARD,
+    CardStatus.STOLEN: RC.STOLEN_CARD,
+    CardStatus.RESTRICTED: RC.RESTRICTED_CARD,
+    CardStatus.NOT_PERMITTED: RC.NOT_PERMITTED_TO_CARDHOLDER,
+}
+_NEEDS_PIN = frozenset({"sale", "preauth", "balance_inquiry"})
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    status: str
+    balance_minor: int
+    credit_limit_minor: int
+    held_minor: int
+    pin_tries: int
+
+    @property
+    def available_minor(self) -> int:
+        return self.balance_minor + self.credit_limit_minor - self.held_minor
+
+
+def card_key(pan: str) -> str:
+    return hashlib.sha256(b"sim-card:" + pan.encode()).hexdigest()
+
+
+def _pin_hash(key: str, pin: str) -> str:
+    return hashlib.sha256(f"{key}:{pin}".encode()).hexdigest()
+
+
+class IssuerSimulator:
+    """The default channel for the demo and the tests."""
+
+    name = "issuer-sim"
+
+    def __init__(self, url: str) -> None:
+        self._engine = make_engine(url)
+        sim_metadata.create_all(self._engine)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- set-up and inspection (tests, demo) ------------------------------------------
+    def add_card(self, pan: str, *, kind: str = "debit", balance_minor: int = 0,
+                 credit_limit_minor: int = 0, pin: str | None = "123456",
+                 expiry: str = "3012", status: CardStatus = CardStatus.ACTIVE,
+                 cur: Currency = CNY) -> None:
+        """Create (or replace) a card account."""
+        key = card_key(pan)
+        with self._engine.begin() as conn:
+            conn.execute(sim_cards.delete().where(sim_cards.c.card_key == key))
+            conn.execute(insert(sim_cards).values(
+                card_key=key, masked=pan[:6] + "*" * (len(pan) - 10) + pan[-4:], kind=kind,
+                status=status.value, expiry=expiry,
+                pin_hash=_pin_hash(key, pin) if pin is not None else None, pin_tries=0,
+                balance_minor=balance_minor, credit_limit_minor=credit_limit_minor,
+                held_minor=0, currency=cur.code))
+
+    def card(self, pan: str) -> CardState:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(sim_cards).where(sim_cards.c.card_key == card_key(pan)))
+            found = row.first()
+        if found is None:
+            raise KeyError("no such card")
+        return CardState(found.status, found.balance_minor, found.credit_limit_minor,
+                         found.held_minor, found.pin_tries)
+
+    def has_card(self, pan: str) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(select(sim_cards.c.card_key).where(
+                sim_cards.c.card_key == card_key(pan))).first() is not None
+
+    def auth_state(self, reference: str) -> str | None:
+        """``applied``, ``declined``, ``reversed`` or ``tombstone`` (None: never seen)."""
+        with self._engine.connect() as conn:
+            value: str | None = conn.execute(select(sim_auths.c.state).where(
+                sim_auths.c.reference == reference)).scalar()
+        return value
+
+    def inject(self, kind: FaultKind, count: int = 1, latency_ms: int = 0,
+               code: str | None = None) -> None:
+        """Make the next ``count`` calls misbehave as ``kind`` says."""
+        with self._engine.begin() as conn:
+            conn.execute(insert(sim_faults).values(kind=FaultKind(kind).value, remaining=count,
+                                                   latency_ms=latency_ms, code=code))
+
+    def clear_faults(self) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sim_faults.delete())
+
+    def _take_fault(self, kinds: set[FaultKind]) -> Any | None:
+        with self._lock, self._engine.begin() as conn:
+            row = conn.execute(select(sim_faults).where(
+                sim_faults.c.kind.in_([k.value for k in kinds]), sim_faults.c.remaining > 0,
+            ).order_by(sim_faults.c.fault_id).limit(1)).first()
+            if row is None:
+                return None
+            conn.execute(update(sim_faults).where(sim_faults.c.fault_id == row.fault_id)
+                         .values(remaining=row.remaining - 1))
+            return row
+
+    # -- the channel interface ---------------------------------------------------------
+    def authorize(self, request: ChannelRequest) -> ChannelAnswer:
+        fault = self._take_fault({FaultKind.LATENCY, FaultKind.LATE_ANSWER,
+                                  FaultKind.ANSWER_CODE, FaultKind.UNAVAILABLE})
+        if fault is not None:
+            if fault.kind == FaultKind.UNAVAILABLE:
+                raise ChannelUnavailable("issuer simulator refused the connection")
+            if fault.kind == FaultKind.ANSWER_CODE:
+                return ChannelAnswer(RC(fault.code or "96"))
+            if fault.kind == FaultKind.LATENCY:
+                time.sleep(fault.latency_ms / 1000)
+        with self._lock, self._engine.begin() as conn:
+            answer = self._process(conn, request)
+        if fault is not None and fault.kind == FaultKind.LATE_ANSWER:
+            time.sleep(fault.latency_ms / 1000)
+        return answer
+
+    def reverse(self, reference: str, reason: str) -> bool:
+        if self._take_fault({FaultKind.REVERSAL_UNAVAILABLE}) is not None:
+            raise ChannelUnavailable("issuer simulator did not acknowledge the reversal")
+        with self._lock, self._engine.begin() as conn:
+            row = conn.execute(select(sim_auths).where(sim_auths.c.reference == reference)
+                               ).first()
+            if row is None:
+                conn.execute(insert(sim_auths).values(
+                    reference=reference, card_key=None, txn_type="unknown", amount_minor=0,
+                    response_code=None, balance_delta=0, hold_delta=0, state="tombstone"))
+                return True
+            if row.state == "applied":
+                self._shift(conn, row.card_key, -row.balance_delta, -row.hold_delta)
+                conn.execute(update(sim_auths).where(sim_auths.c.reference == reference)
+                             .values(state="reversed"))
+        return True
+
+    # -- the issuer's decision -----------------------------------------------------------
+    def _process(self, conn: Connection, req: ChannelRequest) -> ChannelAnswer:
+        seen = conn.execute(select(sim_auths).where(sim_auths.c.reference == req.reference)
+                            ).first()
+        if seen is not None:
+            if seen.state == "tombstone":
+                return ChannelAnswer(RC.RESPONSE_TOO_LATE)
+            return ChannelAnswer(RC(seen.response_code), seen.auth_code, req.reference)
+        original = self._original(conn, req.original_reference)
+        if req.pan is not None:
+            key = card_key(req.pan)
+        elif original is not None and original.card_key is not None:
+            key = original.card_key
+        else:
+            return self._record(conn, req, None, RC.ORIGINAL_NOT_FOUND, 0, 0, None)
+        card = conn.execute(select(sim_cards).where(sim_cards.c.card_key == key)).first()
+        code, balance_delta, hold_delta, balance = self._decide(conn, req, key, card, original)
+        return self._record(conn, req, key if card is not None else None, code, balance_delta,
+                            hold_delta, balance)
+
+    def _record(self, conn: Connection, req: ChannelRequest, key: str | None,
+                code: ResponseCode, balance_delta: int, hold_delta: int,
+                balance: int | None) -> ChannelAnswer:
+        auth_code = f"{secrets.randbelow(10**6):06d}" if code is RC.APPROVED else None
+        conn.execute(insert(sim_auths).values(
+            reference=req.reference, card_key=key,
+            txn_type=req.txn_type, amount_minor=req.amount.amount_minor,
+            response_code=code.value, auth_code=auth_code,
+            balance_delta=balance_delta if code is RC.APPROVED else 0,
+            hold_delta=hold_delta if code is RC.APPROVED else 0,
+            state="applied" if code is RC.APPROVED else "declined",
+            original_reference=req.original_reference))
+        if code is RC.APPROVED:
+            self._shift(conn, key, balance_delta, hold_delta)
+        return ChannelAnswer(code, auth_code, req.reference, balance)
+
+    def _decide(self, conn: Connection, req: ChannelRequest, key: str, card: Any,
+                original: Any) -> tuple[ResponseCode, int, int, int | None]:
+        if card is None:
+            return RC.INVALID_CARD_NUMBER, 0, 0, None
+        if card.currency != req.amount.currency.code:
+            return RC.NOT_PERMITTED_TO_CARDHOLDER, 0, 0, None
+        status = CardStatus(card.status)
+        if status in _STATUS_CODES:
+            return _STATUS_CODES[status], 0, 0, None
+        if Expiry.parse(card.expiry).is_expired_on(req.business_date):
+            return RC.EXPIRED_CARD, 0, 0, None
+        if req.txn_type in _NEEDS_PIN and card.pin_hash is not None:
+            pin_code = self._check_pin(conn, key, card, req.pin)
+            if pin_code is not None:
+                return pin_code, 0, 0, None
+        available = card.balance_minor + card.credit_limit_minor - card.held_minor
+        amount = req.amount.amount_minor
+        match req.txn_type:
+            case "balance_inquiry":
+                return RC.APPROVED, 0, 0, available
+            case "sale":
+                return (RC.APPROVED, -amount, 0, None) if amount <= available else (
+                    RC.INSUFFICIENT_FUNDS, 0, 0, None)
+            case "preauth":
+                return (RC.APPROVED, 0, amount, None) if amount <= available else (
+                    RC.INSUFFICIENT_FUNDS, 0, 0, None)
+            case "completion":
+                released = -original.hold_delta if original is not None else 0
+                if amount > available - released:
+                    return RC.INSUFFICIENT_FUNDS, 0, 0, None
+                return RC.APPROVED, -amount, released, None
+            case "preauth_void":
+                released = -original.hold_delta if original is not None else 0
+                return RC.APPROVED, 0, released, None
+            case "completion_void":
+                restored = -original.hold_delta if original is not None else 0
+                return RC.APPROVED, amount, restored, None
+            case "void" | "refund":
+                return RC.APPROVED, amount, 0, None
+        return RC.FUNCTION_NOT_SUPPORTED, 0, 0, None
+
+    def _original(self, conn: Connection, reference: str | None) -> Any | None:
+        if reference is None:
+            return None
+        row = conn.execute(select(sim_auths).where(sim_auths.c.reference == reference)).first()
+        return row if row is not None and row.state == "applied" else None
+
+    def _check_pin(self, conn: Connection, key: str, card: Any,
+                   pin: str | None) -> ResponseCode | None:
+        if card.pin_tries >= PIN_TRIES_MAX:
+            return RC.PIN_TRIES_EXCEEDED
+        if pin is not None and _pin_hash(key, pin) == card.pin_hash:
+            if card.pin_tries:
+                conn.execute(update(sim_cards).where(sim_cards.c.card_key == key)
+                             .values(pin_tries=0))
+            return None
+        tries = card.pin_tries + 1
+        conn.execute(update(sim_cards).where(sim_cards.c.card_key == key)
+                     .values(pin_tries=tries))
+        return RC.PIN_TRIES_EXCEEDED if tries >= PIN_TRIES_MAX else RC.INCORRECT_PIN
+
+    def _shift(self, conn: Connection, key: str | None, balance_delta: int,
+               hold_delta: int) -> None:
+        if key is None or (balance_delta == 0 and hold_delta == 0):
+            return
+        conn.execute(update(sim_cards).where(sim_cards.c.card_key == key).values(
+            balance_minor=sim_cards.c.balance_minor + balance_delta,
+            held_minor=sim_cards.c.held_minor + hold_delta))
+

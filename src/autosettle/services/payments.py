@@ -1,0 +1,749 @@
+"""Card payments: sale, void, refund, pre-authorization, cancel, completion, completion void,
+balance inquiry, and reversal (冲正), for the REST API and the ISO 8583 terminal host alike.
+
+The flow of every operation (see shared/design/architecture.md):
+
+1. **Shape checks** (no write): card number (Luhn), expiry format, amount, currency, the
+   terminal and its merchant. Bad input is *rejected*: a typed error and a response code,
+   and nothing is stored.
+2. **Duplicates**: the same terminal + batch + trace (field 11) or the same idempotency key
+   replays the first answer; it never charges twice.
+3. **Rules** (pure, ``domain.transactions``): merchant and terminal active, allowed types
+   and card kinds, per-sale limit, card expiry on the business date, and the state machine
+   for voids, refunds, completions and cancels. A refusal is *recorded* as a declined
+   transaction with its reason and posts nothing.
+4. **Pending record** committed *before* the channel is called (store and forward: if the
+   process dies while waiting, recovery finds it and reverses it).
+5. **Channel** call with a deadline. No answer in time → the record is reversed and a
+   reversal is queued for the channel, retried until acknowledged.
+6. **One transaction** applies the answer: record, originals, and balanced ledger entries.
+   An approval that arrives after the record was reversed moves no money: it is reversed at
+   the channel.
+
+Card data (PAN, expiry, PIN) only passes through memory on its way to the channel; the
+record keeps a keyed token, the masked PAN and the last four digits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy.exc import IntegrityError
+
+from autosettle.channels.base import (
+    Channel,
+    ChannelAnswer,
+    ChannelError,
+    ChannelRequest,
+    ChannelTimeout,
+    call_with_timeout,
+)
+from autosettle.domain import transactions as tm
+from autosettle.domain.calendar import business_date
+from autosettle.domain.cards import CardRef, Expiry, validate_pan
+from autosettle.domain.errors import AutosettleError, ErrorCode, ValidationError
+from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
+from autosettle.domain.merchants import MerchantStatus, TerminalStatus
+from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
+from autosettle.domain.response_codes import ResponseCode, describe
+from autosettle.services.context import ServiceContext
+from autosettle.store.payments import TransactionRecord
+from autosettle.store.uow import UnitOfWork
+
+RC = ResponseCode
+TxnType = tm.TxnType
+TxnStatus = tm.TxnStatus
+
+REPLAY_WAIT_POLL_S = 0.02
+STUCK_GRACE_S = 5.0
+REVERSAL_RETRY_BASE_S = 2.0
+REVERSAL_RETRY_MAX_S = 300.0
+REVERSAL_BATCH_MAX = 100
+FIRST_BATCH_NO = "000001"
+
+_NEEDS_CARD = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.BALANCE_INQUIRY})
+_NEEDS_AMOUNT = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.REFUND,
+                           TxnType.COMPLETION})
+_HAS_ORIGINAL = frozenset(t for t, originals in tm.ORIGINAL_TYPES.items() if originals)
+_LIMITED = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
+
+RECEIVABLE = Account(AccountType.CHANNEL_RECEIVABLE)
+HOLDS = Account(AccountType.CARD_HOLDS)
+HOLDS_CONTRA = Account(AccountType.HOLDS_CONTRA)
+
+
+# -- requests and results -----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CardInput:
+    """Card data as read by the terminal. Lives in memory only; never in a repr or a log."""
+
+    pan: str = field(repr=False)
+    expiry: str | None = field(default=None, repr=False)
+    pin: str | None = field(default=None, repr=False)
+    entry_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalRef:
+    """How a void, refund, cancel or completion names its original (any one suffices)."""
+
+    txn_id: str | None = None
+    batch_no: str | None = None
+    stan: str | None = None
+    rrn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    txn_type: tm.TxnType
+    merchant_id: str
+    terminal_id: str
+    amount: Money | None = None
+    card: CardInput | None = None
+    original: OriginalRef | None = None
+    batch_no: str | None = None
+    stan: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """The answer to the terminal: a response code, and the record when one was kept."""
+
+    response_code: ResponseCode
+    record: TransactionRecord | None
+    message: str
+    balance_minor: int | None = None
+    replayed: bool = False
+    error_code: ErrorCode | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code is RC.APPROVED
+
+
+class Rejected(AutosettleError):
+    """Bad input: nothing was stored. Carries the ISO 8583 code the terminal gets."""
+
+    default_code = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, message: str, response_code: ResponseCode,
+                 code: ErrorCode | None = None) -> None:
+        super().__init__(message, code)
+        self.response_code = response_code
+
+
+def _rejected(message: str, response_code: ResponseCode,
+              code: ErrorCode = ErrorCode.VALIDATION_FAILED) -> PaymentResult:
+    return PaymentResult(response_code, None, message, error_code=code)
+
+
+# -- the operation --------------------------------------------------------------------------
+
+def authorize(ctx: ServiceContext, req: PaymentRequest) -> PaymentResult:
+    """Run one payment operation end to end (see the module docstring for the steps)."""
+    try:
+        _check_shape(req)
+    except Rejected as exc:
+        return _rejected(exc.message, exc.response_code, exc.code)
+    except ValidationError as exc:
+        return _rejected(exc.message, _code_for(exc.code), exc.code)
+    fingerprint = _fingerprint(req)
+    card_ref = ctx.tokenizer.describe(req.card.pan) if req.card else None
+    try:
+        prepared = _prepare(ctx, req, fingerprint, card_ref)
+    except Rejected as exc:
+        return _rejected(exc.message, exc.response_code, exc.code)
+    except IntegrityError:  # a concurrent twin inserted the same trace or key first
+        prepared = _prepare(ctx, req, fingerprint, card_ref)
+    if isinstance(prepared, PaymentResult):
+        record = prepared.record
+        if prepared.replayed and record is not None and record.response_code is None:
+            waited = wait_for_answer(ctx, record.merchant_id, record.txn_id,
+                                     ctx.settings.channel_timeout_s + STUCK_GRACE_S)
+            return _answer_of(waited or record, replayed=True)
+        return prepared
+    return _send(ctx, prepared, req)
+
+
+def _check_shape(req: PaymentRequest) -> None:
+    txn_type = tm.TxnType(req.txn_type)
+    if txn_type in _NEEDS_CARD and req.card is None:
+        raise Rejected(f"a {txn_type} needs card data", RC.FORMAT_ERROR)
+    if req.card is not None:
+        validate_pan(req.card.pan)
+        if req.card.expiry is not None:
+            Expiry.parse(req.card.expiry)
+        if req.card.pin is not None and not (
+            4 <= len(req.card.pin) <= 12 and req.card.pin.isascii() and req.card.pin.isdigit()
+        ):
+            raise Rejected("PIN must be 4-12 digits", RC.PIN_FORMAT_ERROR)
+    if txn_type in _NEEDS_AMOUNT and req.amount is None:
+        raise Rejected(f"a {txn_type} needs an amount", RC.INVALID_AMOUNT,
+                       ErrorCode.INVALID_AMOUNT)
+    if req.amount is not None and not 0 < req.amount.amount_minor <= AMOUNT_MINOR_MAX:
+        raise Rejected("amount must be positive and at most 10^12 - 1 minor units",
+                       RC.INVALID_AMOUNT, ErrorCode.INVALID_AMOUNT)
+    if txn_type in _HAS_ORIGINAL and (req.original is None or not any(
+            (req.original.txn_id, req.original.stan, req.original.rrn))):
+        raise Rejected(f"a {txn_type} must name its original", RC.FORMAT_ERROR)
+    for name, value, length in (("batch number", req.batch_no, 6), ("trace", req.stan, 6)):
+        if value is not None and (len(value) != length or not value.isdigit()
+                                  or not value.isascii()):
+            raise Rejected(f"{name} must be {length} digits", RC.FORMAT_ERROR)
+
+
+def _code_for(code: ErrorCode) -> ResponseCode:
+    return {
+        ErrorCode.INVALID_PAN: RC.INVALID_CARD_NUMBER,
+        ErrorCode.INVALID_EXPIRY: RC.FORMAT_ERROR,
+        ErrorCode.CARD_EXPIRED: RC.EXPIRED_CARD,
+        ErrorCode.INVALID_AMOUNT: RC.INVALID_AMOUNT,
+        ErrorCode.AMOUNT_TOO_LARGE: RC.INVALID_AMOUNT,
+        ErrorCode.AMOUNT_NEGATIVE: RC.INVALID_AMOUNT,
+        ErrorCode.AMOUNT_TOO_PRECISE: RC.INVALID_AMOUNT,
+        ErrorCode.UNKNOWN_CURRENCY: RC.INVALID_AMOUNT,
+        ErrorCode.CURRENCY_MISMATCH: RC.INVALID_AMOUNT,
+    }.get(code, RC.FORMAT_ERROR)
+
+
+def _fingerprint(req: PaymentRequest) -> str:
+    """What makes two requests "the same" for duplicate detection (no card data in clear)."""
+    card_digest = (hashlib.sha256(req.card.pan.encode()).hexdigest()[:16]
+                   if req.card else None)
+    original = req.original
+    payload = {
+        "type": str(req.txn_type), "merchant": req.merchant_id, "terminal": req.terminal_id,
+        "amount": req.amount.amount_minor if req.amount else None,
+        "currency": req.amount.currency.code if req.amount else None, "card": card_digest,
+        "original": [original.txn_id, original.batch_no, original.stan, original.rrn]
+        if original else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    record: TransactionRecord
+    original: TransactionRecord | None
+
+
+def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
+             assert_card: CardRef | None) -> PaymentResult | _Prepared:
+    """Steps 2-4 in one unit of work: duplicates, rules, then the pending (or declined) row."""
+    now = ctx.now()
+    today = business_date(now, ctx.settings.cutoff)
+    with ctx.db.unit_of_work() as uow:
+        terminal = uow.terminals.get(req.merchant_id, req.terminal_id)
+        if terminal is None:
+            if not any(t.terminal_id == req.terminal_id
+                       for t in uow.terminals.list(None, None, 1000)):
+                raise Rejected("terminal not registered", RC.TERMINAL_NOT_REGISTERED,
+                               ErrorCode.NOT_FOUND)
+            raise Rejected("terminal does not belong to this merchant", RC.INVALID_MERCHANT,
+                           ErrorCode.NOT_FOUND)
+        merchant = uow.merchants.get(req.merchant_id)
+        if merchant is None:
+            raise Rejected("merchant not found", RC.INVALID_MERCHANT, ErrorCode.NOT_FOUND)
+        existing = _find_duplicate(uow, req)
+        if existing is not None:
+            return _replay_later(existing, fingerprint)
+        batch_no = _batch_for(uow, req, now)
+        stan = req.stan or _next_stan(uow, req, batch_no)
+        amount = req.amount
+        if amount is not None and amount.currency.code != merchant.currency:
+            raise Rejected(f"this merchant accepts {merchant.currency} only", RC.INVALID_AMOUNT,
+                           ErrorCode.CURRENCY_MISMATCH)
+        original = _resolve_original(uow, req)
+        decision = _decide(uow, req, merchant.status, terminal.status, merchant.single_limit_minor,
+                           original, assert_card, today)
+        if isinstance(decision, tm.Permission):
+            amount = decision.amount
+        record = TransactionRecord(
+            merchant_id=req.merchant_id, txn_id=uuid.uuid4().hex, terminal_id=req.terminal_id,
+            txn_type=str(req.txn_type), status=TxnStatus.PENDING.value,
+            amount_minor=amount.amount_minor if amount else 0,
+            currency=(amount.currency.code if amount else merchant.currency),
+            refunded_minor=0, original_txn_id=original.txn_id if original else None,
+            card_token=assert_card.token if assert_card else (
+                original.card_token if original else None),
+            pan_masked=assert_card.masked if assert_card else (
+                original.pan_masked if original else None),
+            pan_last4=assert_card.last4 if assert_card else (
+                original.pan_last4 if original else None),
+            card_brand=str(assert_card.brand) if assert_card else (
+                original.card_brand if original else None),
+            card_kind=str(assert_card.kind) if assert_card else (
+                original.card_kind if original else None),
+            entry_mode=req.card.entry_mode if req.card else None,
+            batch_no=batch_no, stan=stan, rrn=_new_rrn(), auth_code=None, response_code=None,
+            refusal_reason=None, channel=_channel(ctx).name, channel_ref=None,
+            idempotency_key=req.idempotency_key, request_fingerprint=fingerprint,
+            business_date=today,
+            expires_on=tm.preauth_expires_on(today) if req.txn_type is TxnType.PREAUTH
+            else None,
+            created_at=now, updated_at=now, answered_at=None,
+        )
+        if isinstance(decision, _Decline):
+            record = replace(record, status=TxnStatus.DECLINED.value,
+                             response_code=decision.code.value,
+                             refusal_reason=decision.reason, answered_at=now)
+            uow.transactions.add(record)
+            return PaymentResult(decision.code, record, decision.message)
+        uow.transactions.add(record)
+        return _Prepared(record, original)
+
+
+def _replay_later(existing: TransactionRecord, fingerprint: str) -> PaymentResult:
+    if existing.request_fingerprint != fingerprint:
+        return PaymentResult(RC.DUPLICATE_TRANSMISSION, None,
+                             "this trace number or idempotency key was used for another "
+                             "request", error_code=ErrorCode.IDEMPOTENCY_CONFLICT)
+    return _answer_of(existing, replayed=True)
+
+
+def _find_duplicate(uow: UnitOfWork, req: PaymentRequest) -> TransactionRecord | None:
+    if req.idempotency_key is not None:
+        found = uow.transactions.find_by_key(req.merchant_id, req.terminal_id,
+                                             req.idempotency_key)
+        if found is not None:
+            return found
+    if req.stan is not None:
+        batch = req.batch_no
+        if batch is None:
+            open_batch = uow.batches.open_batch(req.merchant_id, req.terminal_id)
+            batch = open_batch.batch_no if open_batch else None
+        if batch is not None:
+            return uow.transactions.find_by_trace(req.merchant_id, req.terminal_id, batch,
+                                                  req.stan)
+    return None
+
+
+def _batch_for(uow: UnitOfWork, req: PaymentRequest, now: datetime) -> str:
+    """The terminal's open batch; a terminal naming a new batch number opens it."""
+    open_batch = uow.batches.open_batch(req.merchant_id, req.terminal_id)
+    if req.batch_no is None:
+        if open_batch is not None:
+            return open_batch.batch_no
+        latest = uow.batches.latest(req.merchant_id, req.terminal_id)
+        number = f"{int(latest.batch_no) % 999999 + 1:06d}" if latest else FIRST_BATCH_NO
+        uow.batches.add(req.merchant_id, req.terminal_id, number, now)
+        return number
+    known = uow.batches.get(req.merchant_id, req.terminal_id, req.batch_no)
+    if known is None:
+        uow.batches.add(req.merchant_id, req.terminal_id, req.batch_no, now)
+    elif known.status != "open":
+        raise Rejected(f"batch {req.batch_no} is closed: settle and start the next batch",
+                       RC.OPERATION_ERROR, ErrorCode.INVALID_STATE)
+    return req.batch_no
+
+
+def _resolve_original(uow: UnitOfWork, req: PaymentRequest) -> TransactionRecord | None:
+    ref = req.original
+    if ref is None:
+        return None
+    if ref.txn_id is not None:
+        return uow.transactions.get(req.merchant_id, ref.txn_id, for_update=True)
+    if ref.stan is not None:
+        batch = ref.batch_no
+        candidates = []
+        if batch is not None:
+            found = uow.transactions.find_by_trace(req.merchant_id, req.terminal_id, batch,
+                                                   ref.stan)
+            candidates = [found] if found else []
+        if candidates:
+            return uow.transactions.get(req.merchant_id, candidates[0].txn_id, for_update=True)
+        if ref.rrn is None:
+            return None
+    if ref.rrn is not None:
+        found = uow.transactions.find_by_rrn(req.merchant_id, ref.rrn)
+        return uow.transactions.get(req.merchant_id, found.txn_id, for_update=True) \
+            if found else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Decline:
+    code: ResponseCode
+    reason: str
+    message: str
+
+
+def _decide(uow: UnitOfWork, req: PaymentRequest, merchant_status: MerchantStatus,
+            terminal_status: TerminalStatus, single_limit_minor: int | None,
+            original: TransactionRecord | None, card: CardRef | None,
+            today: date) -> tm.Permission | _Decline | None:
+    """Step 3: the business rules. None means "go to the channel" with the request as is."""
+    txn_type = tm.TxnType(req.txn_type)
+    if merchant_status is not MerchantStatus.ACTIVE:
+        return _Decline(RC.INVALID_MERCHANT, "merchant_not_active",
+                        f"merchant is {merchant_status}")
+    if terminal_status is not TerminalStatus.ACTIVE:
+        return _Decline(RC.NOT_PERMITTED_TO_TERMINAL, "terminal_not_active",
+                        f"terminal is {terminal_status}")
+    rules = uow.payment_rules.get(req.merchant_id)
+    if rules.allowed_txn_types is not None and txn_type.value not in rules.allowed_txn_types:
+        return _Decline(RC.NOT_PERMITTED_TO_TERMINAL, "type_not_allowed",
+                        f"{txn_type} is not enabled for this merchant")
+    kind = card.kind if card is not None else (
+        original.card_kind if original else None)
+    if rules.allowed_card_kinds is not None and kind is not None and \
+            str(kind) not in rules.allowed_card_kinds:
+        return _Decline(RC.NOT_PERMITTED_TO_CARDHOLDER, "card_kind_not_allowed",
+                        f"{kind} cards are not accepted by this merchant")
+    if req.card is not None and req.card.expiry is not None and \
+            Expiry.parse(req.card.expiry).is_expired_on(today):
+        return _Decline(RC.EXPIRED_CARD, "card_expired", "the card has expired")
+    if txn_type in _LIMITED and single_limit_minor is not None and req.amount is not None \
+            and req.amount.amount_minor > single_limit_minor:
+        return _Decline(RC.EXCEEDS_AMOUNT_LIMIT, "over_single_limit",
+                        "amount exceeds this merchant's single-transaction limit")
+    if txn_type not in _HAS_ORIGINAL:
+        return None
+    if original is not None and card is not None and original.card_token and \
+            card.token != original.card_token:
+        return _Decline(RC.ORIGINAL_NOT_FOUND, "card_mismatch",
+                        "the card does not match the original transaction")
+    decision = _state_machine_check(uow, txn_type, req, original, today,
+                                    rules.completion_ratio_max)
+    if isinstance(decision, tm.Refusal):
+        return _Decline(decision.code, decision.reason.value,
+                        decision.detail or describe(decision.code).english)
+    return decision
+
+
+def _state_machine_check(uow: UnitOfWork, txn_type: tm.TxnType, req: PaymentRequest,
+                         original: TransactionRecord | None, today: date,
+                         ratio: str) -> tm.Decision:
+    snapshot = _snapshot(original) if original else None
+    if txn_type in (TxnType.VOID, TxnType.COMPLETION_VOID):
+        batch_open = original is not None and _batch_open(uow, original)
+        check = tm.can_void if txn_type is TxnType.VOID else tm.can_void_completion
+        return check(snapshot, batch_open, req.amount)
+    if txn_type is TxnType.REFUND:
+        assert req.amount is not None
+        in_flight = sum(c.amount_minor for c in _children(uow, original)
+                        if c.txn_type == TxnType.REFUND and c.status in ("approved", "pending"))
+        return tm.can_refund(snapshot, req.amount, Money(in_flight, req.amount.currency))
+    if txn_type is TxnType.COMPLETION:
+        assert req.amount is not None
+        try:
+            max_ratio = Decimal(ratio)
+        except InvalidOperation:
+            max_ratio = tm.COMPLETION_RATIO_MAX_DEFAULT
+        return tm.can_complete(snapshot, req.amount, today, max_ratio)
+    return tm.can_cancel_preauth(snapshot, today, req.amount)
+
+
+def _children(uow: UnitOfWork, original: TransactionRecord | None) -> list[TransactionRecord]:
+    if original is None:
+        return []
+    return uow.transactions.children(original.merchant_id, original.txn_id)
+
+
+def _batch_open(uow: UnitOfWork, record: TransactionRecord) -> bool:
+    batch = uow.batches.get(record.merchant_id, record.terminal_id, record.batch_no)
+    return batch is not None and batch.status == "open"
+
+
+def _next_stan(uow: UnitOfWork, req: PaymentRequest, batch_no: str) -> str:
+    return f"{uow.batches.take_stan(req.merchant_id, req.terminal_id, batch_no):06d}"
+
+
+def _new_rrn() -> str:
+    return f"{secrets.randbelow(10**12):012d}"
+
+
+def _channel(ctx: ServiceContext) -> Channel:
+    if ctx.channel is None:
+        raise AutosettleError("no channel is configured", ErrorCode.UNAVAILABLE)
+    return ctx.channel
+
+
+# -- the channel and its answer --------------------------------------------------------------
+
+def _send(ctx: ServiceContext, prepared: _Prepared, req: PaymentRequest) -> PaymentResult:
+    record = prepared.record
+    channel = _channel(ctx)
+    request = ChannelRequest(
+        reference=record.txn_id, txn_type=record.txn_type,
+        amount=Money(record.amount_minor, currency(record.currency)),
+        merchant_id=record.merchant_id, terminal_id=record.terminal_id,
+        business_date=record.business_date,
+        pan=req.card.pan if req.card else None,
+        expiry=req.card.expiry if req.card else None,
+        pin=req.card.pin if req.card else None,
+        original_reference=record.original_txn_id,
+    )
+    try:
+        answer = call_with_timeout(lambda: channel.authorize(request),
+                                   ctx.settings.channel_timeout_s)
+    except ChannelTimeout:
+        return _give_up(ctx, record, RC.ISSUER_TIMEOUT, reverse_upstream=True)
+    except ChannelError:
+        return _give_up(ctx, record, RC.ISSUER_UNAVAILABLE, reverse_upstream=False)
+    return _apply_answer(ctx, record, answer)
+
+
+def _apply_answer(ctx: ServiceContext, pending: TransactionRecord,
+                  answer: ChannelAnswer) -> PaymentResult:
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        record = _locked(uow, pending)
+        chain = _chain(uow, record)
+        snapshot = _snapshot(record)
+        if answer.response_code is RC.APPROVED:
+            step = tm.approve(snapshot, [_snapshot(c) for c in chain])
+        else:
+            step = tm.decline(snapshot)
+        if isinstance(step, tm.Refusal):
+            if answer.response_code is RC.APPROVED:
+                # Approved upstream, but our record was reversed (or its original changed)
+                # meanwhile: the channel must give the money back.
+                uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel,
+                                      "06", now)
+            if record.status == TxnStatus.PENDING.value:
+                uow.transactions.update(record.merchant_id, record.txn_id,
+                                        status=TxnStatus.DECLINED.value,
+                                        response_code=step.code.value,
+                                        refusal_reason=step.reason.value, answered_at=now,
+                                        updated_at=now)
+            final = _reload(uow, record)
+            return _answer_of(final)
+        code = answer.response_code
+        uow.transactions.update(
+            record.merchant_id, record.txn_id, status=step.txn.status.value,
+            response_code=code.value, auth_code=(answer.auth_code or _auth_code())
+            if code is RC.APPROVED else None, channel_ref=answer.channel_ref,
+            refusal_reason=None if code is RC.APPROVED else "issuer_declined",
+            answered_at=now, updated_at=now)
+        _save_chain(uow, chain, step.chain, now)
+        _post_events(ctx, uow, record, chain, step.events)
+        final = _reload(uow, record)
+    return replace(_answer_of(final), balance_minor=answer.balance_minor)
+
+
+def _give_up(ctx: ServiceContext, pending: TransactionRecord, code: ResponseCode,
+             reverse_upstream: bool) -> PaymentResult:
+    """No usable answer: reverse our record; queue a reversal for the channel if it may
+    have acted (a timeout), so the cardholder is never charged for a failed sale."""
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        record = _locked(uow, pending)
+        if record.status == TxnStatus.PENDING.value:
+            chain = _chain(uow, record)
+            step = tm.reverse(_snapshot(record), [_snapshot(c) for c in chain])
+            if isinstance(step, tm.Transition):
+                uow.transactions.update(record.merchant_id, record.txn_id,
+                                        status=step.txn.status.value, response_code=code.value,
+                                        refusal_reason="channel_timeout" if reverse_upstream
+                                        else "channel_unavailable",
+                                        answered_at=now, updated_at=now)
+        if reverse_upstream:
+            uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, "98", now)
+        final = _reload(uow, record)
+    if reverse_upstream:
+        process_reversals(ctx, only=(final.merchant_id, final.txn_id))
+    return replace(_answer_of(final), response_code=code, message=describe(code).english)
+
+
+def _locked(uow: UnitOfWork, record: TransactionRecord) -> TransactionRecord:
+    found = uow.transactions.get(record.merchant_id, record.txn_id, for_update=True)
+    if found is None:
+        raise AutosettleError(f"transaction {record.txn_id} vanished", ErrorCode.INTERNAL)
+    return found
+
+
+def _reload(uow: UnitOfWork, record: TransactionRecord) -> TransactionRecord:
+    return _locked(uow, record)
+
+
+def _chain(uow: UnitOfWork, record: TransactionRecord) -> list[TransactionRecord]:
+    """The ancestors the state machine needs (original, and its original for some types)."""
+    chain: list[TransactionRecord] = []
+    current = record
+    for _ in range(tm.CHAIN_DEPTH[tm.TxnType(record.txn_type)]):
+        if current.original_txn_id is None:
+            break
+        parent = uow.transactions.get(current.merchant_id, current.original_txn_id,
+                                      for_update=True)
+        if parent is None:
+            break
+        chain.append(parent)
+        current = parent
+    return chain
+
+
+def _save_chain(uow: UnitOfWork, before: Sequence[TransactionRecord],
+                after: Sequence[tm.Transaction], now: datetime) -> None:
+    for old, new in zip(before, after, strict=True):
+        if old.status != new.status.value or old.refunded_minor != new.refunded.amount_minor:
+            uow.transactions.update(old.merchant_id, old.txn_id, status=new.status.value,
+                                    refunded_minor=new.refunded.amount_minor, updated_at=now)
+
+
+def _snapshot(record: TransactionRecord) -> tm.Transaction:
+    cur = currency(record.currency)
+    return tm.Transaction(
+        id=record.txn_id, type=tm.TxnType(record.txn_type), status=TxnStatus(record.status),
+        amount=Money(record.amount_minor, cur), refunded=Money(record.refunded_minor, cur),
+        business_date=record.business_date, batch_no=record.batch_no,
+        original_id=record.original_txn_id, expires_on=record.expires_on)
+
+
+def _auth_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+def _answer_of(record: TransactionRecord, replayed: bool = False) -> PaymentResult:
+    if record.response_code is None:
+        code = RC.SYSTEM_MALFUNCTION
+        message = "the original request is still in progress; retry"
+    else:
+        code = RC(record.response_code)
+        message = describe(code).english
+    return PaymentResult(code, record, message, replayed=replayed)
+
+
+# -- ledger ------------------------------------------------------------------------------------
+
+def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
+                 chain: Sequence[TransactionRecord], events: Sequence[tm.Event]) -> None:
+    unsettled = Account(AccountType.MERCHANT_UNSETTLED, record.merchant_id)
+    by_id = {r.txn_id: r for r in (record, *chain)}
+    now = ctx.now()
+    for event in events:
+        amount = event.amount
+        lines: list[Line]
+        match event.kind:
+            case tm.EventKind.CAPTURED:
+                lines = [Line.debit(RECEIVABLE, amount), Line.credit(unsettled, amount)]
+            case tm.EventKind.HOLD_PLACED:
+                lines = [Line.debit(HOLDS, amount), Line.credit(HOLDS_CONTRA, amount)]
+            case tm.EventKind.HOLD_RELEASED:
+                lines = [Line.debit(HOLDS_CONTRA, amount), Line.credit(HOLDS, amount)]
+            case tm.EventKind.HOLD_CAPTURED:
+                held = by_id[event.target_id]
+                hold = Money(held.amount_minor, amount.currency)
+                lines = [Line.debit(HOLDS_CONTRA, hold), Line.credit(HOLDS, hold),
+                         Line.debit(RECEIVABLE, amount), Line.credit(unsettled, amount)]
+            case tm.EventKind.VOIDED | tm.EventKind.REFUNDED:
+                lines = [Line.debit(unsettled, amount), Line.credit(RECEIVABLE, amount)]
+            case tm.EventKind.REVERSED:
+                lines = [
+                    Line(Account.parse(row.account_code),
+                         Money(-row.balance_minor, currency(row.currency)))
+                    for row in uow.ledger.net_lines_for_reference(event.txn_id)
+                ]
+                if not lines:
+                    continue
+        entry = JournalEntry.build(
+            f"txn:{event.txn_id}:{event.kind.value}:{event.target_id}",
+            f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
+            reference=event.txn_id)
+        uow.ledger.post(entry, now)
+
+
+# -- reversals ---------------------------------------------------------------------------------
+
+def reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: OriginalRef,
+            reason: str = "06") -> PaymentResult:
+    """A reversal (冲正) asked for by the terminal: undo the original as if it never was.
+
+    Idempotent: reversing an unknown or already reversed transaction is acknowledged (00).
+    The channel is told as well (store and forward), so money moves back there too.
+    """
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        if uow.terminals.get(merchant_id, terminal_id) is None:
+            return _rejected("terminal not registered", RC.TERMINAL_NOT_REGISTERED,
+                             ErrorCode.NOT_FOUND)
+        record = _resolve_original(uow, PaymentRequest(
+            TxnType.SALE, merchant_id, terminal_id, original=original))
+        if record is None or record.terminal_id != terminal_id:
+            return PaymentResult(RC.APPROVED, None, "nothing to reverse")
+        chain = _chain(uow, record)
+        step = tm.reverse(_snapshot(record), [_snapshot(c) for c in chain])
+        if isinstance(step, tm.AlreadyReversed):
+            return replace(_answer_of(record), response_code=RC.APPROVED,
+                           message=f"nothing to reverse: {step.why.value}")
+        if isinstance(step, tm.Refusal):
+            return PaymentResult(step.code, record, step.detail or step.reason.value)
+        uow.transactions.update(record.merchant_id, record.txn_id, status=step.txn.status.value,
+                                refusal_reason=f"reversed:{reason}", updated_at=now)
+        _save_chain(uow, chain, step.chain, now)
+        _post_events(ctx, uow, record, chain, step.events)
+        uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, reason, now)
+        final = _reload(uow, record)
+    process_reversals(ctx, only=(final.merchant_id, final.txn_id))
+    return PaymentResult(RC.APPROVED, final, "reversed")
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalRun:
+    acknowledged: int
+    failed: int
+
+
+def process_reversals(ctx: ServiceContext, only: tuple[str, str] | None = None,
+                      limit: int = REVERSAL_BATCH_MAX) -> ReversalRun:
+    """Send due reversals to the channel; retry with backoff until acknowledged."""
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        if only is not None:
+            one = uow.reversals.get(*only)
+            due = [one] if one is not None and one.state == "pending" else []
+        else:
+            due = uow.reversals.due(now, limit)
+    channel = _channel(ctx)
+    acknowledged = failed = 0
+    for item in due:
+        try:
+            ok = call_with_timeout(lambda ref=item.txn_id, why=item.reason:  # type: ignore[misc]
+                                   channel.reverse(ref, why), ctx.settings.channel_timeout_s)
+            error = "" if ok else "not acknowledged"
+        except ChannelError as exc:
+            ok, error = False, str(exc)
+        with ctx.db.unit_of_work() as uow:
+            if ok:
+                uow.reversals.acknowledge(item.merchant_id, item.txn_id, ctx.now())
+                acknowledged += 1
+            else:
+                delay = min(REVERSAL_RETRY_MAX_S, REVERSAL_RETRY_BASE_S * 2 ** item.attempts)
+                uow.reversals.retry_later(item.merchant_id, item.txn_id,
+                                          ctx.now() + timedelta(seconds=delay), error)
+                failed += 1
+    return ReversalRun(acknowledged, failed)
+
+
+def recover_stuck(ctx: ServiceContext, limit: int = REVERSAL_BATCH_MAX) -> int:
+    """After a crash: pending records older than the channel deadline are reversed, and a
+    reversal queued for the channel (which may have acted). Returns how many."""
+    cutoff = ctx.now() - timedelta(seconds=ctx.settings.channel_timeout_s + STUCK_GRACE_S)
+    with ctx.db.unit_of_work() as uow:
+        stuck = uow.transactions.stuck_pending(cutoff, limit)
+    for record in stuck:
+        _give_up(ctx, record, RC.ISSUER_TIMEOUT, reverse_upstream=True)
+    return len(stuck)
+
+
+def wait_for_answer(ctx: ServiceContext, merchant_id: str, txn_id: str,
+                    timeout_s: float) -> TransactionRecord | None:
+    """Poll until a record has its answer (used by replays of an in-flight request)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with ctx.db.unit_of_work() as uow:
+            record = uow.transactions.get(merchant_id, txn_id)
+        if record is None or record.response_code is not None or time.monotonic() > deadline:
+            return record
+        time.sleep(REPLAY_WAIT_POLL_S)
+
