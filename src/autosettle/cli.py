@@ -14,6 +14,8 @@ from rich.table import Table
 from autosettle.config import Settings, get_settings
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
+from autosettle.jobs import payments as payment_jobs
+from autosettle.jobs.runner import JobRunner
 from autosettle.services import apikeys, demo, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
 from autosettle.store import migrate
@@ -243,8 +245,13 @@ def serve(
                       f"http://{bind_host}:{bind_port}/v1/merchants")
         console.print(f"all demo keys {keys_path}")
     console.rule()
-    uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
-                log_level=settings.log_level.lower())
+    runner = JobRunner(payment_jobs.tasks(ctx))
+    runner.start()
+    try:
+        uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
+                    log_level=settings.log_level.lower())
+    finally:
+        runner.stop()
 
 
 def main() -> None:

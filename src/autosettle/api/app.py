@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from autosettle import __version__
 from autosettle.api import errors
-from autosettle.api.routes import merchants, system
+from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit
+from autosettle.api.routes import merchants, payments, system
 from autosettle.services.context import ServiceContext
 
 
@@ -21,6 +22,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_middleware(BodySizeLimit, limit_bytes=REQUEST_BODY_BYTES_MAX)
     app.include_router(system.router)
     app.include_router(merchants.router)
+    app.include_router(payments.router)
     return app

@@ -20,13 +20,20 @@ from autosettle.domain.merchants import (
 from autosettle.domain.money import AMOUNT_MINOR_MAX
 from autosettle.services.context import Role
 
-MerchantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{15}$")]
-TerminalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{8}$")]
+MERCHANT_ID_PATTERN = r"^[A-Za-z0-9]{15}$"
+TERMINAL_ID_PATTERN = r"^[A-Za-z0-9]{8}$"
+# Keyset cursors: the last merchant id, or "<merchant id>:<terminal id>" for terminals.
+MERCHANT_CURSOR_PATTERN = r"^[A-Za-z0-9]{1,15}$"
+TERMINAL_CURSOR_PATTERN = r"^[A-Za-z0-9]{0,15}:[A-Za-z0-9]{0,8}$"
+MerchantId = Annotated[str, StringConstraints(pattern=MERCHANT_ID_PATTERN)]
+TerminalId = Annotated[str, StringConstraints(pattern=TERMINAL_ID_PATTERN)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                              max_length=60)]
-Mcc = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+# [0-9], not \d: \d would take full-width and other Unicode digits ("５４１１").
+Mcc = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+LimitMinor = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True)]
 
 
 class Strict(BaseModel):
@@ -40,7 +47,8 @@ class MerchantCreate(Strict):
     merchant_type: MerchantType
     mcc: Mcc
     settlement_cycle: CycleCode = CycleCode.T1
-    single_limit_minor: Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
+    # strict: "100", 100.0 and true are not amounts
+    single_limit_minor: LimitMinor | None = None
     currency: CurrencyCode = "CNY"
 
 

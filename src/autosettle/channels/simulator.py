@@ -2,8 +2,9 @@
 
 It behaves like an issuer behind a channel: debit cards spend their balance, credit cards
 their limit; pre-authorizations hold funds; three wrong PINs lock the card (75); lost (41),
-stolen (43), restricted (62), not permitted (57), expired (54) and insufficient funds (51)
-are answered as an issuer would. Faults can be injected: latency, an answer that comes too
+stolen (43), restricted (62), not permitted (57), do not honour (05), expired (54),
+insufficient funds (51) and a per-card daily count of purchases over its limit (65) are
+answered as an issuer would. Faults can be injected: latency, an answer that comes too
 late (the issuer acted, the caller timed out), 91/96 answers, refusals, and reversals that
 are not acknowledged for a while.
 
@@ -21,6 +22,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -74,6 +76,15 @@ sim_auths = Table(
     Column("state", String(20), nullable=False),
     Column("original_reference", String(64), nullable=True),
 )
+sim_daily_counts = Table(
+    # A table of its own (not columns of sim_cards) so that simulator files made before it
+    # existed gain it through create_all.
+    "sim_daily_counts", sim_metadata,
+    Column("card_key", String(64), primary_key=True),
+    Column("count_max", Integer, nullable=False),
+    Column("count_date", String(10), nullable=True),
+    Column("count_used", Integer, nullable=False),
+)
 sim_faults = Table(
     "sim_faults", sim_metadata,
     Column("fault_id", Integer, primary_key=True, autoincrement=True),
@@ -90,6 +101,7 @@ class CardStatus(StrEnum):
     STOLEN = "stolen"
     RESTRICTED = "restricted"
     NOT_PERMITTED = "not_permitted"
+    DO_NOT_HONOUR = "do_not_honour"
 
 
 class FaultKind(StrEnum):
@@ -110,8 +122,11 @@ _STATUS_CODES = {
     CardStatus.STOLEN: RC.STOLEN_CARD,
     CardStatus.RESTRICTED: RC.RESTRICTED_CARD,
     CardStatus.NOT_PERMITTED: RC.NOT_PERMITTED_TO_CARDHOLDER,
+    CardStatus.DO_NOT_HONOUR: RC.DO_NOT_HONOUR,
 }
 _NEEDS_PIN = frozenset({"sale", "preauth", "balance_inquiry"})
+_COUNTED = frozenset({"sale", "preauth"})
+"""Purchases that count against a card's daily count limit (65) when approved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +167,19 @@ class IssuerSimulator:
     def add_card(self, pan: str, *, kind: str = "debit", balance_minor: int = 0,
                  credit_limit_minor: int = 0, pin: str | None = "123456",
                  expiry: str = "3012", status: CardStatus = CardStatus.ACTIVE,
-                 cur: Currency = CNY) -> None:
-        """Create (or replace) a card account."""
+                 cur: Currency = CNY, daily_count_max: int | None = None) -> None:
+        """Create (or replace) a card account.
+
+        ``daily_count_max`` limits the approved purchases (sales and pre-authorizations) per
+        business date; the next one is declined 65 (exceeds frequency limit).
+        """
         key = card_key(pan)
         with self._engine.begin() as conn:
             conn.execute(sim_cards.delete().where(sim_cards.c.card_key == key))
+            conn.execute(sim_daily_counts.delete().where(sim_daily_counts.c.card_key == key))
+            if daily_count_max is not None:
+                conn.execute(insert(sim_daily_counts).values(
+                    card_key=key, count_max=daily_count_max, count_date=None, count_used=0))
             conn.execute(insert(sim_cards).values(
                 card_key=key, masked=pan[:6] + "*" * (len(pan) - 10) + pan[-4:], kind=kind,
                 status=status.value, expiry=expiry,
@@ -258,8 +281,25 @@ class IssuerSimulator:
             return self._record(conn, req, None, RC.ORIGINAL_NOT_FOUND, 0, 0, None)
         card = conn.execute(select(sim_cards).where(sim_cards.c.card_key == key)).first()
         code, balance_delta, hold_delta, balance = self._decide(conn, req, key, card, original)
+        if code is RC.APPROVED and req.txn_type in _COUNTED \
+                and not self._count_use(conn, key, req.business_date):
+            code, balance_delta, hold_delta, balance = RC.EXCEEDS_FREQUENCY_LIMIT, 0, 0, None
         return self._record(conn, req, key if card is not None else None, code, balance_delta,
                             hold_delta, balance)
+
+    def _count_use(self, conn: Connection, key: str, business_date: date) -> bool:
+        """Count one purchase against the card's daily limit; False when it is used up."""
+        row = conn.execute(select(sim_daily_counts).where(sim_daily_counts.c.card_key == key)
+                           ).first()
+        if row is None:
+            return True
+        today = business_date.isoformat()
+        used = row.count_used if row.count_date == today else 0
+        if used >= row.count_max:
+            return False
+        conn.execute(update(sim_daily_counts).where(sim_daily_counts.c.card_key == key)
+                     .values(count_date=today, count_used=used + 1))
+        return True
 
     def _record(self, conn: Connection, req: ChannelRequest, key: str | None,
                 code: ResponseCode, balance_delta: int, hold_delta: int,

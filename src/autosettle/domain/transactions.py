@@ -654,7 +654,7 @@ def _apply(txn: Transaction, chain: Sequence[Transaction],
         if record.status is not before:
             return Refusal(_STATUS_REASON[record.status], f"{record.id} is {record.status}")
         if before is not after:
-            if False:  # a record with refunds stays approved
+            if not record.refunded.is_zero:  # a record with refunds stays approved
                 return Refusal(RefusalReason.ALREADY_REFUNDED, f"{record.id} has refunds")
             out[shift.level] = _move(record, after)
     if txn.type is TxnType.REFUND:

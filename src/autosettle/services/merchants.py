@@ -81,6 +81,14 @@ def _limit(limit: int) -> int:
     return limit
 
 
+def _check_mcc(value: str) -> str:
+    """:func:`check_mcc`, held to ASCII digits (a Unicode ``\\d`` also takes "５４１１")."""
+    mcc = check_mcc(value)
+    if not mcc.isascii():
+        raise ValidationError("mcc must be 4 ASCII digits")
+    return mcc
+
+
 def create_merchant(ctx: ServiceContext, who: Principal, new: NewMerchant) -> Merchant:
     """Onboard a merchant (operators only). Its id must be new."""
     who.require_operator()
@@ -95,7 +103,7 @@ def create_merchant(ctx: ServiceContext, who: Principal, new: NewMerchant) -> Me
         short_name=check_name(new.short_name or legal_name[:SHORT_NAME_LENGTH_MAX],
                               "short name", SHORT_NAME_LENGTH_MAX),
         merchant_type=MerchantType(new.merchant_type),
-        mcc=check_mcc(new.mcc),
+        mcc=_check_mcc(new.mcc),
         status=MerchantStatus.ACTIVE,
         settlement_cycle=CycleCode(new.settlement_cycle),
         single_limit_minor=new.single_limit_minor,

@@ -526,8 +526,9 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord,
             if code is RC.APPROVED else None, channel_ref=answer.channel_ref,
             refusal_reason=None if code is RC.APPROVED else "issuer_declined",
             answered_at=now, updated_at=now)
-        _save_chain(uow, chain, step.chain, now)
-        _post_events(ctx, uow, record, chain, step.events)
+        if code is RC.APPROVED:  # a decline leaves the original as it was (step.chain is ())
+            _save_chain(uow, chain, step.chain, now)
+            _post_events(ctx, uow, record, chain, step.events)
         final = _reload(uow, record)
     return replace(_answer_of(final), balance_minor=answer.balance_minor)
 

@@ -334,3 +334,9 @@ class PaymentRulesRepository:
             merchant_id=merchant_id, allowed_txn_types=render(rules.allowed_txn_types),
             allowed_card_kinds=render(rules.allowed_card_kinds),
             completion_ratio_max=rules.completion_ratio_max, updated_at=at))
+
+
+def find_any_merchant(conn: Connection, txn_id: str) -> TransactionRecord | None:
+    """Operators look a transaction up by id alone (ids are globally unique UUIDs)."""
+    row = conn.execute(select(transactions).where(transactions.c.txn_id == txn_id)).first()
+    return _record(row) if row else None

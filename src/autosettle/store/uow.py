@@ -10,12 +10,14 @@ Usage::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, text
 
+from autosettle.domain.errors import InvariantViolation
 from autosettle.store.auth import ApiKeyRepository, AuditRepository, IdempotencyRepository
 from autosettle.store.engine import make_engine
 from autosettle.store.ledger import LedgerRepository
@@ -31,18 +33,28 @@ from autosettle.store.payments import (
     TransactionRepository,
 )
 
+_active = threading.local()
+
 
 class UnitOfWork:
-    """Repositories sharing one connection and one transaction."""
+    """Repositories sharing one connection and one transaction.
+
+    Units of work do not nest within a thread: on SQLite the inner one would wait forever
+    for the write lock the outer one holds, and on PostgreSQL it would commit separately.
+    Nesting is refused at once instead.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._conn: Connection | None = None
 
     def __enter__(self) -> UnitOfWork:
+        if getattr(_active, "depth", 0):
+            raise InvariantViolation("a unit of work is already active in this thread")
         conn = self._engine.connect()
         conn.begin()
         self._conn = conn
+        _active.depth = 1
         self.merchants = MerchantRepository(conn)
         self.settlement_accounts = SettlementAccountRepository(conn)
         self.terminals = TerminalRepository(conn)
@@ -73,6 +85,7 @@ class UnitOfWork:
         finally:
             conn.close()
             self._conn = None
+            _active.depth = 0
 
 
 class Database:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from autosettle.api.deps import Ctx, Idem, Who
 from autosettle.api.schemas import (
+    MERCHANT_CURSOR_PATTERN,
+    MERCHANT_ID_PATTERN,
+    TERMINAL_CURSOR_PATTERN,
+    TERMINAL_ID_PATTERN,
     BalancePublic,
     BalancesPublic,
     MerchantCreate,
@@ -28,7 +32,12 @@ from autosettle.services.merchants import NewMerchant, NewSettlementAccount, New
 
 router = APIRouter(prefix="/v1", tags=["merchants"])
 Limit = Annotated[int, Query(ge=1, le=merchants.PAGE_SIZE_MAX)]
-Cursor = Annotated[str | None, Query(max_length=100)]
+# Ids and cursors are checked here, so no stray byte (NUL, a lone surrogate) reaches SQL.
+Cursor = Annotated[str | None, Query(pattern=MERCHANT_CURSOR_PATTERN)]
+TerminalCursor = Annotated[str | None, Query(pattern=TERMINAL_CURSOR_PATTERN)]
+MidPath = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
+TidPath = Annotated[str, Path(pattern=TERMINAL_ID_PATTERN)]
+MidQuery = Annotated[str | None, Query(pattern=MERCHANT_ID_PATTERN)]
 
 
 @router.post("/merchants", status_code=201, response_model=MerchantPublic)
@@ -47,28 +56,28 @@ def list_merchants(ctx: Ctx, who: Who, cursor: Cursor = None, limit: Limit = 50
 
 
 @router.get("/merchants/{merchant_id}", response_model=MerchantPublic)
-def get_merchant(merchant_id: str, ctx: Ctx, who: Who) -> MerchantPublic:
+def get_merchant(merchant_id: MidPath, ctx: Ctx, who: Who) -> MerchantPublic:
     return MerchantPublic.of(merchants.get_merchant(ctx, who, merchant_id))
 
 
 @router.patch("/merchants/{merchant_id}/status", response_model=MerchantPublic)
-def set_merchant_status(merchant_id: str, body: MerchantStatusUpdate, ctx: Ctx, who: Who,
-                        idem: Idem) -> Response:
+def set_merchant_status(merchant_id: MidPath, body: MerchantStatusUpdate, ctx: Ctx,
+                        who: Who, idem: Idem) -> Response:
     return idem.run(lambda: MerchantPublic.of(
         merchants.set_merchant_status(ctx, who, merchant_id, body.status)))
 
 
 @router.post("/merchants/{merchant_id}/settlement-accounts", status_code=201,
              response_model=SettlementAccountPublic)
-def add_settlement_account(merchant_id: str, body: SettlementAccountCreate, ctx: Ctx,
-                           who: Who, idem: Idem) -> Response:
+def add_settlement_account(merchant_id: MidPath, body: SettlementAccountCreate,
+                           ctx: Ctx, who: Who, idem: Idem) -> Response:
     return idem.run(lambda: SettlementAccountPublic.of(merchants.add_settlement_account(
         ctx, who, merchant_id, NewSettlementAccount(**body.model_dump()))), status_code=201)
 
 
 @router.get("/merchants/{merchant_id}/settlement-accounts",
             response_model=list[SettlementAccountPublic])
-def list_settlement_accounts(merchant_id: str, ctx: Ctx,
+def list_settlement_accounts(merchant_id: MidPath, ctx: Ctx,
                              who: Who) -> list[SettlementAccountPublic]:
     return [SettlementAccountPublic.of(a)
             for a in merchants.list_settlement_accounts(ctx, who, merchant_id)]
@@ -76,7 +85,7 @@ def list_settlement_accounts(merchant_id: str, ctx: Ctx,
 
 @router.post("/merchants/{merchant_id}/terminals", status_code=201,
              response_model=TerminalPublic)
-def add_terminal(merchant_id: str, body: TerminalCreate, ctx: Ctx, who: Who,
+def add_terminal(merchant_id: MidPath, body: TerminalCreate, ctx: Ctx, who: Who,
                  idem: Idem) -> Response:
     return idem.run(lambda: TerminalPublic.of(merchants.add_terminal(
         ctx, who, merchant_id, NewTerminal(terminal_id=body.terminal_id,
@@ -85,7 +94,8 @@ def add_terminal(merchant_id: str, body: TerminalCreate, ctx: Ctx, who: Who,
 
 
 @router.get("/merchants/{merchant_id}/terminals", response_model=TerminalPage)
-def list_merchant_terminals(merchant_id: str, ctx: Ctx, who: Who, cursor: Cursor = None,
+def list_merchant_terminals(merchant_id: MidPath, ctx: Ctx, who: Who,
+                            cursor: TerminalCursor = None,
                             limit: Limit = 50) -> TerminalPage:
     page = merchants.list_terminals(ctx, who, merchant_id, cursor, limit)
     return TerminalPage(items=[TerminalPublic.of(t) for t in page.items],
@@ -93,30 +103,31 @@ def list_merchant_terminals(merchant_id: str, ctx: Ctx, who: Who, cursor: Cursor
 
 
 @router.get("/terminals", response_model=TerminalPage, tags=["terminals"])
-def list_terminals(ctx: Ctx, who: Who, cursor: Cursor = None, limit: Limit = 50,
-                   merchant_id: Annotated[str | None, Query(max_length=15)] = None
-                   ) -> TerminalPage:
+def list_terminals(ctx: Ctx, who: Who, cursor: TerminalCursor = None, limit: Limit = 50,
+                   merchant_id: MidQuery = None) -> TerminalPage:
     page = merchants.list_terminals(ctx, who, merchant_id, cursor, limit)
     return TerminalPage(items=[TerminalPublic.of(t) for t in page.items],
                         next_cursor=page.next_cursor)
 
 
 @router.get("/merchants/{merchant_id}/terminals/{terminal_id}", response_model=TerminalPublic)
-def get_terminal(merchant_id: str, terminal_id: str, ctx: Ctx, who: Who) -> TerminalPublic:
+def get_terminal(merchant_id: MidPath, terminal_id: TidPath, ctx: Ctx,
+                 who: Who) -> TerminalPublic:
     return TerminalPublic.of(merchants.get_terminal(ctx, who, merchant_id, terminal_id))
 
 
 @router.patch("/merchants/{merchant_id}/terminals/{terminal_id}/status",
               response_model=TerminalPublic)
-def set_terminal_status(merchant_id: str, terminal_id: str, body: TerminalStatusUpdate,
-                        ctx: Ctx, who: Who, idem: Idem) -> Response:
+def set_terminal_status(merchant_id: MidPath, terminal_id: TidPath,
+                        body: TerminalStatusUpdate, ctx: Ctx, who: Who,
+                        idem: Idem) -> Response:
     return idem.run(lambda: TerminalPublic.of(merchants.set_terminal_status(
         ctx, who, merchant_id, terminal_id, body.status)))
 
 
 @router.get("/merchants/{merchant_id}/balances", response_model=BalancesPublic,
             tags=["ledger"])
-def balances(merchant_id: str, ctx: Ctx, who: Who) -> BalancesPublic:
+def balances(merchant_id: MidPath, ctx: Ctx, who: Who) -> BalancesPublic:
     """Balances of the merchant's ledger accounts, derived from journal lines."""
     rows = ledger.merchant_balances(ctx, who, merchant_id)
     return BalancesPublic(merchant_id=merchant_id, balances=[

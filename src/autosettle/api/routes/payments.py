@@ -1,0 +1,229 @@
+"""Payments for terminals and cash registers (terminal keys), and transaction search."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from autosettle.api.deps import Ctx, Who
+from autosettle.api.errors import HTTP_STATUS, error_body
+from autosettle.api.payment_schemas import (
+    AmountIn,
+    BalanceInquiryIn,
+    FollowUpIn,
+    PaymentOut,
+    ReversalIn,
+    SaleIn,
+    TraceIn,
+    TransactionPageOut,
+    TransactionPublic,
+    VoidIn,
+)
+from autosettle.domain.errors import AuthError, ErrorCode, ValidationError
+from autosettle.domain.money import Money, currency
+from autosettle.domain.response_codes import describe
+from autosettle.domain.transactions import TxnType
+from autosettle.services import payments, transactions
+from autosettle.services.context import Principal, Role, ServiceContext
+from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
+from autosettle.store.payments import TransactionQuery
+
+router = APIRouter(prefix="/v1", tags=["payments"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _terminal(who: Principal) -> tuple[str, str]:
+    if who.role is not Role.TERMINAL or not who.merchant_id or not who.terminal_id:
+        raise AuthError("payments need a terminal API key", ErrorCode.FORBIDDEN)
+    return who.merchant_id, who.terminal_id
+
+
+def _money(body: AmountIn | None) -> Money | None:
+    if body is None or (body.amount_minor is None and body.amount is None):
+        return None
+    cur = currency(body.currency)
+    if body.amount_minor is not None:
+        return Money.checked(body.amount_minor, cur)
+    assert body.amount is not None
+    return Money.parse(body.amount, cur)
+
+
+def _require_key(key: str | None, trace: TraceIn) -> None:
+    if key is None and trace.stan is None:
+        raise ValidationError("send an Idempotency-Key header (or a trace number): a retried "
+                              "payment must never charge twice")
+
+
+def _respond(ctx: ServiceContext, result: PaymentResult) -> JSONResponse:
+    text = describe(result.response_code)
+    if result.record is None and result.error_code is not None and not result.approved:
+        status = HTTP_STATUS.get(result.error_code, 422)
+        if result.error_code is ErrorCode.NOT_FOUND:
+            status = 422
+        body = error_body(result.error_code, result.message,
+                          response_code=result.response_code.value,
+                          response_text_en=text.english, response_text_zh=text.chinese)
+        return JSONResponse(body, status_code=status)
+    if result.error_code is ErrorCode.IDEMPOTENCY_CONFLICT:
+        return JSONResponse(error_body(ErrorCode.IDEMPOTENCY_CONFLICT, result.message,
+                                       response_code=result.response_code.value),
+                            status_code=409)
+    txn = None
+    if result.record is not None:
+        names = {result.record.merchant_id: ""}
+        with ctx.db.unit_of_work() as uow:
+            merchant = uow.merchants.get(result.record.merchant_id)
+            names[result.record.merchant_id] = merchant.short_name if merchant else ""
+        txn = TransactionPublic.of(transactions.view(result.record,
+                                                     names[result.record.merchant_id]))
+    out = PaymentOut(approved=result.approved, response_code=result.response_code.value,
+                     response_text_en=text.english, response_text_zh=text.chinese,
+                     message=result.message, replayed=result.replayed,
+                     balance_minor=result.balance_minor, transaction=txn)
+    return JSONResponse(out.model_dump(mode="json"),
+                        status_code=200 if result.replayed else 201)
+
+
+def _start(ctx: ServiceContext, who: Principal, kind: TxnType, body: SaleIn | BalanceInquiryIn,
+           key: str | None, amount: Money | None) -> JSONResponse:
+    merchant_id, terminal_id = _terminal(who)
+    _require_key(key, body)
+    card = CardInput(body.card.pan.replace(" ", ""), body.card.expiry, body.card.pin,
+                     body.card.entry_mode)
+    return _respond(ctx, payments.authorize(ctx, PaymentRequest(
+        kind, merchant_id, terminal_id, amount, card, None, body.batch_no, body.stan, key)))
+
+
+@router.post("/payments/sales", response_model=PaymentOut, status_code=201)
+def sale(body: SaleIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
+    """Sale (消费). Declines are answered with 201 and ``approved: false``."""
+    return _start(ctx, who, TxnType.SALE, body, key, _money(body))
+
+
+@router.post("/payments/preauths", response_model=PaymentOut, status_code=201)
+def preauth(body: SaleIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
+    """Pre-authorization (预授权): holds funds until completed or cancelled."""
+    return _start(ctx, who, TxnType.PREAUTH, body, key, _money(body))
+
+
+@router.post("/payments/balance-inquiries", response_model=PaymentOut, status_code=201)
+def balance_inquiry(body: BalanceInquiryIn, ctx: Ctx, who: Who,
+                    key: IdemKey = None) -> JSONResponse:
+    """Balance inquiry (余额查询)."""
+    return _start(ctx, who, TxnType.BALANCE_INQUIRY, body, key, None)
+
+
+def _follow_up(ctx: ServiceContext, who: Principal, kinds: dict[str, TxnType], txn_id: str,
+               body: TraceIn, key: str | None, amount: Money | None) -> JSONResponse:
+    merchant_id, terminal_id = _terminal(who)
+    _require_key(key, body)
+    with ctx.db.unit_of_work() as uow:
+        original = uow.transactions.get(merchant_id, txn_id)
+    kind = kinds.get(original.txn_type if original else "", next(iter(kinds.values())))
+    return _respond(ctx, payments.authorize(ctx, PaymentRequest(
+        kind, merchant_id, terminal_id, amount, None, OriginalRef(txn_id=txn_id),
+        body.batch_no, body.stan, key)))
+
+
+@router.post("/payments/{txn_id}/voids", response_model=PaymentOut, status_code=201)
+def void(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
+    """Void (撤销) a sale or a completion in the open batch."""
+    return _follow_up(ctx, who, {"sale": TxnType.VOID, "completion": TxnType.COMPLETION_VOID},
+                      txn_id, body, key, _money(body))
+
+
+@router.post("/payments/{txn_id}/refunds", response_model=PaymentOut, status_code=201)
+def refund(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
+           key: IdemKey = None) -> JSONResponse:
+    """Refund (退货) all or part of a sale or completion, also after settlement."""
+    return _follow_up(ctx, who, {"sale": TxnType.REFUND}, txn_id, body, key, _money(body))
+
+
+@router.post("/payments/{txn_id}/completions", response_model=PaymentOut, status_code=201)
+def completion(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
+               key: IdemKey = None) -> JSONResponse:
+    """Complete (预授权完成) a pre-authorization, up to 115% of it by default."""
+    return _follow_up(ctx, who, {"preauth": TxnType.COMPLETION}, txn_id, body, key,
+                      _money(body))
+
+
+@router.post("/payments/{txn_id}/cancellations", response_model=PaymentOut, status_code=201)
+def cancel(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
+    """Cancel (预授权撤销) a pre-authorization."""
+    return _follow_up(ctx, who, {"preauth": TxnType.PREAUTH_VOID}, txn_id, body, key,
+                      _money(body))
+
+
+@router.post("/payments/{txn_id}/reversal", response_model=PaymentOut)
+def reversal(txn_id: str, body: ReversalIn, ctx: Ctx, who: Who) -> JSONResponse:
+    """Reverse (冲正) a transaction; idempotent, also for unknown ids."""
+    merchant_id, terminal_id = _terminal(who)
+    result = payments.reverse(ctx, merchant_id, terminal_id, OriginalRef(txn_id=txn_id),
+                              body.reason)
+    response = _respond(ctx, result)
+    response.status_code = 200 if response.status_code < 300 else response.status_code
+    return response
+
+
+def _query(merchant_id: str | None, terminal_id: str | None, date_from: date | None,
+           date_to: date | None, txn_type: str | None, status: str | None,
+           amount_minor: int | None, last4: str | None, rrn: str | None,
+           auth_code: str | None, stan: str | None, batch_no: str | None) -> TransactionQuery:
+    return TransactionQuery(merchant_id, terminal_id, date_from, date_to, txn_type, status,
+                            amount_minor, last4, rrn, auth_code, stan, batch_no)
+
+
+Q = Query
+
+
+@router.get("/transactions", response_model=TransactionPageOut, tags=["transactions"])
+def search(
+    ctx: Ctx, who: Who,
+    merchant_id: Annotated[str | None, Q(max_length=15)] = None,
+    terminal_id: Annotated[str | None, Q(max_length=8)] = None,
+    date_from: date | None = None, date_to: date | None = None,
+    txn_type: Annotated[str | None, Q(alias="type", max_length=20)] = None,
+    status: Annotated[str | None, Q(max_length=20)] = None,
+    amount_minor: Annotated[int | None, Q(ge=0, le=10**12)] = None,
+    last4: Annotated[str | None, Q(pattern=r"^\d{4}$")] = None,
+    rrn: Annotated[str | None, Q(max_length=12)] = None,
+    auth_code: Annotated[str | None, Q(max_length=6)] = None,
+    stan: Annotated[str | None, Q(pattern=r"^\d{6}$")] = None,
+    batch_no: Annotated[str | None, Q(pattern=r"^\d{6}$")] = None,
+    cursor: Annotated[str | None, Q(max_length=200)] = None,
+    limit: Annotated[int, Q(ge=1, le=transactions.PAGE_SIZE_MAX)] = 50,
+) -> TransactionPageOut:
+    """Search by any combination of facts (last four digits, amount, date, RRN, ...)."""
+    page = transactions.search(ctx, who, _query(
+        merchant_id, terminal_id, date_from, date_to, txn_type, status, amount_minor, last4,
+        rrn, auth_code, stan, batch_no), cursor, limit)
+    return TransactionPageOut(items=[TransactionPublic.of(v) for v in page.items],
+                              next_cursor=page.next_cursor)
+
+
+@router.get("/transactions.csv", tags=["transactions"], response_class=StreamingResponse)
+def export(
+    ctx: Ctx, who: Who,
+    merchant_id: Annotated[str | None, Q(max_length=15)] = None,
+    terminal_id: Annotated[str | None, Q(max_length=8)] = None,
+    date_from: date | None = None, date_to: date | None = None,
+    txn_type: Annotated[str | None, Q(alias="type", max_length=20)] = None,
+    status: Annotated[str | None, Q(max_length=20)] = None,
+    last4: Annotated[str | None, Q(pattern=r"^\d{4}$")] = None,
+) -> StreamingResponse:
+    """The same search as CSV (UTF-8 with BOM so spreadsheet programs read Chinese)."""
+    query = _query(merchant_id, terminal_id, date_from, date_to, txn_type, status, None,
+                   last4, None, None, None, None)
+    rows = list(transactions.export_csv(ctx, who, query))
+    return StreamingResponse(iter(["\ufeff", *rows]), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition":
+                                      'attachment; filename="transactions.csv"'})
+
+
+@router.get("/transactions/{txn_id}", response_model=TransactionPublic, tags=["transactions"])
+def get_transaction(txn_id: str, ctx: Ctx, who: Who) -> TransactionPublic:
+    return TransactionPublic.of(transactions.get(ctx, who, txn_id))
+
