@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from autosettle.config import Settings, get_settings
-from autosettle.domain.errors import AutosettleError
+from autosettle.domain.errors import AutosettleError, ErrorCode
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs.runner import JobRunner
@@ -35,6 +38,7 @@ app.add_typer(demo_app, name="demo")
 
 console = Console()
 err_console = Console(stderr=True)
+P = ParamSpec("P")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -59,6 +63,25 @@ def _fail(exc: AutosettleError) -> None:
     raise typer.Exit(2)
 
 
+def _guarded(command: Callable[P, None]) -> Callable[P, None]:
+    """Every failure becomes one line on stderr and exit status 2, never a traceback.
+
+    A database error names only its class: its text could quote the statement's values.
+    """
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except AutosettleError as exc:
+            _fail(exc)
+        except DBAPIError as exc:
+            err_console.print(f"[red]error[/red] {ErrorCode.UNAVAILABLE}: the database "
+                              f"cannot be used ({type(exc.orig).__name__}); run "
+                              "'autosettle db upgrade' first?")
+            raise typer.Exit(2) from None
+    return run
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (creates the embedded SQLite file if needed)."""
@@ -74,6 +97,7 @@ def _safe_url(url: str) -> str:
 
 
 @merchants_app.command("add")
+@_guarded
 def merchants_add(
     merchant_id: Annotated[str, typer.Option(help="15-character merchant id (field 42).")],
     legal_name: Annotated[str, typer.Option(help="Registered legal name.")],
@@ -98,6 +122,7 @@ def merchants_add(
 
 
 @merchants_app.command("list")
+@_guarded
 def merchants_list(as_json: JsonFlag = False,
                    limit: Annotated[int, typer.Option(min=1, max=200)] = 200) -> None:
     """List merchants."""
@@ -113,6 +138,7 @@ def merchants_list(as_json: JsonFlag = False,
 
 
 @merchants_app.command("add-account")
+@_guarded
 def merchants_add_account(
     merchant_id: Annotated[str, typer.Option()],
     bank_name: Annotated[str, typer.Option()],
@@ -138,6 +164,7 @@ def merchants_add_account(
 
 
 @terminals_app.command("add")
+@_guarded
 def terminals_add(
     merchant_id: Annotated[str, typer.Option()],
     terminal_id: Annotated[str, typer.Option(help="8-character terminal id (field 41).")],
@@ -159,6 +186,7 @@ def terminals_add(
 
 
 @terminals_app.command("list")
+@_guarded
 def terminals_list(merchant_id: Annotated[str | None, typer.Option()] = None,
                    as_json: JsonFlag = False) -> None:
     """List terminals."""
@@ -177,6 +205,7 @@ def terminals_list(merchant_id: Annotated[str | None, typer.Option()] = None,
 
 
 @apikeys_app.command("create")
+@_guarded
 def apikeys_create(
     role: Annotated[Role, typer.Option()],
     name: Annotated[str, typer.Option()],
@@ -198,6 +227,7 @@ def apikeys_create(
 
 
 @demo_app.command("seed")
+@_guarded
 def demo_seed(
     once: Annotated[bool, typer.Option("--once", help="Do nothing if already seeded.")] = False,
     as_json: JsonFlag = False,

@@ -38,7 +38,15 @@ from types import MappingProxyType
 from autosettle.domain.calendar import Cycle, SettlementCycle, as_cycle
 from autosettle.domain.cards import CardKind
 from autosettle.domain.errors import ErrorCode, NotFoundError, ValidationError
-from autosettle.domain.money import CNY, Currency, Money, allocate, apply_rate, round_minor
+from autosettle.domain.money import (
+    CNY,
+    Currency,
+    Money,
+    allocate,
+    apply_rate,
+    currency,
+    round_minor,
+)
 
 COMPARE_PAYOUTS_MAX = 10_000
 """The most payouts per cycle :func:`compare_cycles` will price (about 27 years of days)."""
@@ -294,8 +302,8 @@ class FeeScheduleHistory:
 
 
 # -- defaults ------------------------------------------------------------------------------
-MERCHANT_TYPES = frozenset({"enterprise", "sole_trader", "micro"})
-"""企业, 个体户, 小微 (see domain.md §4)."""
+MERCHANT_TYPES = frozenset({"enterprise", "individual", "sole_trader", "micro"})
+"""企业, 个体户 ("individual", alias "sole_trader"), 小微 (see domain.md §4)."""
 
 DEFAULTS_EFFECTIVE_FROM = date(2016, 9, 6)
 """The 2016 card-fee reform's effective date."""
@@ -389,3 +397,59 @@ def compare_cycles(
                 cost += payout_surcharge(schedule, cycle, part)
         result[SettlementCycle(cycle)] = cost
     return result
+
+
+# -- storage form ------------------------------------------------------------------------------
+def _rule_to_dict(rule: RateRule) -> dict[str, object]:
+    return {"rate": str(rule.rate),
+            "cap_minor": rule.cap.amount_minor if rule.cap else None,
+            "minimum_minor": rule.minimum.amount_minor if rule.minimum else None}
+
+
+def _rule_from_dict(data: Mapping[str, object], cur: Currency) -> RateRule:
+    cap, minimum = data.get("cap_minor"), data.get("minimum_minor")
+    return RateRule(Decimal(str(data["rate"])),
+                    cap=Money(int(str(cap)), cur) if cap is not None else None,
+                    minimum=Money(int(str(minimum)), cur) if minimum is not None else None)
+
+
+def schedule_to_dict(schedule: FeeSchedule) -> dict[str, object]:
+    """A JSON-ready form of ``schedule`` (rates as decimal strings, money in minor units)."""
+    return {
+        "schedule_id": schedule.schedule_id, "version": schedule.version,
+        "effective_from": schedule.effective_from.isoformat(),
+        "currency": schedule.currency.code,
+        "rates": {kind.value: _rule_to_dict(rule) for kind, rule in schedule.rates.items()},
+        "fallback": _rule_to_dict(schedule.fallback),
+        "fixed_fee_minor": schedule.fixed_fee.amount_minor,
+        "same_day_surcharge": {"rate": str(schedule.same_day_surcharge.rate),
+                               "fixed_minor": schedule.same_day_surcharge.fixed.amount_minor},
+        "refund_fee_policy": schedule.refund_fee_policy.value,
+    }
+
+
+def schedule_from_dict(data: Mapping[str, object]) -> FeeSchedule:
+    """Inverse of :func:`schedule_to_dict`; validates like the constructor."""
+    try:
+        cur = currency(str(data.get("currency", "CNY")))
+        rates_in = data.get("rates", {})
+        surcharge = data.get("same_day_surcharge", {})
+        if not isinstance(rates_in, Mapping) or not isinstance(surcharge, Mapping):
+            raise ValidationError("rates and same_day_surcharge must be objects")
+        fallback = data["fallback"]
+        if not isinstance(fallback, Mapping):
+            raise ValidationError("fallback must be an object")
+        return FeeSchedule(
+            schedule_id=str(data["schedule_id"]), version=int(str(data["version"])),
+            effective_from=date.fromisoformat(str(data["effective_from"])),
+            rates={CardKind(k): _rule_from_dict(v, cur) for k, v in rates_in.items()},
+            fallback=_rule_from_dict(fallback, cur),
+            fixed_fee=Money(int(str(data.get("fixed_fee_minor", 0))), cur),
+            same_day_surcharge=PayoutSurcharge(
+                Decimal(str(surcharge.get("rate", "0"))),
+                Money(int(str(surcharge.get("fixed_minor", 0))), cur)),
+            refund_fee_policy=RefundFeePolicy(str(data.get("refund_fee_policy", "pro_rata"))),
+            currency=cur,
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValidationError(f"fee schedule is not valid: {exc}") from exc

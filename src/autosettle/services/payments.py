@@ -54,6 +54,7 @@ from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.response_codes import ResponseCode, describe
+from autosettle.services import settlement
 from autosettle.services.context import ServiceContext
 from autosettle.store.payments import TransactionRecord
 from autosettle.store.uow import UnitOfWork
@@ -415,6 +416,8 @@ def _decide(uow: UnitOfWork, req: PaymentRequest, merchant_status: MerchantStatu
                         "the card does not match the original transaction")
     decision = _state_machine_check(uow, txn_type, req, original, today,
                                     rules.completion_ratio_max)
+    if isinstance(decision, tm.Permission):
+        decision = _in_flight_conflict(uow, txn_type, original) or decision
     if isinstance(decision, tm.Refusal):
         return _Decline(decision.code, decision.reason.value,
                         decision.detail or describe(decision.code).english)
@@ -442,6 +445,28 @@ def _state_machine_check(uow: UnitOfWork, txn_type: tm.TxnType, req: PaymentRequ
             max_ratio = tm.COMPLETION_RATIO_MAX_DEFAULT
         return tm.can_complete(snapshot, req.amount, today, max_ratio)
     return tm.can_cancel_preauth(snapshot, today, req.amount)
+
+
+def _in_flight_conflict(uow: UnitOfWork, txn_type: tm.TxnType,
+                        original: TransactionRecord | None) -> tm.Refusal | None:
+    """Refuse an operation that a pending operation on the same original could contradict.
+
+    The state machine sees the original as it is *now*; an operation still waiting for the
+    channel has not changed it yet. Without this check two voids (or a void and a refund, a
+    completion and a cancel) could both be sent and both be paid back by the issuer before
+    one is found late and reversed. Refunds among themselves are safe: ``can_refund`` counts
+    the pending ones. The original is locked (``_resolve_original``), so this check and the
+    insert of the new pending row are atomic.
+    """
+    busy = {tm.TxnType(c.txn_type) for c in _children(uow, original)
+            if c.status == TxnStatus.PENDING.value}
+    if txn_type is TxnType.REFUND:
+        busy -= {TxnType.REFUND}
+    if not busy:
+        return None
+    return tm.Refusal(tm.RefusalReason.STATE_CONFLICT,
+                      f"a {'/'.join(sorted(busy))} of the original is still waiting for the "
+                      "issuer; retry when it is answered")
 
 
 def _children(uow: UnitOfWork, original: TransactionRecord | None) -> list[TransactionRecord]:
@@ -506,31 +531,48 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord,
         else:
             step = tm.decline(snapshot)
         if isinstance(step, tm.Refusal):
-            if answer.response_code is RC.APPROVED:
-                # Approved upstream, but our record was reversed (or its original changed)
-                # meanwhile: the channel must give the money back.
-                uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel,
-                                      "06", now)
-            if record.status == TxnStatus.PENDING.value:
-                uow.transactions.update(record.merchant_id, record.txn_id,
-                                        status=TxnStatus.DECLINED.value,
-                                        response_code=step.code.value,
-                                        refusal_reason=step.reason.value, answered_at=now,
-                                        updated_at=now)
-            final = _reload(uow, record)
-            return _answer_of(final)
-        code = answer.response_code
-        uow.transactions.update(
-            record.merchant_id, record.txn_id, status=step.txn.status.value,
-            response_code=code.value, auth_code=(answer.auth_code or _auth_code())
-            if code is RC.APPROVED else None, channel_ref=answer.channel_ref,
-            refusal_reason=None if code is RC.APPROVED else "issuer_declined",
-            answered_at=now, updated_at=now)
-        if code is RC.APPROVED:  # a decline leaves the original as it was (step.chain is ())
-            _save_chain(uow, chain, step.chain, now)
-            _post_events(ctx, uow, record, chain, step.events)
-        final = _reload(uow, record)
+            final = _refuse_answer(uow, record, step, answer, now)
+        else:
+            final = _accept_answer(ctx, uow, record, chain, step, answer, now)
+    if isinstance(step, tm.Refusal):
+        if answer.response_code is RC.APPROVED:
+            # At once rather than at the next run of the queue: until then the cardholder's
+            # money would stay moved at the issuer.
+            process_reversals(ctx, only=(final.merchant_id, final.txn_id))
+        return _answer_of(final)
     return replace(_answer_of(final), balance_minor=answer.balance_minor)
+
+
+def _refuse_answer(uow: UnitOfWork, record: TransactionRecord, step: tm.Refusal,
+                   answer: ChannelAnswer, now: datetime) -> TransactionRecord:
+    """The answer cannot be applied (the record or its original changed meanwhile)."""
+    if answer.response_code is RC.APPROVED:
+        # Approved upstream, but our record was reversed (or its original changed)
+        # meanwhile: the channel must give the money back.
+        uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, "06", now)
+    if record.status == TxnStatus.PENDING.value:
+        uow.transactions.update(record.merchant_id, record.txn_id,
+                                status=TxnStatus.DECLINED.value, response_code=step.code.value,
+                                refusal_reason=step.reason.value, answered_at=now,
+                                updated_at=now)
+    return _reload(uow, record)
+
+
+def _accept_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
+                   chain: Sequence[TransactionRecord], step: tm.Transition,
+                   answer: ChannelAnswer, now: datetime) -> TransactionRecord:
+    """Apply the channel's approval or decline: the record, its originals, the ledger."""
+    code = answer.response_code
+    uow.transactions.update(
+        record.merchant_id, record.txn_id, status=step.txn.status.value,
+        response_code=code.value, auth_code=(answer.auth_code or _auth_code())
+        if code is RC.APPROVED else None, channel_ref=answer.channel_ref,
+        refusal_reason=None if code is RC.APPROVED else "issuer_declined",
+        answered_at=now, updated_at=now)
+    if code is RC.APPROVED:  # a decline leaves the originals as they were (step.chain is ())
+        _save_chain(uow, chain, step.chain, now)
+        _post_events(ctx, uow, record, chain, step.events)
+    return _reload(uow, record)
 
 
 def _give_up(ctx: ServiceContext, pending: TransactionRecord, code: ResponseCode,
@@ -540,15 +582,18 @@ def _give_up(ctx: ServiceContext, pending: TransactionRecord, code: ResponseCode
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         record = _locked(uow, pending)
-        if record.status == TxnStatus.PENDING.value:
-            chain = _chain(uow, record)
-            step = tm.reverse(_snapshot(record), [_snapshot(c) for c in chain])
-            if isinstance(step, tm.Transition):
-                uow.transactions.update(record.merchant_id, record.txn_id,
-                                        status=step.txn.status.value, response_code=code.value,
-                                        refusal_reason="channel_timeout" if reverse_upstream
-                                        else "channel_unavailable",
-                                        answered_at=now, updated_at=now)
+        if record.status != TxnStatus.PENDING.value:
+            # Answered (or reversed) meanwhile, e.g. recovery racing the request's own
+            # process: that answer stands, and reversing upstream would undo an approval.
+            return _answer_of(record)
+        chain = _chain(uow, record)
+        step = tm.reverse(_snapshot(record), [_snapshot(c) for c in chain])
+        if isinstance(step, tm.Transition):
+            uow.transactions.update(record.merchant_id, record.txn_id,
+                                    status=step.txn.status.value, response_code=code.value,
+                                    refusal_reason="channel_timeout" if reverse_upstream
+                                    else "channel_unavailable",
+                                    answered_at=now, updated_at=now)
         if reverse_upstream:
             uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, "98", now)
         final = _reload(uow, record)
@@ -652,6 +697,7 @@ def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord
             f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
             reference=event.txn_id)
         uow.ledger.post(entry, now)
+    settlement.record_items(uow, record, chain, events, now)
 
 
 # -- reversals ---------------------------------------------------------------------------------

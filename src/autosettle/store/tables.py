@@ -232,3 +232,124 @@ merchant_payment_rules = Table(
     Column("completion_ratio_max", String(10), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# -- settlement (issue 4) ---------------------------------------------------------------------
+
+settlement_items = Table(
+    "settlement_items", metadata,
+    Column("item_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(15), nullable=False),
+    Column("txn_id", String(32), nullable=False),
+    Column("source_txn_id", String(32), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("txn_type", String(20), nullable=False),
+    Column("card_kind", String(10), nullable=True),
+    Column("business_date", Date, nullable=False),
+    Column("cycle", String(4), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("fee_schedule", String(60), nullable=False),
+    Column("held", Boolean, nullable=False),
+    Column("batch_id", String(48), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_id", "txn_id", "kind", name="uq_settlement_items_event"),
+    Index("ix_settlement_items_due", "merchant_id", "batch_id", "due_date"),
+    Index("ix_settlement_items_open", "batch_id", "due_date", "cycle"),
+    Index("ix_settlement_items_source", "merchant_id", "source_txn_id"),
+)
+
+settlement_batches = Table(
+    "settlement_batches", metadata,
+    Column("batch_id", String(48), primary_key=True),
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), nullable=False),
+    Column("cycle", String(4), nullable=False),
+    Column("settlement_date", Date, nullable=False),
+    Column("run_key", String(40), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("gross_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("surcharge_minor", BigInteger, nullable=False),
+    Column("debt_recovered_minor", BigInteger, nullable=False),
+    Column("debt_added_minor", BigInteger, nullable=False),
+    Column("payout_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("expected_arrival", Date, nullable=False),
+    Column("entry_id", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_id", "run_key", name="uq_settlement_batches_run"),
+    CheckConstraint("payout_minor >= 0", name="payout_not_negative"),
+    Index("ix_settlement_batches_date", "settlement_date"),
+)
+
+payouts = Table(
+    "payouts", metadata,
+    Column("payout_id", String(32), primary_key=True),
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), nullable=False),
+    Column("batch_id", String(48), nullable=False, unique=True),
+    Column("account_id", String(32), nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("expected_arrival", Date, nullable=False),
+    Column("file_name", String(100), nullable=True),
+    Column("failure_reason", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+    Index("ix_payouts_status", "status", "expected_arrival"),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("alert_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("merchant_id", String(15), nullable=True),
+    Column("message", String(500), nullable=False),
+    Column("dedup_key", String(120), nullable=True, unique=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+)
+
+fee_schedules = Table(
+    "fee_schedules", metadata,
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("effective_from", Date, nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+calendar_overrides = Table(
+    "calendar_overrides", metadata,
+    Column("day", Date, primary_key=True),
+    Column("is_workday", Boolean, nullable=False),
+    Column("note", String(200), nullable=False),
+)
+
+maintenance_windows = Table(
+    "maintenance_windows", metadata,
+    Column("window_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("note", String(500), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+)
+
+job_runs = Table(
+    "job_runs", metadata,
+    Column("job_name", String(40), primary_key=True),
+    Column("run_key", String(40), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("owner", String(100), nullable=False),
+    Column("lease_expires_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("counts", Text, nullable=True),
+    Column("error", String(500), nullable=True),
+)

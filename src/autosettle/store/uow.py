@@ -32,6 +32,12 @@ from autosettle.store.payments import (
     ReversalQueue,
     TransactionRepository,
 )
+from autosettle.store.settlement import (
+    AlertRepository,
+    ConfigRepository,
+    JobLeaseRepository,
+    SettlementRepository,
+)
 
 _active = threading.local()
 
@@ -66,6 +72,10 @@ class UnitOfWork:
         self.batches = BatchRepository(conn)
         self.reversals = ReversalQueue(conn)
         self.payment_rules = PaymentRulesRepository(conn)
+        self.settlement = SettlementRepository(conn)
+        self.alerts = AlertRepository(conn)
+        self.config = ConfigRepository(conn)
+        self.leases = JobLeaseRepository(conn)
         return self
 
     @property

@@ -1,0 +1,359 @@
+"""Repositories for settlement: items, batches, payouts, alerts, fee schedules, calendar
+overrides, maintenance windows and job leases.
+
+Aggregations run in SQL (``GROUP BY``) and batch membership is claimed with one set-based
+``UPDATE .. WHERE batch_id IS NULL``, so a run never loads a million rows into Python and an
+item can never land in two batches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from autosettle.store.tables import (
+    alerts,
+    calendar_overrides,
+    fee_schedules,
+    job_runs,
+    maintenance_windows,
+    payouts,
+    settlement_batches,
+    settlement_items,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementItem:
+    merchant_id: str
+    txn_id: str
+    source_txn_id: str
+    kind: str
+    txn_type: str
+    card_kind: str | None
+    business_date: date
+    cycle: str
+    due_date: date
+    amount_minor: int
+    fee_minor: int
+    currency: str
+    fee_schedule: str
+    held: bool
+    batch_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DueGroup:
+    merchant_id: str
+    cycle: str
+    currency: str
+    item_count: int
+    gross_minor: int
+    fee_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    batch_id: str
+    merchant_id: str
+    cycle: str
+    settlement_date: date
+    run_key: str
+    item_count: int
+    gross_minor: int
+    fee_minor: int
+    surcharge_minor: int
+    debt_recovered_minor: int
+    debt_added_minor: int
+    payout_minor: int
+    currency: str
+    status: str
+    expected_arrival: date
+    entry_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRecord:
+    payout_id: str
+    merchant_id: str
+    batch_id: str
+    account_id: str | None
+    amount_minor: int
+    currency: str
+    status: str
+    attempts: int
+    expected_arrival: date
+    file_name: str | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    alert_id: int
+    at: datetime
+    severity: str
+    kind: str
+    merchant_id: str | None
+    message: str
+    resolved_at: datetime | None
+
+
+def _build(cls: Any, row: Row[Any]) -> Any:
+    m = row._mapping
+    return cls(**{f.name: m[f.name] for f in fields(cls)})
+
+
+class SettlementRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    # -- items --------------------------------------------------------------------------
+    def add_item(self, item: SettlementItem) -> bool:
+        """Insert unless (merchant, txn, kind) exists; False when it did (idempotent)."""
+        exists = self._conn.execute(select(settlement_items.c.item_id).where(
+            settlement_items.c.merchant_id == item.merchant_id,
+            settlement_items.c.txn_id == item.txn_id,
+            settlement_items.c.kind == item.kind)).first()
+        if exists is not None:
+            return False
+        self._conn.execute(insert(settlement_items).values(
+            **{f.name: getattr(item, f.name) for f in fields(SettlementItem)}))
+        return True
+
+    def items_of_txn(self, merchant_id: str, txn_id: str) -> list[SettlementItem]:
+        rows = self._conn.execute(select(settlement_items).where(
+            settlement_items.c.merchant_id == merchant_id,
+            settlement_items.c.txn_id == txn_id).order_by(settlement_items.c.item_id))
+        return [_build(SettlementItem, r) for r in rows]
+
+    def items_for_source(self, merchant_id: str, source_txn_id: str) -> list[SettlementItem]:
+        rows = self._conn.execute(select(settlement_items).where(
+            settlement_items.c.merchant_id == merchant_id,
+            settlement_items.c.source_txn_id == source_txn_id)
+            .order_by(settlement_items.c.item_id))
+        return [_build(SettlementItem, r) for r in rows]
+
+    def items_of_batch(self, batch_id: str, limit: int = 100_000) -> list[SettlementItem]:
+        rows = self._conn.execute(select(settlement_items).where(
+            settlement_items.c.batch_id == batch_id).order_by(settlement_items.c.item_id)
+            .limit(limit))
+        return [_build(SettlementItem, r) for r in rows]
+
+    def set_held(self, merchant_id: str, txn_id: str, held: bool) -> int:
+        result = self._conn.execute(update(settlement_items).where(
+            settlement_items.c.merchant_id == merchant_id,
+            settlement_items.c.source_txn_id == txn_id,
+            settlement_items.c.batch_id.is_(None)).values(held=held))
+        return int(result.rowcount or 0)
+
+    def _due(self, run_date: date, cycles: Sequence[str]) -> Any:
+        c = settlement_items.c
+        return and_(c.batch_id.is_(None), c.held.is_(False), c.due_date <= run_date,
+                    c.cycle.in_(list(cycles)))
+
+    def due_groups(self, run_date: date, cycles: Sequence[str],
+                   merchant_ids: Sequence[str] | None = None) -> list[DueGroup]:
+        """Unsettled, unheld items due by ``run_date``, summed per merchant and cycle."""
+        c = settlement_items.c
+        query = (select(c.merchant_id, c.cycle, c.currency, func.count(),
+                        func.sum(c.amount_minor), func.sum(c.fee_minor))
+                 .where(self._due(run_date, cycles))
+                 .group_by(c.merchant_id, c.cycle, c.currency)
+                 .order_by(c.merchant_id, c.cycle))
+        if merchant_ids is not None:
+            query = query.where(c.merchant_id.in_(list(merchant_ids)))
+        return [DueGroup(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]))
+                for r in self._conn.execute(query)]
+
+    def claim(self, batch_id: str, merchant_id: str, cycle: str, currency: str,
+              run_date: date) -> tuple[int, int, int]:
+        """Attach every due item of the merchant to ``batch_id``; return its totals."""
+        c = settlement_items.c
+        self._conn.execute(update(settlement_items).where(
+            c.merchant_id == merchant_id, c.currency == currency,
+            self._due(run_date, [cycle])).values(batch_id=batch_id))
+        row = self._conn.execute(select(func.count(), func.coalesce(func.sum(c.amount_minor), 0),
+                                        func.coalesce(func.sum(c.fee_minor), 0))
+                                 .where(c.batch_id == batch_id)).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    # -- batches ------------------------------------------------------------------------
+    def add_batch(self, batch: BatchRecord) -> None:
+        self._conn.execute(insert(settlement_batches).values(
+            **{f.name: getattr(batch, f.name) for f in fields(BatchRecord)}))
+
+    def batch(self, batch_id: str) -> BatchRecord | None:
+        row = self._conn.execute(select(settlement_batches).where(
+            settlement_batches.c.batch_id == batch_id)).first()
+        return _build(BatchRecord, row) if row else None
+
+    def batch_for_run(self, merchant_id: str, run_key: str) -> BatchRecord | None:
+        row = self._conn.execute(select(settlement_batches).where(
+            settlement_batches.c.merchant_id == merchant_id,
+            settlement_batches.c.run_key == run_key)).first()
+        return _build(BatchRecord, row) if row else None
+
+    def set_batch(self, batch_id: str, **values: Any) -> None:
+        self._conn.execute(update(settlement_batches)
+                           .where(settlement_batches.c.batch_id == batch_id).values(**values))
+
+    def batches(self, merchant_id: str | None, date_from: date | None, date_to: date | None,
+                limit: int) -> list[BatchRecord]:
+        b = settlement_batches.c
+        query = select(settlement_batches).order_by(b.settlement_date.desc(),
+                                                    b.batch_id.desc()).limit(limit)
+        if merchant_id is not None:
+            query = query.where(b.merchant_id == merchant_id)
+        if date_from is not None:
+            query = query.where(b.settlement_date >= date_from)
+        if date_to is not None:
+            query = query.where(b.settlement_date <= date_to)
+        return [_build(BatchRecord, r) for r in self._conn.execute(query)]
+
+    def batch_count(self, merchant_id: str, settlement_date: date) -> int:
+        return int(self._conn.execute(select(func.count()).where(
+            settlement_batches.c.merchant_id == merchant_id,
+            settlement_batches.c.settlement_date == settlement_date)).scalar() or 0)
+
+    # -- payouts ------------------------------------------------------------------------
+    def add_payout(self, payout: PayoutRecord) -> None:
+        self._conn.execute(insert(payouts).values(
+            **{f.name: getattr(payout, f.name) for f in fields(PayoutRecord)}))
+
+    def payout(self, payout_id: str) -> PayoutRecord | None:
+        row = self._conn.execute(select(payouts).where(payouts.c.payout_id == payout_id)).first()
+        return _build(PayoutRecord, row) if row else None
+
+    def payout_of_batch(self, batch_id: str) -> PayoutRecord | None:
+        row = self._conn.execute(select(payouts).where(payouts.c.batch_id == batch_id)).first()
+        return _build(PayoutRecord, row) if row else None
+
+    def payouts(self, status: str | None = None, merchant_id: str | None = None,
+                expected_by: date | None = None, limit: int = 10_000) -> list[PayoutRecord]:
+        query = select(payouts).order_by(payouts.c.created_at, payouts.c.payout_id).limit(limit)
+        if status is not None:
+            query = query.where(payouts.c.status == status)
+        if merchant_id is not None:
+            query = query.where(payouts.c.merchant_id == merchant_id)
+        if expected_by is not None:
+            query = query.where(payouts.c.expected_arrival <= expected_by)
+        return [_build(PayoutRecord, r) for r in self._conn.execute(query)]
+
+    def set_payout(self, payout_id: str, **values: Any) -> None:
+        self._conn.execute(update(payouts).where(payouts.c.payout_id == payout_id)
+                           .values(**values))
+
+
+class AlertRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def raise_alert(self, at: datetime, severity: str, kind: str, message: str,
+                    merchant_id: str | None = None, dedup_key: str | None = None) -> None:
+        if dedup_key is not None and self._conn.execute(select(alerts.c.alert_id).where(
+                alerts.c.dedup_key == dedup_key)).first() is not None:
+            return
+        self._conn.execute(insert(alerts).values(at=at, severity=severity, kind=kind,
+                                                 merchant_id=merchant_id, message=message[:500],
+                                                 dedup_key=dedup_key))
+
+    def open_alerts(self, merchant_id: str | None = None, limit: int = 200) -> list[AlertRecord]:
+        query = (select(alerts).where(alerts.c.resolved_at.is_(None))
+                 .order_by(alerts.c.alert_id.desc()).limit(limit))
+        if merchant_id is not None:
+            query = query.where(alerts.c.merchant_id == merchant_id)
+        return [_build(AlertRecord, r) for r in self._conn.execute(query)]
+
+    def resolve(self, alert_id: int, at: datetime) -> None:
+        self._conn.execute(update(alerts).where(alerts.c.alert_id == alert_id)
+                           .values(resolved_at=at))
+
+
+class ConfigRepository:
+    """Fee schedule versions, calendar overrides and maintenance windows."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def fee_schedule_versions(self, merchant_id: str) -> list[dict[str, Any]]:
+        rows = self._conn.execute(select(fee_schedules.c.spec).where(
+            fee_schedules.c.merchant_id == merchant_id).order_by(fee_schedules.c.version))
+        return [json.loads(r[0]) for r in rows]
+
+    def add_fee_schedule(self, merchant_id: str, version: int, effective_from: date,
+                         spec: dict[str, Any], at: datetime) -> None:
+        self._conn.execute(insert(fee_schedules).values(
+            merchant_id=merchant_id, version=version, effective_from=effective_from,
+            spec=json.dumps(spec, sort_keys=True), created_at=at))
+
+    def calendar_overrides(self) -> dict[date, bool]:
+        rows = self._conn.execute(select(calendar_overrides.c.day,
+                                         calendar_overrides.c.is_workday))
+        return {r[0]: bool(r[1]) for r in rows}
+
+    def set_calendar_override(self, day: date, is_workday: bool, note: str) -> None:
+        self._conn.execute(calendar_overrides.delete().where(calendar_overrides.c.day == day))
+        self._conn.execute(insert(calendar_overrides).values(day=day, is_workday=is_workday,
+                                                             note=note))
+
+    def add_maintenance_window(self, starts_at: datetime, ends_at: datetime, note: str,
+                               at: datetime) -> int:
+        value = self._conn.execute(insert(maintenance_windows).values(
+            starts_at=starts_at, ends_at=ends_at, note=note, created_at=at)
+            .returning(maintenance_windows.c.window_id)).scalar()
+        return int(value or 0)
+
+    def maintenance_windows(self, ending_after: datetime) -> list[tuple[int, datetime,
+                                                                        datetime, str]]:
+        rows = self._conn.execute(select(maintenance_windows).where(
+            maintenance_windows.c.ends_at > ending_after)
+            .order_by(maintenance_windows.c.starts_at))
+        return [(r.window_id, r.starts_at, r.ends_at, r.note) for r in rows]
+
+
+class JobLeaseRepository:
+    """One row per (job, run key): inserting it is the lease; it expires if its owner dies."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, job_name: str, run_key: str) -> dict[str, Any] | None:
+        row = self._conn.execute(select(job_runs).where(
+            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key)).first()
+        return dict(row._mapping) if row else None
+
+    def insert(self, job_name: str, run_key: str, owner: str, at: datetime,
+               expires_at: datetime) -> None:
+        self._conn.execute(insert(job_runs).values(
+            job_name=job_name, run_key=run_key, status="running", owner=owner,
+            lease_expires_at=expires_at, started_at=at))
+
+    def take_over(self, job_name: str, run_key: str, owner: str, at: datetime,
+                  expires_at: datetime) -> bool:
+        """Steal an expired lease of an unfinished run (its owner died)."""
+        result = self._conn.execute(update(job_runs).where(
+            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
+            job_runs.c.status != "done", job_runs.c.lease_expires_at < at,
+        ).values(owner=owner, lease_expires_at=expires_at, status="running", started_at=at))
+        return (result.rowcount or 0) == 1
+
+    def finish(self, job_name: str, run_key: str, status: str, at: datetime,
+               counts: dict[str, Any], error: str | None) -> None:
+        self._conn.execute(update(job_runs).where(
+            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
+        ).values(status=status, finished_at=at, counts=json.dumps(counts, default=str),
+                 error=error[:500] if error else None))
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._conn.execute(select(job_runs).order_by(job_runs.c.started_at.desc())
+                                  .limit(limit))
+        return [dict(r._mapping) for r in rows]
