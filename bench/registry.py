@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bench import ledger_post
+from bench import ledger_post, settlement
 from bench.core import BenchConfig, BenchReport
 
 Benchmark = Callable[[BenchConfig], BenchReport]
 
 BENCHMARKS: Mapping[str, Benchmark] = {
     ledger_post.NAME: ledger_post.run,
+    settlement.NAME: settlement.run,
 }

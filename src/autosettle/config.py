@@ -46,6 +46,19 @@ class Settings(BaseSettings):
                                 "simulator; empty means <data_dir>/issuer-sim.db.")
     default_currency: str = Field(default="CNY", description="ISO 4217 code of the default "
                                   "currency.")
+    # -- the settlement scheduler (issue 4; docs/settlement.md#the-scheduler) --
+    scheduler_enabled: bool = Field(default=True, description="Run the cut-off, settlement "
+                                    "and payout jobs inside `autosettle serve`.")
+    settlement_time: time = Field(default=time(2, 0), description="Daily T+1/D+1 settlement "
+                                  "run (and its payout file), Asia/Shanghai.")
+    intraday_interval_s: int = Field(default=1800, ge=10, le=86_400, description="Seconds "
+                                     "between intraday T+0/D+0 settlement runs.")
+    scheduler_tick_s: float = Field(default=30.0, gt=0, le=3600, description="How often the "
+                                    "scheduler looks for due runs.")
+    job_lease_s: int = Field(default=300, ge=5, le=86_400, description="Lease of a job run; "
+                             "an instance that died is taken over after it expires.")
+    catchup_days_max: int = Field(default=7, ge=1, le=366, description="Missed daily runs "
+                                  "caught up at start, at most this many days back.")
 
     @property
     def effective_database_url(self) -> str:

@@ -71,6 +71,8 @@ def merchant_scoped_calls(app: FastAPI) -> list[tuple[str, str, dict[str, Any] |
             model = route.dependant.body_params[0].field_info.annotation
             assert model in MINIMAL_BODIES, f"add a minimal body for {model} ({path})"
             body = MINIMAL_BODIES[model]
+        unknown = set(params) - set(PATH_VALUES)
+        assert not unknown, f"add a value of another merchant for {unknown} ({path})"
         concrete = path.format(**{p: PATH_VALUES[p] for p in params})
         calls.extend((method, concrete, body) for method in sorted(route.methods))
     return calls

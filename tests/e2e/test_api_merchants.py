@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +350,34 @@ def test_merchant_created_over_the_api_is_audited(client: TestClient, ctx: Servi
     assert created[0].resource == f"merchant/{MID_A}"
     assert created[0].actor.startswith("key:")
     assert created[0].origin.startswith("api:")
+
+
+def test_concurrent_creates_of_one_merchant_give_one_201_and_409s(
+        client: TestClient, ctx: ServiceContext, operator: dict[str, str]) -> None:
+    """Two operators racing to onboard the same id: never a 500, exactly one merchant."""
+    barrier = threading.Barrier(6)
+    statuses: list[int] = []
+    codes: list[str] = []
+
+    def create(n: int) -> None:
+        barrier.wait()
+        response = client.post("/v1/merchants", headers=operator,
+                               json=merchant_body(MID_A, legal_name=f"Racer {n}"))
+        statuses.append(response.status_code)
+        if response.status_code != 201:
+            codes.append(response.json()["error"]["code"])
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(201) == 1, statuses
+    assert set(codes) == {"already_exists"}
+    assert row_counts(ctx)["merchants"] == 1
+    assert [e.action for e in audit_events(ctx)].count("merchant.create") == 1
+
+
+def audit_events(ctx: ServiceContext) -> list[Any]:
+    with ctx.db.unit_of_work() as uow:
+        return list(uow.audit.recent())

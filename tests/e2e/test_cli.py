@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apitools import row_counts
 from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner, Result
 
 from autosettle.cli import app
 from autosettle.config import get_settings
-from autosettle.services import apikeys
-from autosettle.services.context import Role, build_context
+from autosettle.services import apikeys, demo, merchants
+from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
 from autosettle.services.demo import DEMO_MERCHANTS
 from autosettle.store.tables import metadata
 
@@ -213,3 +214,45 @@ def test_commands_before_db_upgrade_fail_cleanly(cli: Invoke) -> None:
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit), \
         result.exception
+
+
+# -- the demo data set, on both databases -------------------------------------------------
+def test_seed_twice_creates_nothing_new(ctx: ServiceContext) -> None:
+    keys = demo.seed(ctx)
+    before = row_counts(ctx)
+    assert demo.seed(ctx) == keys
+    assert row_counts(ctx) == before
+    assert before["merchants"] == len(DEMO_MERCHANTS)
+    assert before["api_keys"] == len(keys)
+
+
+def test_seed_completes_an_interrupted_run(ctx: ServiceContext) -> None:
+    first = DEMO_MERCHANTS[0]
+    merchants.create_merchant(ctx, SYSTEM, first.merchant)  # then the process died
+    merchants.add_terminal(ctx, SYSTEM, first.merchant.merchant_id, first.terminals[0])
+    keys = demo.seed(ctx)
+    counts_now = row_counts(ctx)
+    assert counts_now["merchants"] == len(DEMO_MERCHANTS)
+    assert counts_now["settlement_accounts"] == len(DEMO_MERCHANTS)
+    assert counts_now["terminals"] == sum(len(d.terminals) for d in DEMO_MERCHANTS)
+    assert apikeys.authenticate(ctx, keys["operator"]).role is Role.OPERATOR
+
+
+@pytest.mark.parametrize("content", ['{"operator": "ask_nope_nope"}', "not json", "{}"])
+def test_seed_replaces_a_keys_file_that_does_not_fit(ctx: ServiceContext, content: str
+                                                    ) -> None:
+    demo.seed(ctx)
+    demo.keys_file(ctx).write_text(content)
+    keys = demo.seed(ctx)
+    assert json.loads(demo.keys_file(ctx).read_text()) == keys
+    for key in keys.values():
+        apikeys.authenticate(ctx, key)
+    assert demo.seed(ctx) == keys
+
+
+def test_seed_replaces_revoked_keys(ctx: ServiceContext) -> None:
+    keys = demo.seed(ctx)
+    apikeys.revoke_api_key(ctx, SYSTEM, keys["operator"].split("_")[1])
+    fresh = demo.seed(ctx)
+    assert fresh["operator"] != keys["operator"]
+    assert apikeys.authenticate(ctx, fresh["operator"]).role is Role.OPERATOR

@@ -53,7 +53,7 @@ def balance(ctx: ServiceContext, code: str) -> int:
 
 
 def test_t1_settlement_with_fees_refund_and_payout(shops: ServiceContext) -> None:
-    s1 = pay(shops, TxnType.SALE, 1_000_000)           # debit, discounted MCC: 0.41% cap 18
+    pay(shops, TxnType.SALE, 1_000_000)  # debit, discounted MCC: 0.41% cap 18
     s2 = pay(shops, TxnType.SALE, 10_001, pan=CREDIT)  # credit 0.51% → 51.0051 → 51
     pay(shops, TxnType.REFUND, 5_000, pan=None, original=s2.record.txn_id)  # type: ignore[union-attr]
     s3 = pay(shops, TxnType.SALE, 777)

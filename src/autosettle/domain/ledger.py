@@ -33,6 +33,7 @@ from autosettle.domain.money import Currency, Money
 IDEMPOTENCY_KEY_LENGTH_MAX = 200
 ACCOUNT_CODE_LENGTH_MAX = 64
 ENTRY_LINES_MAX = 1000
+MERCHANT_ID_LENGTH_MAX = 15
 
 
 class AccountKind(StrEnum):
@@ -97,6 +98,12 @@ class Account:
             raise ValidationError(f"{self.type} needs a merchant id", ErrorCode.INVALID_ENTRY)
         if not scoped and self.merchant_id is not None:
             raise ValidationError(f"{self.type} is not merchant-scoped", ErrorCode.INVALID_ENTRY)
+        if self.merchant_id is not None and not (
+            self.merchant_id.isascii() and self.merchant_id.isalnum()
+            and len(self.merchant_id) <= MERCHANT_ID_LENGTH_MAX
+        ):
+            raise ValidationError("a merchant id in an account code must be alphanumeric",
+                                  ErrorCode.INVALID_ENTRY)
 
     @property
     def code(self) -> str:

@@ -25,7 +25,7 @@ ACCOUNT_NUMBER_DIGITS_MIN = 8
 ACCOUNT_NUMBER_DIGITS_MAX = 32
 
 _ID = re.compile(r"^[A-Za-z0-9]+$")
-_MCC = re.compile(r"^\d{4}$")
+_MCC = re.compile(r"^[0-9]{4}$")
 _ACCOUNT_NUMBER = re.compile(r"^\d+$")
 
 

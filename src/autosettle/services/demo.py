@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from autosettle.domain.errors import AutosettleError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext
@@ -58,26 +59,71 @@ def keys_file(ctx: ServiceContext) -> Path:
 
 
 def seed(ctx: ServiceContext) -> dict[str, str]:
-    """Create the demo merchants, terminals and keys unless they exist; return the keys.
+    """Create whatever part of the demo data set is missing; return its API keys.
 
     Keys are stored hashed in the database; for the demo only, the clear keys are also kept
     in ``<data_dir>/demo-keys.json`` (mode 0600) so that ``make run`` can show them again.
+    A second run creates nothing and returns the same keys. Each piece is checked on its
+    own, so a run that was interrupted half-way is completed by the next one, and a keys
+    file that does not match the database (another database, revoked keys) is replaced.
     """
+    _seed_data(ctx)
     path = keys_file(ctx)
-    with ctx.db.unit_of_work() as uow:
-        seeded = uow.merchants.get(DEMO_MERCHANTS[0].merchant.merchant_id) is not None
-    if seeded and path.exists():
-        existing: dict[str, str] = json.loads(path.read_text())
-        return existing
-    keys: dict[str, str] = {}
-    if not seeded:
-        for demo in DEMO_MERCHANTS:
-            mid = demo.merchant.merchant_id
+    if path.exists():
+        try:
+            existing: dict[str, str] = json.loads(path.read_text())
+        except ValueError:
+            existing = {}
+        if _keys_work(ctx, existing):
+            return existing
+    keys = _issue_keys(ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle, indent=2)
+    return keys
+
+
+def _seed_data(ctx: ServiceContext) -> None:
+    for demo in DEMO_MERCHANTS:
+        mid = demo.merchant.merchant_id
+        with ctx.db.unit_of_work() as uow:
+            has_merchant = uow.merchants.get(mid) is not None
+            has_account = has_merchant and bool(uow.settlement_accounts.list_for(mid))
+            missing = [t for t in demo.terminals
+                       if not has_merchant or uow.terminals.get(mid, t.terminal_id) is None]
+        if not has_merchant:
             merchants.create_merchant(ctx, SYSTEM, demo.merchant)
+        if not has_account:
             merchants.add_settlement_account(ctx, SYSTEM, mid, demo.account)
-            for terminal in demo.terminals:
-                merchants.add_terminal(ctx, SYSTEM, mid, terminal)
-    keys["operator"] = apikeys.create_api_key(ctx, SYSTEM, Role.OPERATOR, "demo operator").key
+        for terminal in missing:
+            merchants.add_terminal(ctx, SYSTEM, mid, terminal)
+
+
+def _key_names() -> list[str]:
+    names = ["operator"]
+    for demo in DEMO_MERCHANTS:
+        mid = demo.merchant.merchant_id
+        names.append(f"merchant:{mid}")
+        names.extend(f"terminal:{mid}:{t.terminal_id}" for t in demo.terminals)
+    return names
+
+
+def _keys_work(ctx: ServiceContext, keys: dict[str, str]) -> bool:
+    """True when ``keys`` has every demo key and each one authenticates here."""
+    if not isinstance(keys, dict) or sorted(keys) != sorted(_key_names()):
+        return False
+    try:
+        for key in keys.values():
+            apikeys.authenticate(ctx, key, origin="demo")
+    except AutosettleError:
+        return False
+    return True
+
+
+def _issue_keys(ctx: ServiceContext) -> dict[str, str]:
+    keys = {"operator": apikeys.create_api_key(ctx, SYSTEM, Role.OPERATOR,
+                                               "demo operator").key}
     for demo in DEMO_MERCHANTS:
         mid = demo.merchant.merchant_id
         keys[f"merchant:{mid}"] = apikeys.create_api_key(
@@ -86,8 +132,4 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
             keys[f"terminal:{mid}:{terminal.terminal_id}"] = apikeys.create_api_key(
                 ctx, SYSTEM, Role.TERMINAL, f"demo {terminal.terminal_id}", mid,
                 terminal.terminal_id).key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(keys, handle, indent=2)
     return keys

@@ -110,12 +110,19 @@ def create_merchant(ctx: ServiceContext, who: Principal, new: NewMerchant) -> Me
         currency=currency(new.currency).code,
         created_at=now, updated_at=now,
     )
-    with ctx.db.unit_of_work() as uow:
-        if uow.merchants.get(merchant.merchant_id) is not None:
-            raise ConflictError(f"merchant {merchant.merchant_id} exists",
-                                ErrorCode.ALREADY_EXISTS)
-        uow.merchants.add(merchant)
-        record(uow, who, "merchant.create", f"merchant/{merchant.merchant_id}", now)
+    exists = ConflictError(f"merchant {merchant.merchant_id} exists", ErrorCode.ALREADY_EXISTS)
+    try:
+        with ctx.db.unit_of_work() as uow:
+            if uow.merchants.get(merchant.merchant_id) is not None:
+                raise exists
+            uow.merchants.add(merchant)
+            record(uow, who, "merchant.create", f"merchant/{merchant.merchant_id}", now)
+    except IntegrityError:
+        # A concurrent create won the race between our read and our insert (PostgreSQL).
+        with ctx.db.unit_of_work() as uow:
+            if uow.merchants.get(merchant.merchant_id) is not None:
+                raise exists from None
+        raise
     return merchant
 
 

@@ -353,3 +353,98 @@ job_runs = Table(
     Column("counts", Text, nullable=True),
     Column("error", String(500), nullable=True),
 )
+
+# -- terminal host (issue 5) ------------------------------------------------------------------
+# Keys are stored sealed (AES-GCM under the data key, bound to terminal, role and
+# generation) with their check values; never in clear. The reconciliation tables record what
+# a 0500/0320 batch close found; a transaction only the terminal has is flagged, never posted.
+
+terminal_keys = Table(
+    "terminal_keys", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("terminal_id", String(8), primary_key=True),
+    Column("status", String(10), nullable=False),
+    Column("tmk_sealed", LargeBinary, nullable=True),
+    Column("tmk_kcv", String(8), nullable=True),
+    Column("tmk_generation", Integer, nullable=False),
+    Column("key_generation", Integer, nullable=False),
+    Column("pik_sealed", LargeBinary, nullable=True),
+    Column("pik_kcv", String(8), nullable=True),
+    Column("mak_sealed", LargeBinary, nullable=True),
+    Column("mak_kcv", String(8), nullable=True),
+    Column("tdk_sealed", LargeBinary, nullable=True),
+    Column("tdk_kcv", String(8), nullable=True),
+    Column("provisioned_at", UTCDateTime, nullable=True),
+    Column("keys_issued_at", UTCDateTime, nullable=True),
+    Column("reset_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["merchant_id", "terminal_id"],
+                         ["terminals.merchant_id", "terminals.terminal_id"]),
+    CheckConstraint("status IN ('active', 'reset')", name="status_known"),
+)
+
+terminal_state = Table(
+    "terminal_state", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("terminal_id", String(8), primary_key=True),
+    Column("signed_on", Boolean, nullable=False),
+    Column("mac_algorithm", String(10), nullable=False),
+    Column("double_length", Boolean, nullable=False),
+    Column("last_sign_on_at", UTCDateTime, nullable=True),
+    Column("last_message_at", UTCDateTime, nullable=True),
+    Column("open_batch_no", String(6), nullable=True),
+    Column("software_version", String(16), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["merchant_id", "terminal_id"],
+                         ["terminals.merchant_id", "terminals.terminal_id"]),
+    CheckConstraint("mac_algorithm IN ('cup_ecb', 'x919')", name="mac_algorithm_known"),
+    Index("ix_terminal_state_last_message", "last_message_at"),
+)
+
+terminal_settlements = Table(
+    "terminal_settlements", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("terminal_id", String(8), primary_key=True),
+    Column("batch_no", String(6), primary_key=True),
+    Column("terminal_totals", String(62), nullable=False),
+    Column("host_totals", String(62), nullable=False),
+    Column("answer_totals", String(62), nullable=False),
+    Column("verdict", String(1), nullable=False),
+    Column("upload_state", String(10), nullable=False),
+    Column("uploaded_count", Integer, nullable=False),
+    Column("settled_at", UTCDateTime, nullable=False),
+    Column("upload_finished_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["merchant_id", "terminal_id"],
+                         ["terminals.merchant_id", "terminals.terminal_id"]),
+)
+
+terminal_upload_items = Table(
+    "terminal_upload_items", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("terminal_id", String(8), primary_key=True),
+    Column("batch_no", String(6), primary_key=True),
+    Column("stan", String(6), primary_key=True),
+    Column("card_org", String(2), nullable=False),
+    Column("pan_masked", String(19), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+terminal_batch_flags = Table(
+    "terminal_batch_flags", metadata,
+    Column("flag_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(15), nullable=False),
+    Column("terminal_id", String(8), nullable=False),
+    Column("batch_no", String(6), nullable=False),
+    Column("stan", String(6), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("terminal_amount_minor", BigInteger, nullable=True),
+    Column("host_amount_minor", BigInteger, nullable=True),
+    Column("txn_id", String(32), nullable=True),
+    Column("pan_masked", String(19), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    UniqueConstraint("merchant_id", "terminal_id", "batch_no", "stan", "kind",
+                     name="uq_terminal_batch_flags_item"),
+    CheckConstraint("kind IN ('terminal_only', 'host_only', 'mismatch')", name="kind_known"),
+    Index("ix_terminal_batch_flags_open", "merchant_id", "resolved_at"),
+)

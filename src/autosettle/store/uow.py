@@ -38,6 +38,7 @@ from autosettle.store.settlement import (
     JobLeaseRepository,
     SettlementRepository,
 )
+from autosettle.store.terminal_keys import TerminalHostRepository
 
 _active = threading.local()
 
@@ -76,6 +77,7 @@ class UnitOfWork:
         self.alerts = AlertRepository(conn)
         self.config = ConfigRepository(conn)
         self.leases = JobLeaseRepository(conn)
+        self.terminal_host = TerminalHostRepository(conn)
         return self
 
     @property

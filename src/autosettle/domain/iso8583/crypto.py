@@ -5,7 +5,8 @@ parts (``K`` -> ``K K K``, ``K1 K2`` -> ``K1 K2 K1``), so single, double and tri
 length keys share one code path and no deprecated short-key form is used.
 
 * Keys: :func:`des_ecb_encrypt` / :func:`des_ecb_decrypt`, :func:`key_check_value`,
-  :func:`generate_key` (odd parity), :func:`encrypt_key_under` / :func:`decrypt_key_under`.
+  :func:`generate_key` (odd parity), :func:`encrypt_key_under` / :func:`decrypt_key_under`,
+  :func:`split_key` / :func:`combine_components` (split knowledge for key loading).
 * MACs over the bytes from the MTI to field 63: :func:`mac_cup_ecb` (the CUP "ECB"
   algorithm, the default) and :func:`mac_x919` (ISO 9797-1 algorithm 3, ANSI X9.19);
   compare with :func:`macs_equal` (constant time).
@@ -147,6 +148,48 @@ def encrypt_key_under(kek: bytes, key: bytes) -> bytes:
 def decrypt_key_under(kek: bytes, encrypted_key: bytes) -> bytes:
     """Inverse of :func:`encrypt_key_under`."""
     return des_ecb_decrypt(kek, encrypted_key)
+
+
+KEY_COMPONENTS_MIN: Final = 2
+KEY_COMPONENTS_MAX: Final = 3
+
+
+def split_key(key: bytes, parts: int = KEY_COMPONENTS_MIN) -> tuple[bytes, ...]:
+    """Split a key into ``parts`` random components for split knowledge (PCI DSS 3.6.1.2).
+
+    Every component has odd parity; :func:`combine_components` gives the key back (with
+    odd parity; DES ignores the parity bits, so the key's check value is the same).
+
+    >>> key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+    >>> combine_components(split_key(key, 3)) == adjust_odd_parity(key)
+    True
+    """
+    if not KEY_COMPONENTS_MIN <= parts <= KEY_COMPONENTS_MAX:
+        raise KeyFormatError(
+            f"a key is split into {KEY_COMPONENTS_MIN} to {KEY_COMPONENTS_MAX} components"
+        )
+    if len(key) not in KEY_SIZES_BYTES:
+        raise KeyFormatError(f"a DES key is 8, 16 or 24 bytes, not {len(key)}")
+    randoms = [adjust_odd_parity(secrets.token_bytes(len(key))) for _ in range(parts - 1)]
+    last = key
+    for component in randoms:
+        last = _xor(last, component)
+    return (*randoms, adjust_odd_parity(last))
+
+
+def combine_components(components: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """XOR key components together into the key, with odd parity (key loading)."""
+    if not KEY_COMPONENTS_MIN <= len(components) <= KEY_COMPONENTS_MAX:
+        raise KeyFormatError(
+            f"a key is combined from {KEY_COMPONENTS_MIN} to {KEY_COMPONENTS_MAX} components"
+        )
+    size = len(components[0])
+    if size not in KEY_SIZES_BYTES or any(len(c) != size for c in components):
+        raise KeyFormatError("key components must all be 8, 16 or 24 bytes long")
+    key = components[0]
+    for component in components[1:]:
+        key = _xor(key, component)
+    return adjust_odd_parity(key)
 
 
 # --------------------------------------------------------------------------- MACs

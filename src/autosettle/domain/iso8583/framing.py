@@ -63,7 +63,7 @@ FRAME_SIZE_BYTES_MIN: Final = (
 )
 """Smallest frame body (after the length prefix): TPDU, header, MTI and bitmap."""
 FRAME_SIZE_BYTES_MAX: Final = 2048
-"""Largest frame body we accept; every field at its maximum length makes 1851 bytes."""
+"""Largest frame body we accept; every field at its maximum length makes 1873 bytes."""
 
 MTI_KEY: Final = "t"
 """Key of the message type in a fields dict (pyiso8583's name)."""
@@ -778,3 +778,65 @@ def parse_batch_upload_end(value: str) -> int:
     if len(value) != BATCH_UPLOAD_TOTAL_DIGITS or not _is_digits(value):
         raise MessageFormatError("batch upload total must be 4 digits", field="48")
     return int(value)
+
+
+# --------------------------------------------------------------------------- field 54
+
+BALANCE_FIELD_SIZE: Final = 20
+BALANCE_ACCOUNT_TYPE_DEFAULT: Final = "00"
+BALANCE_AMOUNT_TYPE_AVAILABLE: Final = "02"
+_BALANCE_SIGNS: Final = frozenset("CD")
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceAmount:
+    """Field 54 of a balance inquiry answer (an...020).
+
+    Account type (2), amount type (2, ``02`` available balance), currency (3, numeric ISO
+    4217), sign (``C`` credit balance, ``D`` debit/overdrawn) and the amount (12, minor
+    units).
+
+    >>> build_balance_amount(BalanceAmount(amount_minor=12345))
+    '0002156C000000012345'
+    >>> parse_balance_amount('0002156D000000000100').signed_minor
+    -100
+    """
+
+    amount_minor: int
+    currency_numeric: str = "156"
+    negative: bool = False
+    account_type: str = BALANCE_ACCOUNT_TYPE_DEFAULT
+    amount_type: str = BALANCE_AMOUNT_TYPE_AVAILABLE
+
+    def __post_init__(self) -> None:
+        _check_range("54", "balance", self.amount_minor, AMOUNT_MINOR_MAX)
+        _check_digits("54", "currency", self.currency_numeric, 3)
+        _check_digits("54", "account type", self.account_type, 2)
+        _check_digits("54", "amount type", self.amount_type, 2)
+
+    @property
+    def signed_minor(self) -> int:
+        """The balance with its sign (negative when overdrawn)."""
+        return -self.amount_minor if self.negative else self.amount_minor
+
+
+def build_balance_amount(value: BalanceAmount) -> str:
+    """Field 54 as its 20 characters."""
+    sign = "D" if value.negative else "C"
+    return (f"{value.account_type}{value.amount_type}{value.currency_numeric}{sign}"
+            f"{value.amount_minor:012d}")
+
+
+def parse_balance_amount(value: str) -> BalanceAmount:
+    """Parse field 54 (exactly 20 characters)."""
+    ok = (len(value) == BALANCE_FIELD_SIZE and value[7] in _BALANCE_SIGNS
+          and _is_digits(value[:7]) and _is_digits(value[8:]))
+    if not ok:
+        raise MessageFormatError("balance must be 2+2+3 digits, C or D, 12 digits", field="54")
+    return BalanceAmount(
+        amount_minor=int(value[8:]),
+        currency_numeric=value[4:7],
+        negative=value[7] == "D",
+        account_type=value[0:2],
+        amount_type=value[2:4],
+    )

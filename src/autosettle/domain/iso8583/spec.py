@@ -155,6 +155,9 @@ CUP_POS_SPEC: Final[dict[str, FieldSpec]] = {
     "49": _text(3, "Currency code, transaction"),
     "52": _binary(8, "PIN block (encrypted)"),
     "53": _numeric(16, "Security related control information"),
+    # an...020 in Cocoon-break cup8583.xml: account type (2), amount type (2), currency (3),
+    # sign C/D (1), amount (12); the balance of a balance inquiry answer.
+    "54": _text_var(20, _LLL, "Balance amount"),
     "55": _binary_var(255, _LLL, "ICC system related data (EMV TLV)"),
     "60": _numeric_var(19, _LLL, "Reserved private: type, batch, network mgmt code"),
     "61": _numeric_var(29, _LLL, "Original message data"),

@@ -1,0 +1,290 @@
+"""Run a job once per run key, even with several instances running: a database lease.
+
+A run is one row of ``job_runs`` keyed by (job name, run key). Inserting the row *is* the
+lease: a unique-key clash means another instance has (or had) the run. The row records the
+owner, the start, the end, the counts and the error of the run.
+
+* A run that finished (``done``) is never run again under the same key.
+* A run whose owner died (SIGKILL, power loss) keeps ``running`` with a lease that nobody
+  renews; once it expires the next instance takes the run over and resumes it. The jobs
+  are idempotent (a settlement batch is unique per merchant and run key, items are claimed
+  with ``UPDATE .. WHERE batch_id IS NULL``), so resuming never pays twice.
+* While the owner lives, a heartbeat thread renews its lease every third of it, so a long
+  run is never taken over from a live owner.
+* A run whose function raised is ``failed``; it may be retried once its lease (set to
+  ``retry_after_s`` from the failure) has expired.
+* A run that falls in a maintenance window is ``deferred``: its lease is set to the end of
+  the window, after which any instance takes it over (see :mod:`autosettle.services.
+  maintenance`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from autosettle.domain.errors import ValidationError
+from autosettle.services.context import ServiceContext
+from autosettle.store.tables import job_runs
+
+log = logging.getLogger(__name__)
+
+LEASE_S_DEFAULT = 300.0
+LEASE_S_MIN = 1.0
+JOB_NAME_LENGTH_MAX = 40
+RUN_KEY_LENGTH_MAX = 40
+ERROR_LENGTH_MAX = 500
+RECENT_RUNS_MAX = 500
+
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+DEFERRED = "deferred"
+
+JobFn = Callable[[], Mapping[str, Any] | None]
+
+
+def default_owner() -> str:
+    """This process, uniquely: ``host:pid:random``."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What :func:`run_once` did.
+
+    ``status``: ``done`` / ``failed`` (this call ran the job), ``already_done`` (an earlier
+    run finished it), ``busy`` (another live owner holds the lease, or a deferral or retry
+    delay has not expired yet).
+    """
+
+    job_name: str
+    run_key: str
+    status: str
+    owner: str
+    counts: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    took_over: bool = False
+
+    @property
+    def ran(self) -> bool:
+        return self.status in (DONE, FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One row of ``job_runs``."""
+
+    job_name: str
+    run_key: str
+    status: str
+    owner: str
+    lease_expires_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, Any]
+    error: str | None
+
+
+def _run_of(row: Mapping[str, Any]) -> JobRun:
+    counts = json.loads(row["counts"]) if row["counts"] else {}
+    return JobRun(job_name=row["job_name"], run_key=row["run_key"], status=row["status"],
+                  owner=row["owner"], lease_expires_at=row["lease_expires_at"],
+                  started_at=row["started_at"], finished_at=row["finished_at"],
+                  counts=counts, error=row["error"])
+
+
+def _check_names(job_name: str, run_key: str) -> None:
+    if not 0 < len(job_name) <= JOB_NAME_LENGTH_MAX:
+        raise ValidationError(f"job name must be 1..{JOB_NAME_LENGTH_MAX} characters")
+    if not 0 < len(run_key) <= RUN_KEY_LENGTH_MAX:
+        raise ValidationError(f"run key must be 1..{RUN_KEY_LENGTH_MAX} characters")
+
+
+def claim(ctx: ServiceContext, job_name: str, run_key: str, owner: str,
+          lease_s: float) -> tuple[str, bool]:
+    """Try to take the lease: (``claimed`` | ``already_done`` | ``busy``, took_over)."""
+    _check_names(job_name, run_key)
+    now = ctx.now()
+    expires = now + timedelta(seconds=lease_s)
+    with ctx.db.unit_of_work() as uow:
+        existing = uow.leases.get(job_name, run_key)
+    if existing is None:
+        try:
+            with ctx.db.unit_of_work() as uow:
+                uow.leases.insert(job_name, run_key, owner, now, expires)
+            return "claimed", False
+        except IntegrityError:
+            pass  # someone inserted it first: look at what they hold
+    with ctx.db.unit_of_work() as uow:
+        current = uow.leases.get(job_name, run_key)
+        if current is None:  # never deleted; defensive
+            return "busy", False
+        if current["status"] == DONE:
+            return "already_done", False
+        if uow.leases.take_over(job_name, run_key, owner, now, expires):
+            return "claimed", True
+    return "busy", False
+
+
+def renew(ctx: ServiceContext, job_name: str, run_key: str, owner: str,
+          lease_s: float) -> bool:
+    """Extend our lease; False when it is no longer ours (taken over after expiry)."""
+    with ctx.db.unit_of_work() as uow:
+        result = uow.connection.execute(update(job_runs).where(
+            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
+            job_runs.c.owner == owner, job_runs.c.status == RUNNING,
+        ).values(lease_expires_at=ctx.now() + timedelta(seconds=lease_s)))
+        return (result.rowcount or 0) == 1
+
+
+def _finish(ctx: ServiceContext, job_name: str, run_key: str, owner: str, status: str,
+            counts: Mapping[str, Any], error: str | None, retry_at: datetime | None) -> bool:
+    now = ctx.now()
+    values: dict[str, Any] = {
+        "status": status, "finished_at": now,
+        "counts": json.dumps(dict(counts), default=str, sort_keys=True),
+        "error": error[:ERROR_LENGTH_MAX] if error else None,
+    }
+    if retry_at is not None:
+        values["lease_expires_at"] = retry_at
+    with ctx.db.unit_of_work() as uow:
+        result = uow.connection.execute(update(job_runs).where(
+            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
+            job_runs.c.owner == owner).values(**values))
+        return (result.rowcount or 0) == 1
+
+
+class _Heartbeat:
+    """Renews a lease from a thread of its own (its own connection and unit of work)."""
+
+    def __init__(self, ctx: ServiceContext, job_name: str, run_key: str, owner: str,
+                 lease_s: float) -> None:
+        self._args = (ctx, job_name, run_key, owner, lease_s)
+        self._every_s = max(lease_s / 3.0, 0.2)
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f"lease-{job_name}")
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                if not renew(*self._args):
+                    self.lost = True
+                    log.warning("lease of %s/%s was taken over", self._args[1], self._args[2])
+                    return
+            except Exception:  # a missed beat is not fatal: the lease has slack
+                log.exception("could not renew the lease of %s/%s", self._args[1],
+                              self._args[2])
+
+
+def run_once(ctx: ServiceContext, job_name: str, run_key: str, fn: JobFn,
+             lease_s: float = LEASE_S_DEFAULT, owner: str | None = None,
+             retry_after_s: float | None = None) -> RunOutcome:
+    """Run ``fn`` under the lease of (``job_name``, ``run_key``) unless it is done or held.
+
+    ``fn`` returns the counts to record (a JSON-ready mapping; a string under ``"error"``
+    is recorded as the run's error while the run still counts as done). An exception from
+    ``fn`` is recorded, the run is ``failed`` and may be retried after ``retry_after_s``
+    (default: ``lease_s``); the exception is not re-raised.
+    """
+    if lease_s < LEASE_S_MIN:
+        raise ValidationError(f"lease must be at least {LEASE_S_MIN} s")
+    me = owner or default_owner()
+    state, took_over = claim(ctx, job_name, run_key, me, lease_s)
+    if state != "claimed":
+        return RunOutcome(job_name, run_key, state, me)
+    if took_over:
+        log.warning("job %s/%s: took over an expired lease (its owner died?)", job_name,
+                    run_key)
+    try:
+        with _Heartbeat(ctx, job_name, run_key, me, lease_s):
+            counts = dict(fn() or {})
+    except Exception as exc:
+        log.exception("job %s/%s failed", job_name, run_key)
+        error = f"{type(exc).__name__}: {exc}"
+        retry = ctx.now() + timedelta(seconds=lease_s if retry_after_s is None
+                                      else retry_after_s)
+        _finish(ctx, job_name, run_key, me, FAILED, {}, error, retry)
+        return RunOutcome(job_name, run_key, FAILED, me, {}, error, took_over)
+    error_value = counts.get("error")
+    error = str(error_value) if error_value else None
+    if not _finish(ctx, job_name, run_key, me, DONE, counts, error, None):
+        log.warning("job %s/%s finished after its lease was taken over", job_name, run_key)
+    return RunOutcome(job_name, run_key, DONE, me, counts, error, took_over)
+
+
+def defer(ctx: ServiceContext, job_name: str, run_key: str, until: datetime,
+          reason: str) -> bool:
+    """Hold a run back until ``until`` (a maintenance window's end): it is not failed, it
+    runs afterwards. Does nothing to a finished run or to one a live owner is running."""
+    _check_names(job_name, run_key)
+    now = ctx.now()
+    values = {"status": DEFERRED, "owner": "deferred", "lease_expires_at": until,
+              "error": reason[:ERROR_LENGTH_MAX]}
+    try:
+        with ctx.db.unit_of_work() as uow:
+            if uow.leases.get(job_name, run_key) is None:
+                uow.connection.execute(insert(job_runs).values(
+                    job_name=job_name, run_key=run_key, started_at=now, **values))
+                return True
+    except IntegrityError:
+        pass  # inserted meanwhile by someone else: fall through to the update
+    c = job_runs.c
+    with ctx.db.unit_of_work() as uow:
+        result = uow.connection.execute(update(job_runs).where(
+            c.job_name == job_name, c.run_key == run_key, c.status != DONE,
+            (c.status != RUNNING) | (c.lease_expires_at < now)).values(**values))
+        return (result.rowcount or 0) == 1
+
+
+def get_run(ctx: ServiceContext, job_name: str, run_key: str) -> JobRun | None:
+    with ctx.db.unit_of_work() as uow:
+        row = uow.leases.get(job_name, run_key)
+    return _run_of(row) if row else None
+
+
+def is_done(ctx: ServiceContext, job_name: str, run_key: str) -> bool:
+    run = get_run(ctx, job_name, run_key)
+    return run is not None and run.status == DONE
+
+
+def last_done_key(ctx: ServiceContext, job_name: str) -> str | None:
+    """The greatest run key of a finished run (keys that start with an ISO date sort by
+    date), or None."""
+    with ctx.db.unit_of_work() as uow:
+        value = uow.connection.execute(select(func.max(job_runs.c.run_key)).where(
+            job_runs.c.job_name == job_name, job_runs.c.status == DONE)).scalar()
+    return str(value) if value is not None else None
+
+
+def recent_runs(ctx: ServiceContext, job_name: str | None = None,
+                limit: int = 50) -> list[JobRun]:
+    """The latest runs, newest first (optionally of one job)."""
+    limit = max(1, min(limit, RECENT_RUNS_MAX))
+    query = (select(job_runs).order_by(job_runs.c.started_at.desc(), job_runs.c.run_key.desc())
+             .limit(limit))
+    if job_name is not None:
+        query = query.where(job_runs.c.job_name == job_name)
+    with ctx.db.unit_of_work() as uow:
+        return [_run_of(r._mapping) for r in uow.connection.execute(query)]

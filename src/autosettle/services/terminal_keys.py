@@ -1,0 +1,616 @@
+"""Terminal keys and sessions: the key module (software HSM), provisioning, sign-on, MAC,
+PIN, and the terminal status view.
+
+Key hierarchy (see docs/terminal-integration.md)::
+
+    data key (configuration, AES-256)        seals every key below at rest (ctx.sealer)
+    └── TMK   terminal master key            one per terminal, made at provisioning and
+        │                                    shown once as components (split knowledge)
+        ├── PIK  PIN key        ┐ working keys, new at every sign-on (0800), sent to the
+        ├── MAK  MAC key        │ terminal in field 62 of the 0810 encrypted under the TMK,
+        └── TDK  track data key ┘ each followed by its 4-byte check value
+
+Every key is stored sealed (AES-GCM) with associated data naming the terminal, the key's
+role and its generation, so a sealed blob copied to another row or kept from an older
+generation does not open. Clear keys exist only inside :class:`SoftwareHsm` methods, for
+the duration of one call; they are never returned (except a new TMK's components, once,
+to the operator), stored or logged. A hardware HSM implements :class:`TerminalHsm` with
+key blocks under its own master key instead of the sealer.
+
+The PIN of a field 52 block is decrypted here (and only here) and handed to the payment
+service in memory; it is never stored or logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final, Protocol
+
+from cryptography.exceptions import InvalidTag
+
+from autosettle.domain.errors import (
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+    ValidationError,
+)
+from autosettle.domain.iso8583 import crypto
+from autosettle.domain.iso8583.framing import NetworkManagementCode
+from autosettle.domain.merchants import TerminalStatus
+from autosettle.domain.response_codes import ResponseCode
+from autosettle.services.audit import record as audit
+from autosettle.services.context import DataSealer, Principal, ServiceContext
+from autosettle.store.terminal_keys import KeyRecord, StatusRow
+from autosettle.store.uow import UnitOfWork
+
+RC = ResponseCode
+SILENT_AFTER_S_DEFAULT: Final = 900.0
+"""A terminal with no message for this long is flagged silent (until Settings has
+``terminal_silent_after_s``)."""
+STATUS_PAGE_MAX: Final = 500
+FIRST_BATCH_NO: Final = "000001"
+BATCH_NO_MODULUS: Final = 999_999
+_LABEL_PREFIX: Final = b"autosettle/terminal-key/v1"
+
+
+class MacAlgorithm(StrEnum):
+    """Field 64 algorithm of a terminal."""
+
+    CUP_ECB = "cup_ecb"
+    X919 = "x919"
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    RESET = "reset"
+
+
+class KeyRole(StrEnum):
+    TMK = "tmk"
+    PIK = "pik"
+    MAK = "mak"
+    TDK = "tdk"
+
+
+class PinRejected(ValidationError):
+    """Field 52 does not decrypt to a valid ISO 9564 format 0 block (answer 99)."""
+
+
+# -- the key module interface ----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SealedKey:
+    """A key handle: the sealed blob, the label it is bound to, and its check value."""
+
+    blob: bytes = field(repr=False)
+    label: bytes
+    kcv: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyComponent:
+    """One TMK component for key loading, with its own check value (shown once)."""
+
+    value_hex: str = field(repr=False)
+    kcv: str
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedTmk:
+    sealed: SealedKey
+    components: tuple[KeyComponent, ...] = field(repr=False)
+    under_transport_key_hex: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKeys:
+    """New working keys: sealed for storage, and field 62 for the 0810 answer."""
+
+    pik: SealedKey
+    mak: SealedKey
+    tdk: SealedKey | None
+    field62: bytes = field(repr=False)
+
+
+class TerminalHsm(Protocol):
+    """What the host needs from a key module; clear keys never cross this interface."""
+
+    def generate_tmk(self, label: bytes, components: int,
+                     transport_key: bytes | None = None) -> GeneratedTmk:
+        """A new TMK, sealed, with its components (and optionally under a transport key)."""
+        ...
+
+    def issue_working_keys(self, tmk: SealedKey, labels: dict[KeyRole, bytes],
+                           double_length: bool, with_tdk: bool) -> IssuedKeys:
+        """New PIK, MAK (and TDK), sealed, and field 62 (keys under the TMK + KCVs)."""
+        ...
+
+    def mac(self, mak: SealedKey, algorithm: MacAlgorithm, data: bytes) -> bytes:
+        """Field 64 over ``data`` (MTI to field 63)."""
+        ...
+
+    def reveal_pin(self, pik: SealedKey, block: bytes, pan: str) -> str:
+        """Decrypt a format 0 PIN block; :class:`PinRejected` when it is not valid."""
+        ...
+
+
+class SoftwareHsm:
+    """The key module in software: keys sealed under the data key with ``DataSealer``."""
+
+    def __init__(self, sealer: DataSealer) -> None:
+        self._sealer = sealer
+
+    def __repr__(self) -> str:
+        return "SoftwareHsm(<sealer>)"
+
+    def _open(self, key: SealedKey) -> bytes:
+        try:
+            return self._sealer.open(key.blob, key.label)
+        except InvalidTag as exc:
+            raise ValidationError("a stored terminal key does not open (tampered or moved)",
+                                  ErrorCode.INTERNAL) from exc
+
+    def _seal(self, key: bytes, label: bytes) -> SealedKey:
+        return SealedKey(self._sealer.seal(key, label), label, _kcv(key))
+
+    def generate_tmk(self, label: bytes, components: int,
+                     transport_key: bytes | None = None) -> GeneratedTmk:
+        tmk = crypto.generate_key(crypto.DOUBLE_KEY_SIZE_BYTES)
+        parts = crypto.split_key(tmk, components)
+        under = (crypto.encrypt_key_under(transport_key, tmk).hex().upper()
+                 if transport_key is not None else None)
+        return GeneratedTmk(
+            self._seal(tmk, label),
+            tuple(KeyComponent(p.hex().upper(), _kcv(p)) for p in parts),
+            under)
+
+    def issue_working_keys(self, tmk: SealedKey, labels: dict[KeyRole, bytes],
+                           double_length: bool, with_tdk: bool) -> IssuedKeys:
+        size = crypto.DOUBLE_KEY_SIZE_BYTES if double_length else crypto.SINGLE_KEY_SIZE_BYTES
+        pik, mak = crypto.generate_key(size), crypto.generate_key(size)
+        tdk = crypto.generate_key(size) if with_tdk else None
+        field62 = crypto.build_working_keys_field(self._open(tmk), pik, mak, tdk,
+                                                  double_length)
+        return IssuedKeys(self._seal(pik, labels[KeyRole.PIK]),
+                          self._seal(mak, labels[KeyRole.MAK]),
+                          self._seal(tdk, labels[KeyRole.TDK]) if tdk is not None else None,
+                          field62)
+
+    def mac(self, mak: SealedKey, algorithm: MacAlgorithm, data: bytes) -> bytes:
+        key = self._open(mak)
+        if algorithm is MacAlgorithm.X919:
+            return crypto.mac_x919(key, data)
+        return crypto.mac_cup_ecb(key, data)
+
+    def reveal_pin(self, pik: SealedKey, block: bytes, pan: str) -> str:
+        try:
+            clear = crypto.decrypt_pin_block(self._open(pik), block)
+            return crypto.pin_from_iso0(clear, pan)
+        except crypto.PinBlockError as exc:
+            raise PinRejected(exc.message) from None
+        except crypto.KeyFormatError:
+            raise PinRejected("PIN block has the wrong size") from None
+
+
+def _kcv(key: bytes) -> str:
+    return crypto.key_check_value(key).hex().upper()
+
+
+def key_label(role: KeyRole, merchant_id: str, terminal_id: str, generation: int) -> bytes:
+    """The associated data a key is sealed with: terminal, role and generation."""
+    return b"/".join((_LABEL_PREFIX, role.value.encode(), merchant_id.encode("ascii"),
+                      terminal_id.encode("ascii"), str(generation).encode()))
+
+
+def default_hsm(ctx: ServiceContext) -> TerminalHsm:
+    """The software key module over the context's data key."""
+    return SoftwareHsm(ctx.sealer)
+
+
+# -- provisioning --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedTerminal:
+    """Shown once to the operator: the TMK's components (and the TMK under a transport key)."""
+
+    merchant_id: str
+    terminal_id: str
+    tmk_kcv: str
+    tmk_generation: int
+    mac_algorithm: MacAlgorithm
+    components: tuple[KeyComponent, ...] = field(repr=False)
+    tmk_under_transport_key_hex: str | None = field(default=None, repr=False)
+
+    def tmk(self) -> bytes:
+        """The TMK combined from its components, as a key loading device does."""
+        return crypto.combine_components([bytes.fromhex(c.value_hex) for c in self.components])
+
+
+def provision_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
+                       terminal_id: str, *, mac_algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB,
+                       components: int = crypto.KEY_COMPONENTS_MIN,
+                       transport_key: bytes | None = None,
+                       hsm: TerminalHsm | None = None) -> ProvisionedTerminal:
+    """Give a terminal a new TMK (operator). Refused while a TMK is active: reset it first.
+
+    The components (and the TMK under ``transport_key`` when given) are returned once and
+    never again; only the sealed TMK and its check value are stored.
+    """
+    who.require_operator()
+    hsm = hsm or default_hsm(ctx)
+    algorithm = MacAlgorithm(mac_algorithm)
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        if uow.terminals.get(merchant_id, terminal_id) is None:
+            raise NotFoundError(f"terminal {merchant_id}/{terminal_id} not found")
+        keys = uow.terminal_host.get_keys(merchant_id, terminal_id, for_update=True)
+        if keys is not None and keys.status == KeyStatus.ACTIVE:
+            raise ConflictError(f"terminal {terminal_id} has an active TMK "
+                                f"(kcv {keys.tmk_kcv}); reset it first")
+        generation = (keys.tmk_generation if keys else 0) + 1
+        made = hsm.generate_tmk(key_label(KeyRole.TMK, merchant_id, terminal_id, generation),
+                                components, transport_key)
+        uow.terminal_host.put_tmk(merchant_id, terminal_id, made.sealed.blob, made.sealed.kcv,
+                                  generation, now)
+        uow.terminal_host.upsert_state(merchant_id, terminal_id, now, signed_on=False,
+                                       mac_algorithm=algorithm.value)
+        audit(uow, who, "terminal.provision", f"terminal:{merchant_id}/{terminal_id}", now,
+              detail={"tmk_kcv": made.sealed.kcv, "generation": generation,
+                      "mac_algorithm": algorithm.value})
+    return ProvisionedTerminal(merchant_id, terminal_id, made.sealed.kcv, generation,
+                               algorithm, made.components, made.under_transport_key_hex)
+
+
+def reset_tmk(ctx: ServiceContext, who: Principal, merchant_id: str, terminal_id: str) -> None:
+    """Forget a terminal's TMK and working keys (operator): locked out until re-provisioned."""
+    who.require_operator()
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        keys = uow.terminal_host.get_keys(merchant_id, terminal_id, for_update=True)
+        if keys is None:
+            raise NotFoundError(f"terminal {merchant_id}/{terminal_id} has no keys")
+        uow.terminal_host.reset(merchant_id, terminal_id, now)
+        uow.terminal_host.upsert_state(merchant_id, terminal_id, now, signed_on=False)
+        audit(uow, who, "terminal.reset_tmk", f"terminal:{merchant_id}/{terminal_id}", now,
+              detail={"old_tmk_kcv": keys.tmk_kcv})
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+class SessionStatus(StrEnum):
+    READY = "ready"
+    UNKNOWN_TERMINAL = "unknown_terminal"
+    MERCHANT_MISMATCH = "merchant_mismatch"
+    NOT_PROVISIONED = "not_provisioned"
+    NOT_SIGNED_ON = "not_signed_on"
+
+    @property
+    def response_code(self) -> ResponseCode:
+        """What a financial request gets when the session is not ready."""
+        return _SESSION_CODES[self]
+
+
+_SESSION_CODES: Final = {
+    SessionStatus.READY: RC.APPROVED,
+    SessionStatus.UNKNOWN_TERMINAL: RC.TERMINAL_NOT_REGISTERED,
+    SessionStatus.MERCHANT_MISMATCH: RC.INVALID_MERCHANT,
+    SessionStatus.NOT_PROVISIONED: RC.MAC_ERROR,
+    SessionStatus.NOT_SIGNED_ON: RC.MAC_ERROR,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalSession:
+    """One terminal as the host sees it for one message: keys (sealed) and batch."""
+
+    merchant_id: str
+    terminal_id: str
+    status: SessionStatus
+    mac_algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB
+    double_length: bool = True
+    key_generation: int = 0
+    mak: SealedKey | None = None
+    pik: SealedKey | None = None
+    expected_batch_no: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """The terminal is registered for this merchant."""
+        return self.status not in (SessionStatus.UNKNOWN_TERMINAL,
+                                   SessionStatus.MERCHANT_MISMATCH)
+
+    @property
+    def ready(self) -> bool:
+        """Signed on with working keys: MACs can be checked and set."""
+        return self.status is SessionStatus.READY and self.mak is not None
+
+    def accepts_batch(self, batch_no: str) -> bool:
+        """A financial message must carry the open batch, or the next after a close."""
+        return self.expected_batch_no is None or batch_no == self.expected_batch_no
+
+
+def next_batch_no(batch_no: str) -> str:
+    """The batch number after ``batch_no`` (999999 wraps to 000001)."""
+    return f"{int(batch_no) % BATCH_NO_MODULUS + 1:06d}"
+
+
+def _expected_batch(uow: UnitOfWork, merchant_id: str, terminal_id: str) -> str | None:
+    latest = uow.terminal_host.latest_batch_no(merchant_id, terminal_id)
+    if latest is None:
+        return None
+    open_batch = uow.batches.open_batch(merchant_id, terminal_id)
+    if open_batch is not None:
+        return open_batch.batch_no
+    return next_batch_no(latest[0])
+
+
+def _identify(uow: UnitOfWork, merchant_id: str, terminal_id: str) -> SessionStatus | None:
+    """UNKNOWN_TERMINAL / MERCHANT_MISMATCH, or None when the terminal is registered."""
+    if uow.terminals.get(merchant_id, terminal_id) is not None:
+        return None
+    if uow.terminal_host.merchants_of_terminal(terminal_id):
+        return SessionStatus.MERCHANT_MISMATCH
+    return SessionStatus.UNKNOWN_TERMINAL
+
+
+def open_session(ctx: ServiceContext, merchant_id: str, terminal_id: str) -> TerminalSession:
+    """Everything the host needs to authenticate and route one message of a terminal."""
+    with ctx.db.unit_of_work() as uow:
+        unknown = _identify(uow, merchant_id, terminal_id)
+        if unknown is not None:
+            return TerminalSession(merchant_id, terminal_id, unknown)
+        keys = uow.terminal_host.get_keys(merchant_id, terminal_id)
+        state = uow.terminal_host.get_state(merchant_id, terminal_id)
+        expected = _expected_batch(uow, merchant_id, terminal_id)
+    algorithm = MacAlgorithm(state.mac_algorithm) if state else MacAlgorithm.CUP_ECB
+    if keys is None or keys.status != KeyStatus.ACTIVE or keys.tmk_sealed is None:
+        return TerminalSession(merchant_id, terminal_id, SessionStatus.NOT_PROVISIONED,
+                               algorithm, expected_batch_no=expected)
+    signed_on = state is not None and state.signed_on and keys.mak_sealed is not None
+    status = SessionStatus.READY if signed_on else SessionStatus.NOT_SIGNED_ON
+    return TerminalSession(
+        merchant_id, terminal_id, status, algorithm,
+        double_length=state.double_length if state else True,
+        key_generation=keys.key_generation,
+        mak=_handle(keys, KeyRole.MAK) if signed_on else None,
+        pik=_handle(keys, KeyRole.PIK) if signed_on else None,
+        expected_batch_no=expected)
+
+
+def _handle(keys: KeyRecord, role: KeyRole) -> SealedKey | None:
+    blob: bytes | None = getattr(keys, f"{role.value}_sealed")
+    kcv: str | None = getattr(keys, f"{role.value}_kcv")
+    if blob is None or kcv is None:
+        return None
+    generation = keys.tmk_generation if role is KeyRole.TMK else keys.key_generation
+    return SealedKey(blob, key_label(role, keys.merchant_id, keys.terminal_id, generation), kcv)
+
+
+# -- sign-on, sign-off, heartbeat --------------------------------------------------------
+
+_SIGN_ON_LAYOUTS: Final = {
+    # 60.3 -> (double length, with TDK)
+    NetworkManagementCode.SIGN_ON_SINGLE_LENGTH.value: (False, False),
+    NetworkManagementCode.SIGN_ON_DOUBLE_LENGTH.value: (True, False),
+    NetworkManagementCode.SIGN_ON_DOUBLE_LENGTH_WITH_TDK.value: (True, True),
+}
+SIGN_ON_CODES: Final = frozenset(_SIGN_ON_LAYOUTS)
+
+
+@dataclass(frozen=True, slots=True)
+class SignOnOutcome:
+    """The 0810: a code, the working keys (field 62) when approved, the expected batch."""
+
+    response_code: ResponseCode
+    batch_no: str
+    field62: bytes | None = field(default=None, repr=False)
+    key_generation: int = 0
+
+
+def sign_on(ctx: ServiceContext, merchant_id: str, terminal_id: str, mode: str,
+            software_version: str | None = None,
+            hsm: TerminalHsm | None = None) -> SignOnOutcome:
+    """Issue new working keys (keys change at every sign-on) and mark the terminal signed on.
+
+    97 for an unknown terminal and for one without a TMK (never provisioned, or reset);
+    03 when the terminal belongs to another merchant; 58 when it is not active; 12 for an
+    X9.19 terminal asking for single-length keys (X9.19 needs a double-length MAK).
+    """
+    hsm = hsm or default_hsm(ctx)
+    layout = _SIGN_ON_LAYOUTS.get(mode)
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        expected = _expected_batch(uow, merchant_id, terminal_id) or FIRST_BATCH_NO
+        unknown = _identify(uow, merchant_id, terminal_id)
+        if unknown is not None:
+            return SignOnOutcome(unknown.response_code, expected)
+        terminal = uow.terminals.get(merchant_id, terminal_id)
+        if terminal is not None and terminal.status is not TerminalStatus.ACTIVE:
+            return SignOnOutcome(RC.NOT_PERMITTED_TO_TERMINAL, expected)
+        keys = uow.terminal_host.get_keys(merchant_id, terminal_id, for_update=True)
+        tmk = _handle(keys, KeyRole.TMK) if keys and keys.status == KeyStatus.ACTIVE else None
+        if keys is None or tmk is None:
+            return SignOnOutcome(RC.TERMINAL_NOT_REGISTERED, expected)
+        state = uow.terminal_host.get_state(merchant_id, terminal_id)
+        algorithm = MacAlgorithm(state.mac_algorithm) if state else MacAlgorithm.CUP_ECB
+        if layout is None or (algorithm is MacAlgorithm.X919 and not layout[0]):
+            return SignOnOutcome(RC.INVALID_TRANSACTION, expected)
+        double_length, with_tdk = layout
+        generation = keys.key_generation + 1
+        labels = {role: key_label(role, merchant_id, terminal_id, generation)
+                  for role in (KeyRole.PIK, KeyRole.MAK, KeyRole.TDK)}
+        issued = hsm.issue_working_keys(tmk, labels, double_length, with_tdk)
+        uow.terminal_host.put_working_keys(merchant_id, terminal_id, generation, {
+            "pik": (issued.pik.blob, issued.pik.kcv), "mak": (issued.mak.blob, issued.mak.kcv),
+            "tdk": (issued.tdk.blob, issued.tdk.kcv) if issued.tdk else None}, now)
+        uow.terminal_host.upsert_state(
+            merchant_id, terminal_id, now, signed_on=True, double_length=double_length,
+            last_sign_on_at=now, last_message_at=now, open_batch_no=expected,
+            **_version(software_version))
+    return SignOnOutcome(RC.APPROVED, expected, issued.field62, generation)
+
+
+def sign_off(ctx: ServiceContext, merchant_id: str, terminal_id: str,
+             software_version: str | None = None) -> ResponseCode:
+    """Mark the terminal signed off: its next financial message gets A0 until it signs on."""
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        unknown = _identify(uow, merchant_id, terminal_id)
+        if unknown is not None:
+            return unknown.response_code
+        uow.terminal_host.upsert_state(merchant_id, terminal_id, now, signed_on=False,
+                                       last_message_at=now, **_version(software_version))
+    return RC.APPROVED
+
+
+def touch(ctx: ServiceContext, merchant_id: str, terminal_id: str,
+          software_version: str | None = None, batch_no: str | None = None) -> None:
+    """Heartbeat: record that an authenticated message arrived (and its batch, version)."""
+    now = ctx.now()
+    values = _version(software_version)
+    if batch_no is not None:
+        values["open_batch_no"] = batch_no
+    with ctx.db.unit_of_work() as uow:
+        if uow.terminals.get(merchant_id, terminal_id) is None:
+            return
+        uow.terminal_host.upsert_state(merchant_id, terminal_id, now, last_message_at=now,
+                                       **values)
+
+
+def _version(software_version: str | None) -> dict[str, str]:
+    return {"software_version": software_version[:16]} if software_version else {}
+
+
+# -- MAC and PIN ---------------------------------------------------------------------------
+
+def _mak(session: TerminalSession) -> SealedKey:
+    if session.mak is None:
+        raise ValidationError("the terminal has no MAC key: sign on first", ErrorCode.INVALID_STATE)
+    return session.mak
+
+
+def compute_mac(ctx: ServiceContext, session: TerminalSession, data: bytes,
+                hsm: TerminalHsm | None = None) -> bytes:
+    """Field 64 for an answer to this terminal."""
+    return (hsm or default_hsm(ctx)).mac(_mak(session), session.mac_algorithm, data)
+
+
+def verify_mac(ctx: ServiceContext, session: TerminalSession, data: bytes, received: bytes,
+               hsm: TerminalHsm | None = None) -> bool:
+    """True when ``received`` is the MAC of ``data`` under the terminal's current MAK."""
+    if session.mak is None:
+        return False
+    expected = compute_mac(ctx, session, data, hsm)
+    return crypto.macs_equal(expected, received)
+
+
+_PIN_KEY_SCHEMES: Final = frozenset("06")
+"""Second digit of field 53: ``0`` single DES, ``6`` double-length 3DES (``3`` is SM4)."""
+
+
+def reveal_pin(ctx: ServiceContext, session: TerminalSession, block: bytes, pan: str,
+               security_control: str | None = None, hsm: TerminalHsm | None = None) -> str:
+    """The PIN in a field 52 block, for the payment service only (never stored or logged).
+
+    Raises :class:`PinRejected` (answer 99) when the terminal has no PIK, field 53 names a
+    scheme we do not run, or the block does not decrypt to a valid format 0 block.
+    """
+    if session.pik is None:
+        raise PinRejected("the terminal has no PIN key: sign on first")
+    if security_control is not None and (len(security_control) < 2
+                                         or security_control[1] not in _PIN_KEY_SCHEMES):
+        raise PinRejected("field 53 names a PIN encryption scheme this host does not run")
+    return (hsm or default_hsm(ctx)).reveal_pin(session.pik, block, pan)
+
+
+# -- status ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TerminalStatusView:
+    """One terminal's health for operators and its merchant."""
+
+    merchant_id: str
+    terminal_id: str
+    terminal_status: str
+    key_status: str
+    key_generation: int
+    signed_on: bool
+    mac_algorithm: str
+    last_sign_on_at: datetime | None
+    last_message_at: datetime | None
+    open_batch_no: str | None
+    software_version: str | None
+    silent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPage:
+    items: Sequence[TerminalStatusView]
+    next_cursor: str | None
+
+
+def silent_after_s(ctx: ServiceContext) -> float:
+    """The silence threshold: ``Settings.terminal_silent_after_s`` when it exists."""
+    value = getattr(ctx.settings, "terminal_silent_after_s", None)
+    return float(value) if isinstance(value, int | float) else SILENT_AFTER_S_DEFAULT
+
+
+def terminal_status(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
+                    *, cursor: str | None = None, limit: int = 200,
+                    silent_after: float | None = None,
+                    silent_only: bool = False) -> StatusPage:
+    """Last sign-on, last message, open batch, software version and the silent flag.
+
+    Operators see every terminal; a merchant (or terminal) key sees its own merchant's.
+    A terminal is silent when it has a TMK and sent nothing for longer than the threshold
+    (or never sent anything).
+    """
+    if not 1 <= limit <= STATUS_PAGE_MAX:
+        raise ValidationError(f"limit must be 1..{STATUS_PAGE_MAX}")
+    if merchant_id is not None:
+        who.require_merchant(merchant_id)
+    elif not who.is_operator:
+        merchant_id = who.merchant_id
+        if merchant_id is None:
+            raise NotFoundError("no merchant in scope")
+    after = _parse_cursor(cursor)
+    threshold = timedelta(seconds=silent_after if silent_after is not None
+                          else silent_after_s(ctx))
+    now = ctx.now()
+    views: list[TerminalStatusView] = []
+    next_cursor: str | None = None
+    with ctx.db.unit_of_work() as uow:
+        rows = uow.terminal_host.status_rows(merchant_id, after, limit)
+    for row in rows:
+        view = _view(row, now, threshold)
+        if not silent_only or view.silent:
+            views.append(view)
+    if len(rows) == limit:
+        next_cursor = f"{rows[-1].merchant_id}:{rows[-1].terminal_id}"
+    return StatusPage(views, next_cursor)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    merchant_id, sep, terminal_id = cursor.partition(":")
+    if not sep:
+        raise ValidationError("cursor must be <merchant id>:<terminal id>")
+    return merchant_id, terminal_id
+
+
+def _view(row: StatusRow, now: datetime, threshold: timedelta) -> TerminalStatusView:
+    key_status = row.key_status or "none"
+    last = row.last_message_at
+    silent = key_status == KeyStatus.ACTIVE and (last is None or now - last > threshold)
+    return TerminalStatusView(
+        merchant_id=row.merchant_id, terminal_id=row.terminal_id,
+        terminal_status=row.terminal_status, key_status=key_status,
+        key_generation=row.key_generation or 0, signed_on=row.signed_on,
+        mac_algorithm=row.mac_algorithm or MacAlgorithm.CUP_ECB.value,
+        last_sign_on_at=row.last_sign_on_at, last_message_at=last,
+        open_batch_no=row.open_batch_no, software_version=row.software_version,
+        silent=silent)
