@@ -8,6 +8,7 @@ unique constraints decide); SQLite serialises writers, which must give the same 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -18,6 +19,7 @@ from paytools import (
     DEBIT,
     MID,
     OPENING_BALANCE_MINOR,
+    TID,
     assert_ledger_balanced,
     entry_count,
     get_record,
@@ -35,7 +37,7 @@ from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
 from autosettle.services import payments
 from autosettle.services.context import ServiceContext
-from autosettle.services.payments import PaymentResult
+from autosettle.services.payments import OriginalRef, PaymentResult
 from autosettle.store.payments import TransactionRepository
 
 T = TypeVar("T")
@@ -179,3 +181,40 @@ def test_recovery_leaves_a_sale_answered_meanwhile_alone(
     with ctx.db.unit_of_work() as uow:
         assert uow.reversals.get(MID, txn_id(answered)) is None
     assert_ledger_balanced(ctx)
+
+
+def test_late_approval_after_the_original_was_reversed_is_undone_at_once(
+        ctx: ServiceContext, sim: IssuerSimulator) -> None:
+    """A void is approved at the issuer while the terminal reverses its sale: the void's
+    approval cannot be applied, and the issuer is told to undo it before the void is
+    answered, not at the next run of the reversal queue."""
+    seed_shop(ctx, sim)
+    original = txn_id(sale(ctx, 3_000))
+    sim.inject(FaultKind.LATE_ANSWER, latency_ms=ISSUER_LATENCY_MS)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending_void = pool.submit(on_original, ctx, TxnType.VOID, original)
+        void_id = _wait_until_applied_at_issuer(ctx, sim, original)
+        assert payments.reverse(ctx, MID, TID, OriginalRef(txn_id=original)).approved
+        void = pending_void.result()
+
+    assert not void.approved
+    assert get_record(ctx, void_id).status == "declined"
+    assert get_record(ctx, original).status == "reversed"
+    assert sim.auth_state(void_id) == "reversed"
+    assert sim.card(DEBIT).balance_minor == OPENING_BALANCE_MINOR
+    assert unsettled(ctx) == 0
+    with ctx.db.unit_of_work() as uow:
+        assert uow.reversals.pending_count() == 0
+    assert_ledger_balanced(ctx)
+
+
+def _wait_until_applied_at_issuer(ctx: ServiceContext, sim: IssuerSimulator,
+                                  original: str) -> str:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with ctx.db.unit_of_work() as uow:
+            children = uow.transactions.children(MID, original)
+        if children and sim.auth_state(children[0].txn_id) == "applied":
+            return children[0].txn_id
+        time.sleep(0.01)
+    raise AssertionError("the void never reached the issuer")

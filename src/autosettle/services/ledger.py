@@ -26,7 +26,7 @@ def post_in(uow: UnitOfWork, ctx: ServiceContext, entry: JournalEntry) -> Posted
 def post_many(ctx: ServiceContext, entries: Sequence[JournalEntry]) -> list[PostedEntry]:
     """Post several entries in one unit of work (all or nothing)."""
     with ctx.db.unit_of_work() as uow:
-        return [uow.ledger.post(entry, ctx.now()) for entry in entries]
+        return uow.ledger.post_batch(list(entries), ctx.now())
 
 
 @dataclass(frozen=True, slots=True)

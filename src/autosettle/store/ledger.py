@@ -83,6 +83,38 @@ class LedgerRepository:
         ])
         return PostedEntry(entry_id, entry.idempotency_key, created=True)
 
+    def post_batch(self, entries: list[JournalEntry], at: datetime) -> list[PostedEntry]:
+        """Post many entries with one multi-row INSERT for the entries and one executemany
+        for the lines; keys seen before fall back to :meth:`post` (replay or conflict)."""
+        if not entries:
+            return []
+        keys = [e.idempotency_key for e in entries]
+        if len(set(keys)) != len(keys):
+            return [self.post(entry, at) for entry in entries]
+        statement = (
+            self._insert_entry()
+            .values([{"idempotency_key": e.idempotency_key, "fingerprint": e.fingerprint(),
+                      "kind": e.kind, "merchant_id": e.merchant_id, "reference": e.reference,
+                      "created_at": at} for e in entries])
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(journal_entries.c.entry_id, journal_entries.c.idempotency_key)
+        )
+        created = {row.idempotency_key: row.entry_id
+                   for row in self._conn.execute(statement)}
+        lines = [
+            {"entry_id": created[entry.idempotency_key], "account_code": line.account.code,
+             "merchant_id": line.account.merchant_id, "currency": line.amount.currency.code,
+             "amount_minor": line.amount.amount_minor}
+            for entry in entries if entry.idempotency_key in created for line in entry.lines
+        ]
+        if lines:
+            self._conn.execute(insert(journal_lines), lines)
+        return [
+            PostedEntry(created[e.idempotency_key], e.idempotency_key, created=True)
+            if e.idempotency_key in created else self.post(e, at)
+            for e in entries
+        ]
+
     def entry_id_for(self, idempotency_key: str) -> int | None:
         value: int | None = self._conn.execute(
             select(journal_entries.c.entry_id)

@@ -1,0 +1,77 @@
+"""Operator alerts (failed payouts, blocked payouts, uncovered calendar years, open terminal
+batches at cut-off...): operators see all of them, a merchant only its own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from autosettle.domain.errors import NotFoundError, ValidationError
+from autosettle.services.audit import record
+from autosettle.services.context import Principal, ServiceContext
+from autosettle.store.settlement import AlertRecord
+from autosettle.store.tables import alerts
+
+ALERTS_LISTED_MAX = 500
+SEVERITIES = ("info", "warning", "error", "critical")
+
+
+def raise_alert(ctx: ServiceContext, severity: str, kind: str, message: str,
+                merchant_id: str | None = None, dedup_key: str | None = None,
+                at: datetime | None = None) -> None:
+    """Record an alert in a unit of work of its own; the same ``dedup_key`` is raised once."""
+    if severity not in SEVERITIES:
+        raise ValidationError(f"severity must be one of {', '.join(SEVERITIES)}")
+    with ctx.db.unit_of_work() as uow:
+        uow.alerts.raise_alert(at or ctx.now(), severity, kind, message, merchant_id,
+                               dedup_key)
+
+
+def _record(row: object) -> AlertRecord:
+    m = row._mapping  # type: ignore[attr-defined]
+    return AlertRecord(alert_id=m["alert_id"], at=m["at"], severity=m["severity"],
+                       kind=m["kind"], merchant_id=m["merchant_id"], message=m["message"],
+                       resolved_at=m["resolved_at"])
+
+
+def list_alerts(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
+                include_resolved: bool = False, limit: int = 100) -> list[AlertRecord]:
+    """Newest first. An operator sees every alert (or one merchant's); anyone else only
+    the alerts of its own merchant."""
+    if not 1 <= limit <= ALERTS_LISTED_MAX:
+        raise ValidationError(f"limit must be 1..{ALERTS_LISTED_MAX}")
+    if who.is_operator:
+        scope = merchant_id
+    else:
+        if merchant_id is not None:
+            who.require_merchant(merchant_id)
+        scope = who.merchant_id
+        if scope is None:
+            return []
+    c = alerts.c
+    query = select(alerts).order_by(c.alert_id.desc()).limit(limit)
+    if scope is not None:
+        query = query.where(c.merchant_id == scope)
+    if not include_resolved:
+        query = query.where(c.resolved_at.is_(None))
+    with ctx.db.unit_of_work() as uow:
+        return [_record(r) for r in uow.connection.execute(query)]
+
+
+def resolve_alert(ctx: ServiceContext, who: Principal, alert_id: int) -> AlertRecord:
+    """Mark an alert handled (operator). Idempotent."""
+    who.require_operator()
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        row = uow.connection.execute(select(alerts).where(
+            alerts.c.alert_id == alert_id)).first()
+        if row is None:
+            raise NotFoundError(f"alert {alert_id} not found")
+        if row._mapping["resolved_at"] is None:
+            uow.connection.execute(update(alerts).where(alerts.c.alert_id == alert_id)
+                                   .values(resolved_at=now))
+            record(uow, who, "alert.resolve", f"alerts/{alert_id}", now)
+        row = uow.connection.execute(select(alerts).where(
+            alerts.c.alert_id == alert_id)).one()
+        return _record(row)
