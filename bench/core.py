@@ -63,6 +63,9 @@ class Measurement:
     peak_rss_bytes: int
     unit: str = "entries"
     notes: str = ""
+    p50_ms: float | None = None
+    """Latency percentiles of one item, for benchmarks that measure them (else None)."""
+    p99_ms: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -81,6 +84,8 @@ class Measurement:
             "reference_rate_per_s": round(self.reference_rate_per_s, 1),
             "ratio": round(self.ratio, 3), "peak_rss_bytes": self.peak_rss_bytes,
             "notes": self.notes,
+            **({"p50_ms": round(self.p50_ms, 3)} if self.p50_ms is not None else {}),
+            **({"p99_ms": round(self.p99_ms, 3)} if self.p99_ms is not None else {}),
         }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bench import ledger_post, settlement
+from bench import ledger_post, payments, settlement
 from bench.core import BenchConfig, BenchReport
 
 Benchmark = Callable[[BenchConfig], BenchReport]
@@ -12,4 +12,5 @@ Benchmark = Callable[[BenchConfig], BenchReport]
 BENCHMARKS: Mapping[str, Benchmark] = {
     ledger_post.NAME: ledger_post.run,
     settlement.NAME: settlement.run,
+    payments.NAME: payments.run,
 }

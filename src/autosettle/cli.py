@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from autosettle import settlement_cli
 from autosettle.config import Settings, get_settings
 from autosettle.domain.errors import AutosettleError, ErrorCode
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.jobs import payments as payment_jobs
+from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
 from autosettle.services import apikeys, demo, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
@@ -35,6 +37,7 @@ app.add_typer(merchants_app, name="merchants")
 app.add_typer(terminals_app, name="terminals")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(demo_app, name="demo")
+app.add_typer(settlement_cli.app)  # settle, payouts, calendar, maintenance, jobs
 
 console = Console()
 err_console = Console(stderr=True)
@@ -268,6 +271,9 @@ def serve(
     console.print(f"API           http://{bind_host}:{bind_port}  (docs: /docs, "
                   f"OpenAPI: /openapi.json, health: /healthz)")
     console.print(f"database      {_safe_url(settings.effective_database_url)}")
+    if settings.scheduler_enabled:
+        console.print(f"scheduler     T+1/D+1 daily at {settings.settlement_time:%H:%M}, "
+                      f"T+0/D+0 every {settings.intraday_interval_s} s (Asia/Shanghai)")
     if keys_path.exists():
         keys = json.loads(keys_path.read_text())
         console.print(f"operator key  [bold]{keys.get('operator', '?')}[/bold]")
@@ -277,10 +283,14 @@ def serve(
     console.rule()
     runner = JobRunner(payment_jobs.tasks(ctx))
     runner.start()
+    # Settlement runs can be long: their own thread, so reversal retries never wait on them.
+    settlement_runner = JobRunner(settlement_jobs.tasks(ctx))
+    settlement_runner.start()
     try:
         uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
                     log_level=settings.log_level.lower())
     finally:
+        settlement_runner.stop()
         runner.stop()
 
 

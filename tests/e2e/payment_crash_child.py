@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(data_dir=Path(sim_url.removeprefix("sqlite:///")).parent / "child",
                         database_url=db_url, issuer_sim_url=sim_url,
                         channel_timeout_s=CHANNEL_TIMEOUT_S,
-                        pan_token_key=pan_key, data_key=data_key)  # type: ignore[arg-type]
+                        pan_token_key=pan_key, data_key=data_key)
     sim = IssuerSimulator(sim_url)
     sim.inject(FaultKind.LATE_ANSWER, latency_ms=LATE_ANSWER_MS)
     ctx = ServiceContext(settings=settings, db=Database(db_url), channel=sim)

@@ -105,7 +105,7 @@ def test_sigkill_while_waiting_on_the_issuer_ends_reversed(
     later = max(datetime.now(UTC), ctx.now()) + timedelta(hours=1)
     settings = Settings(data_dir=tmp_path / "restart", database_url=db_url,
                         issuer_sim_url=sim_url, pan_token_key=PAN_KEY,
-                        data_key=DATA_KEY)  # type: ignore[arg-type]
+                        data_key=DATA_KEY)
     issuer = IssuerSimulator(sim_url)
     restarted = ServiceContext(settings=settings, db=Database(db_url), clock=lambda: later,
                                channel=issuer)

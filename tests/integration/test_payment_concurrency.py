@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
 import pytest
@@ -121,7 +122,7 @@ def test_racing_void_and_refund_move_money_once(
     original = txn_id(sale(ctx, 10_000))
     sim.inject(FaultKind.LATENCY, count=2, latency_ms=ISSUER_LATENCY_MS)
     amount = {TxnType.VOID: None, TxnType.REFUND: 10_000}
-    results = _together([lambda kind=kind: on_original(ctx, kind, original, amount[kind])
+    results = _together([partial(on_original, ctx, kind, original, amount[kind])
                          for kind in (first, second)])
 
     _one_approved(results)
@@ -143,7 +144,7 @@ def test_racing_completion_and_cancel_move_money_once(
     hold = txn_id(preauth(ctx, 10_000))
     sim.inject(FaultKind.LATENCY, count=2, latency_ms=ISSUER_LATENCY_MS)
     amount = {TxnType.COMPLETION: 9_000, TxnType.PREAUTH_VOID: None}
-    results = _together([lambda kind=kind: on_original(ctx, kind, hold, amount[kind])
+    results = _together([partial(on_original, ctx, kind, hold, amount[kind])
                          for kind in (first, second)])
 
     winner = _one_approved(results)

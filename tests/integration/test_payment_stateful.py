@@ -82,7 +82,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.sim = IssuerSimulator(f"sqlite:///{self.dir / 'issuer-sim.db'}")
         self.now = datetime(2026, 9, 18, 2, 0, tzinfo=UTC)
         config = Settings(data_dir=self.dir, database_url=db_url, pan_token_key="11" * 32,
-                          data_key="22" * 32)  # type: ignore[arg-type]
+                          data_key="22" * 32)
         self.ctx = ServiceContext(settings=config, db=Database(db_url),
                                   clock=lambda: self.now, channel=self.sim)
         seed_shop(self.ctx)

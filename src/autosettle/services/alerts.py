@@ -3,15 +3,17 @@ batches at cut-off...): operators see all of them, a merchant only its own."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, func, select, update
 
+from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import NotFoundError, ValidationError
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.store.settlement import AlertRecord
-from autosettle.store.tables import alerts
+from autosettle.store.tables import alerts, terminal_batches
 
 ALERTS_LISTED_MAX = 500
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -28,8 +30,8 @@ def raise_alert(ctx: ServiceContext, severity: str, kind: str, message: str,
                                dedup_key)
 
 
-def _record(row: object) -> AlertRecord:
-    m = row._mapping  # type: ignore[attr-defined]
+def _record(row: Row[Any]) -> AlertRecord:
+    m = row._mapping
     return AlertRecord(alert_id=m["alert_id"], at=m["at"], severity=m["severity"],
                        kind=m["kind"], merchant_id=m["merchant_id"], message=m["message"],
                        resolved_at=m["resolved_at"])
@@ -75,3 +77,47 @@ def resolve_alert(ctx: ServiceContext, who: Principal, alert_id: int) -> AlertRe
         row = uow.connection.execute(select(alerts).where(
             alerts.c.alert_id == alert_id)).one()
         return _record(row)
+
+
+# -- the cut-off check ------------------------------------------------------------------------
+
+CUTOFF_MERCHANT_ALERTS_MAX = 200
+
+
+def cutoff_instant(business_day: date, cutoff: time) -> datetime:
+    """The moment business date ``business_day`` began: the cut-off on the day before (or
+    plain midnight when the cut-off is 00:00), Asia/Shanghai."""
+    if cutoff == time(0, 0):
+        return datetime.combine(business_day, cutoff, SHANGHAI)
+    return datetime.combine(business_day - timedelta(days=1), cutoff, SHANGHAI)
+
+
+def cutoff_check(ctx: ServiceContext, business_day: date) -> dict[str, object]:
+    """At the cut-off that starts ``business_day``: alert for terminals whose batch opened
+    before it is still open (the terminal has not settled its batch, 批结算).
+
+    One alert per merchant (it sees its own), at most :data:`CUTOFF_MERCHANT_ALERTS_MAX`,
+    plus one summary for the operator; each raised once per business date.
+    """
+    since = cutoff_instant(business_day, ctx.settings.cutoff)
+    b = terminal_batches.c
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        rows = uow.connection.execute(
+            select(b.merchant_id, func.count()).where(b.status == "open", b.opened_at < since)
+            .group_by(b.merchant_id).order_by(b.merchant_id)).all()
+        total = sum(int(r[1]) for r in rows)
+        for merchant_id, count in rows[:CUTOFF_MERCHANT_ALERTS_MAX]:
+            uow.alerts.raise_alert(
+                now, "warning", "open_terminal_batches",
+                f"{count} terminal batch(es) still open at the cut-off of "
+                f"{business_day.isoformat()}: settle them (批结算) on the terminal",
+                merchant_id, f"cutoff:{business_day.isoformat()}:{merchant_id}")
+        if rows:
+            uow.alerts.raise_alert(
+                now, "warning", "open_terminal_batches",
+                f"{total} terminal batch(es) of {len(rows)} merchant(s) still open at the "
+                f"cut-off of {business_day.isoformat()}", None,
+                f"cutoff:{business_day.isoformat()}")
+    return {"business_date": business_day.isoformat(), "cutoff_at": since.isoformat(),
+            "open_terminal_batches": total, "merchants_with_open_batches": len(rows)}

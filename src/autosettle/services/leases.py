@@ -26,16 +26,20 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import RowMapping, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from autosettle.domain.errors import ValidationError
-from autosettle.services.context import ServiceContext
+from autosettle.domain.calendar import SettlementCycle
+from autosettle.domain.errors import ConflictError, ValidationError
+from autosettle.services import maintenance
+from autosettle.services.audit import record
+from autosettle.services.context import Principal, ServiceContext
+from autosettle.services.settlement import NEXT_DAY, RunSummary, settle
 from autosettle.store.tables import job_runs
 
 log = logging.getLogger(__name__)
@@ -97,7 +101,7 @@ class JobRun:
     error: str | None
 
 
-def _run_of(row: Mapping[str, Any]) -> JobRun:
+def _run_of(row: Mapping[str, Any] | RowMapping) -> JobRun:
     counts = json.loads(row["counts"]) if row["counts"] else {}
     return JobRun(job_name=row["job_name"], run_key=row["run_key"], status=row["status"],
                   owner=row["owner"], lease_expires_at=row["lease_expires_at"],
@@ -222,11 +226,11 @@ def run_once(ctx: ServiceContext, job_name: str, run_key: str, fn: JobFn,
             counts = dict(fn() or {})
     except Exception as exc:
         log.exception("job %s/%s failed", job_name, run_key)
-        error = f"{type(exc).__name__}: {exc}"
+        failure = f"{type(exc).__name__}: {exc}"
         retry = ctx.now() + timedelta(seconds=lease_s if retry_after_s is None
                                       else retry_after_s)
-        _finish(ctx, job_name, run_key, me, FAILED, {}, error, retry)
-        return RunOutcome(job_name, run_key, FAILED, me, {}, error, took_over)
+        _finish(ctx, job_name, run_key, me, FAILED, {}, failure, retry)
+        return RunOutcome(job_name, run_key, FAILED, me, {}, failure, took_over)
     error_value = counts.get("error")
     error = str(error_value) if error_value else None
     if not _finish(ctx, job_name, run_key, me, DONE, counts, error, None):
@@ -288,3 +292,65 @@ def recent_runs(ctx: ServiceContext, job_name: str | None = None,
         query = query.where(job_runs.c.job_name == job_name)
     with ctx.db.unit_of_work() as uow:
         return [_run_of(r._mapping) for r in uow.connection.execute(query)]
+
+
+# -- manual settlement runs (API, CLI) ------------------------------------------------------
+
+JOB_MANUAL_SETTLE = "settle-manual"
+ERRORS_RECORDED_MAX = 5
+
+
+def summary_counts(summary: RunSummary) -> dict[str, Any]:
+    """The counts recorded for a settlement run (``error`` names failed merchants)."""
+    counts: dict[str, Any] = {
+        "run_date": summary.run_date.isoformat(), "run_key": summary.run_key,
+        "cycles": "+".join(summary.cycles), "batches": summary.batches,
+        "skipped_existing": summary.skipped_existing,
+        "carried_merchants": len(summary.carried_merchants),
+        "blocked_payouts": summary.blocked_payouts, "items": summary.items,
+        "gross_minor": summary.gross_minor, "fee_minor": summary.fee_minor,
+        "payout_minor": summary.payout_minor, "errors": len(summary.errors),
+    }
+    if summary.errors:
+        shown = "; ".join(summary.errors[:ERRORS_RECORDED_MAX])
+        more = len(summary.errors) - ERRORS_RECORDED_MAX
+        counts["error"] = shown + (f" (+{more} more)" if more > 0 else "")
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class ManualRun:
+    outcome: RunOutcome
+    summary: RunSummary | None
+
+
+def settle_now(ctx: ServiceContext, who: Principal, run_date: date,
+               cycles: Sequence[str] = NEXT_DAY,
+               progress: Callable[[], object] | None = None) -> ManualRun:
+    """An operator's settlement run for ``run_date``, recorded as a job run.
+
+    It uses the same settlement run key as the scheduler (``<date>:<cycles>``), so running
+    a date the scheduler already settled changes nothing; refused inside a maintenance
+    window.
+    """
+    who.require_operator()
+    parsed = tuple(SettlementCycle.parse(c).value for c in cycles)
+    if not parsed:
+        raise ValidationError("name at least one cycle")
+    maintenance.require_open(ctx)
+    now = ctx.now()
+    key = f"{run_date.isoformat()}:{'+'.join(parsed)}@{now:%H%M%S}"
+    with ctx.db.unit_of_work() as uow:
+        record(uow, who, "settlement.run", f"settlement-runs/{key}", now,
+               detail={"date": run_date.isoformat(), "cycles": list(parsed)})
+    holder: list[RunSummary] = []
+
+    def run() -> dict[str, Any]:
+        summary = settle(ctx, run_date, parsed, progress=progress)
+        holder.append(summary)
+        return summary_counts(summary)
+
+    outcome = run_once(ctx, JOB_MANUAL_SETTLE, key, run)
+    if outcome.status in ("busy", "already_done"):
+        raise ConflictError("a manual run of this date started this second; retry")
+    return ManualRun(outcome, holder[0] if holder else None)

@@ -158,14 +158,15 @@ def authorize(ctx: ServiceContext, req: PaymentRequest) -> PaymentResult:
         return _rejected(exc.message, exc.response_code, exc.code)
     except ValidationError as exc:
         return _rejected(exc.message, _code_for(exc.code), exc.code)
-    fingerprint = _fingerprint(req)
     card_ref = ctx.tokenizer.describe(req.card.pan) if req.card else None
+    fingerprint = _fingerprint(req, card_ref)
     try:
-        prepared = _prepare(ctx, req, fingerprint, card_ref)
+        try:
+            prepared = _prepare(ctx, req, fingerprint, card_ref)
+        except IntegrityError:  # a concurrent twin inserted the same trace or key first
+            prepared = _prepare(ctx, req, fingerprint, card_ref)
     except Rejected as exc:
         return _rejected(exc.message, exc.response_code, exc.code)
-    except IntegrityError:  # a concurrent twin inserted the same trace or key first
-        prepared = _prepare(ctx, req, fingerprint, card_ref)
     if isinstance(prepared, PaymentResult):
         record = prepared.record
         if prepared.replayed and record is not None and record.response_code is None:
@@ -217,10 +218,9 @@ def _code_for(code: ErrorCode) -> ResponseCode:
     }.get(code, RC.FORMAT_ERROR)
 
 
-def _fingerprint(req: PaymentRequest) -> str:
+def _fingerprint(req: PaymentRequest, card: CardRef | None) -> str:
     """What makes two requests "the same" for duplicate detection (no card data in clear)."""
-    card_digest = (hashlib.sha256(req.card.pan.encode()).hexdigest()[:16]
-                   if req.card else None)
+    card_digest = card.token if card else None  # keyed: never a bare hash of the PAN
     original = req.original
     payload = {
         "type": str(req.txn_type), "merchant": req.merchant_id, "terminal": req.terminal_id,
@@ -246,8 +246,7 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
     with ctx.db.unit_of_work() as uow:
         terminal = uow.terminals.get(req.merchant_id, req.terminal_id)
         if terminal is None:
-            if not any(t.terminal_id == req.terminal_id
-                       for t in uow.terminals.list(None, None, 1000)):
+            if not uow.terminals.terminal_id_exists(req.terminal_id):
                 raise Rejected("terminal not registered", RC.TERMINAL_NOT_REGISTERED,
                                ErrorCode.NOT_FOUND)
             raise Rejected("terminal does not belong to this merchant", RC.INVALID_MERCHANT,
@@ -348,10 +347,34 @@ def _batch_for(uow: UnitOfWork, req: PaymentRequest, now: datetime) -> str:
     return req.batch_no
 
 
+_SAME_TERMINAL_ONLY = frozenset({TxnType.VOID, TxnType.COMPLETION_VOID})
+
+
 def _resolve_original(uow: UnitOfWork, req: PaymentRequest) -> TransactionRecord | None:
+    """The original a follow-up names: by id, by trace (in the named, else the open or the
+    latest batch of this terminal) or by RRN. Voids only see their own terminal's records."""
     ref = req.original
     if ref is None:
         return None
+    found: TransactionRecord | None = None
+    if ref.txn_id is not None:
+        found = uow.transactions.get(req.merchant_id, ref.txn_id)
+    elif ref.stan is not None:
+        batch = ref.batch_no
+        if batch is None:
+            current = (uow.batches.open_batch(req.merchant_id, req.terminal_id)
+                       or uow.batches.latest(req.merchant_id, req.terminal_id))
+            batch = current.batch_no if current else None
+        if batch is not None:
+            found = uow.transactions.find_by_trace(req.merchant_id, req.terminal_id, batch,
+                                                   ref.stan)
+    if found is None and ref.rrn is not None:
+        found = uow.transactions.find_by_rrn(req.merchant_id, ref.rrn)
+    if found is None:
+        return None
+    if req.txn_type in _SAME_TERMINAL_ONLY and found.terminal_id != req.terminal_id:
+        return None
+    return uow.transactions.get(req.merchant_id, found.txn_id, for_update=True)
     if ref.txn_id is not None:
         return uow.transactions.get(req.merchant_id, ref.txn_id, for_update=True)
     if ref.stan is not None:
@@ -481,7 +504,8 @@ def _batch_open(uow: UnitOfWork, record: TransactionRecord) -> bool:
 
 
 def _next_stan(uow: UnitOfWork, req: PaymentRequest, batch_no: str) -> str:
-    return f"{uow.batches.take_stan(req.merchant_id, req.terminal_id, batch_no):06d}"
+    taken = uow.batches.take_stan(req.merchant_id, req.terminal_id, batch_no)
+    return f"{(taken - 1) % 999_999 + 1:06d}"  # 000001..999999, then round again
 
 
 def _new_rrn() -> str:

@@ -161,6 +161,11 @@ class TerminalRepository:
                 (terminals.c.merchant_id == m) & (terminals.c.terminal_id > t)))
         return [_terminal(r) for r in self._conn.execute(query)]
 
+    def terminal_id_exists(self, terminal_id: str) -> bool:
+        """Whether any merchant has a terminal with this id (97 vs 03 on the wire)."""
+        return self._conn.execute(select(terminals.c.terminal_id).where(
+            terminals.c.terminal_id == terminal_id).limit(1)).first() is not None
+
     def set_status(self, merchant_id: str, terminal_id: str, status: TerminalStatus,
                    at: datetime) -> None:
         self._conn.execute(update(terminals).where(
