@@ -17,9 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP)  ## a short demo day: fast settlement cycle and a cashier paying every few seconds
 	$(BIN)/autosettle db upgrade
 	$(BIN)/autosettle demo seed --once
+	AUTOSETTLE_DEMO_TRAFFIC_INTERVAL_S=$${AUTOSETTLE_DEMO_TRAFFIC_INTERVAL_S:-3} \
+	AUTOSETTLE_INTRADAY_INTERVAL_S=$${AUTOSETTLE_INTRADAY_INTERVAL_S:-60} \
+	AUTOSETTLE_SCHEDULER_TICK_S=$${AUTOSETTLE_SCHEDULER_TICK_S:-5} \
 	$(BIN)/autosettle serve
 
 test: $(STAMP)

@@ -45,14 +45,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _table(report: BenchReport) -> Table:
     table = Table(title=f"{report.name}: {report.description}", title_justify="left")
-    for column in ("database", "case", "entries", "ours s", "ours /s"):
+    units = {m.unit for m in report.measurements}
+    latency = any(m.p50_ms is not None for m in report.measurements)
+    items = units.pop() if len(units) == 1 else "items"
+    for column in ("database", "case", items, "ours s", "ours /s"):
         table.add_column(column, justify="left" if column in ("database", "case") else "right")
+    for column in (("p50 ms", "p99 ms") if latency else ()):
+        table.add_column(column, justify="right")
     for column in ("reference /s", "ours/ref", "peak RSS"):
         table.add_column(column, justify="right")
     for m in report.measurements:
+        percentiles = [f"{v:.1f}" if v is not None else "" for v in (m.p50_ms, m.p99_ms)]
         table.add_row(m.database, m.case, f"{m.items:,}", f"{m.seconds:.2f}",
-                      f"{m.rate_per_s:,.0f}", f"{m.reference_rate_per_s:,.0f}",
-                      f"{m.ratio:.2f}", f"{m.peak_rss_bytes / MIB_BYTES:.0f} MiB")
+                      f"{m.rate_per_s:,.0f}", *(percentiles if latency else []),
+                      f"{m.reference_rate_per_s:,.0f}", f"{m.ratio:.2f}",
+                      f"{m.peak_rss_bytes / MIB_BYTES:.0f} MiB")
     return table
 
 

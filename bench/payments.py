@@ -35,21 +35,22 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import math
-import multiprocessing
 import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -91,7 +92,8 @@ SECONDS_QUICK = 1.0
 PGBENCH_SECONDS_FULL = 10
 PGBENCH_SECONDS_QUICK = 1
 PGBENCH_SCALE_FULL = 10
-PGBENCH_SCALE_QUICK = 1  # --quick: a smaller pgbench database, initialised in well under 1 s
+PGBENCH_SCALE_QUICK = 10  # as the full run: at a smaller scale the branch rows are hot and
+# pgbench at 8 clients measures lock waits rather than throughput
 PGBENCH_JOBS_MAX = 2
 PGBENCH_TIMEOUT_MARGIN_S = 60
 WARMUP_SALES = 3
@@ -110,6 +112,10 @@ BENCH_DATA_KEY = "22" * 32
 PG_DATABASE = "autosettle_bench_payments"  # its own: other benchmarks may run meanwhile
 PGBENCH_DATABASE = "autosettle_bench_pgbench"
 PGBENCH_PATH = "/usr/bin/pgbench"
+SERVE_ENV = "AUTOSETTLE_BENCH_SERVE"
+RSS_PREFIX = "peak_rss_bytes="
+LOG_TAIL_CHARS = 4000
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 10.0
 SERVER_POLL_S = 0.05
@@ -322,9 +328,9 @@ def _free_port() -> int:
         return port
 
 
-def serve(db_url: str, data_dir: str, port: int, rss_out: Any) -> None:
+def serve(db_url: str, data_dir: str, port: int) -> None:
     """The child process: the API on ``port`` over ``db_url`` and the simulator in
-    ``data_dir``; on SIGTERM uvicorn shuts down and the peak RSS is sent to ``rss_out``."""
+    ``data_dir``, until SIGTERM; then its peak RSS on stdout (``peak_rss_bytes=N``)."""
     import uvicorn
 
     from autosettle.api.app import create_app
@@ -335,33 +341,59 @@ def serve(db_url: str, data_dir: str, port: int, rss_out: Any) -> None:
                          channel=sim)
     config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning",
                             access_log=False, lifespan="off")
+    # uvicorn restores the handler it found and raises the signal again once it has shut
+    # down: with this one installed first, that ends here instead of killing the process
+    # before the peak RSS is reported.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     try:
         uvicorn.Server(config).run()
     finally:
         ctx.db.dispose()
         sim.close()
-        rss_out.send(peak_rss_bytes())
-        rss_out.close()
+        sys.stdout.write(f"{RSS_PREFIX}{peak_rss_bytes()}\n")
+        sys.stdout.flush()
+    # Everything is closed: skip the interpreter's teardown (joining idle pool threads and
+    # the like), which would add to every HTTP case of a --quick run.
+    os._exit(0)
+
+
+def serve_from_environment() -> None:
+    """Entry point of the child: its arguments come in :data:`SERVE_ENV` (the database URL
+    may hold a password: not on the command line)."""
+    spec = json.loads(os.environ[SERVE_ENV])
+    serve(spec["db_url"], spec["data_dir"], int(spec["port"]))
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+    except OSError:
+        return ""
 
 
 @contextmanager
 def http_server(db_url: str, data_dir: Path) -> Iterator[tuple[str, list[int]]]:
-    """Start :func:`serve` in a spawned process; yield its base URL and, after it stopped,
-    a one-element list with its peak RSS."""
-    spawn = multiprocessing.get_context("spawn")
-    receive, send = spawn.Pipe(duplex=False)
+    """Start :func:`serve` in a child process; yield its base URL and, after it stopped, a
+    one-element list with its peak RSS (empty if it did not report one)."""
     port = _free_port()
-    process = spawn.Process(target=serve, args=(db_url, str(data_dir), port, send),
-                            name="bench-uvicorn", daemon=True)
-    process.start()
-    send.close()
+    env = dict(os.environ)
+    env[SERVE_ENV] = json.dumps({"db_url": db_url, "data_dir": str(data_dir), "port": port})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO_ROOT),
+                                                      os.environ.get("PYTHONPATH"))))
+    log_path = data_dir / "api-server.log"
     base_url = f"http://127.0.0.1:{port}"
     rss: list[int] = []
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from bench.payments import serve_from_environment; "
+             "serve_from_environment()"], cwd=REPO_ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
-            if not process.is_alive():
-                raise BenchCheckFailed(f"the API server exited with {process.exitcode}")
+            if process.poll() is not None:
+                raise BenchCheckFailed(f"the API server exited with {process.returncode}:\n"
+                                       f"{_log_tail(log_path)}")
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == httpx.codes.OK:
                     break
@@ -369,19 +401,22 @@ def http_server(db_url: str, data_dir: Path) -> Iterator[tuple[str, list[int]]]:
                 pass
             if time.monotonic() > deadline:
                 raise BenchCheckFailed(f"the API server did not start in "
-                                       f"{SERVER_START_TIMEOUT_S:.0f} s")
+                                       f"{SERVER_START_TIMEOUT_S:.0f} s:\n"
+                                       f"{_log_tail(log_path)}")
             time.sleep(SERVER_POLL_S)
         yield base_url, rss
     finally:
-        if process.is_alive():
+        if process.poll() is None:
             process.terminate()  # SIGTERM: uvicorn's graceful shutdown
-        process.join(SERVER_STOP_TIMEOUT_S)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        if receive.poll():
-            rss.append(int(receive.recv()))
-        receive.close()
+            try:
+                process.wait(SERVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for line in _log_tail(log_path).splitlines():
+            if line.startswith(RSS_PREFIX):
+                rss.append(int(line[len(RSS_PREFIX):]))
+        log_path.unlink(missing_ok=True)
 
 
 # -- one measurement ----------------------------------------------------------------------------

@@ -18,12 +18,14 @@ from autosettle import settlement_cli
 from autosettle.config import Settings, get_settings
 from autosettle.domain.errors import AutosettleError, ErrorCode
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
+from autosettle.jobs import demo as demo_jobs
 from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
 from autosettle.services import apikeys, demo, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
 from autosettle.store import migrate
+from autosettle.terminal_host.cli import terminals_host_app
 
 app = typer.Typer(help="autosettle: POS acquiring and automatic settlement.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -38,6 +40,8 @@ app.add_typer(terminals_app, name="terminals")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(demo_app, name="demo")
 app.add_typer(settlement_cli.app)  # settle, payouts, calendar, maintenance, jobs
+# provision, status, reset-tmk, batch-flags: the terminal host's commands under `terminals`
+terminals_app.registered_commands.extend(terminals_host_app.registered_commands)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -255,10 +259,11 @@ def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """Run the platform: the REST API (and, as they land, terminal host and scheduler)."""
+    """Run the platform: REST API, ISO 8583 terminal host, scheduler and background jobs."""
     import uvicorn
 
     from autosettle.api.app import create_app
+    from autosettle.terminal_host.server import start_terminal_host
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level,
@@ -271,6 +276,11 @@ def serve(
     console.print(f"API           http://{bind_host}:{bind_port}  (docs: /docs, "
                   f"OpenAPI: /openapi.json, health: /healthz)")
     console.print(f"database      {_safe_url(settings.effective_database_url)}")
+    console.print(f"terminal host ISO 8583 over TCP on {bind_host}:{settings.terminal_host_port} "
+                  "(docs/terminal-integration.md)")
+    if settings.demo_traffic_interval_s > 0:
+        console.print(f"demo traffic  a cashier pays every {settings.demo_traffic_interval_s:g} s "
+                      "(watch: GET /v1/transactions)")
     if settings.scheduler_enabled:
         console.print(f"scheduler     T+1/D+1 daily at {settings.settlement_time:%H:%M}, "
                       f"T+0/D+0 every {settings.intraday_interval_s} s (Asia/Shanghai)")
@@ -281,8 +291,12 @@ def serve(
                       f"http://{bind_host}:{bind_port}/v1/merchants")
         console.print(f"all demo keys {keys_path}")
     console.rule()
-    runner = JobRunner(payment_jobs.tasks(ctx))
+    tasks = payment_jobs.tasks(ctx)
+    if settings.demo_traffic_interval_s > 0:
+        tasks.append(demo_jobs.traffic_task(ctx, settings.demo_traffic_interval_s))
+    runner = JobRunner(tasks)
     runner.start()
+    terminal_host = start_terminal_host(ctx, bind_host, settings.terminal_host_port)
     # Settlement runs can be long: their own thread, so reversal retries never wait on them.
     settlement_runner = JobRunner(settlement_jobs.tasks(ctx))
     settlement_runner.start()
@@ -290,6 +304,7 @@ def serve(
         uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
                     log_level=settings.log_level.lower())
     finally:
+        terminal_host.stop()
         settlement_runner.stop()
         runner.stop()
 

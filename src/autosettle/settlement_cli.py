@@ -107,7 +107,9 @@ def settle(
         raise ValidationError("--cycles names no cycle")
     ctx = _context()
     with ctx.db.unit_of_work() as uow:
-        total = len(uow.settlement.due_groups(run_date, parsed))
+        workday = settlement.business_calendar(uow).is_workday(run_date)
+        total = sum(1 for g in uow.settlement.due_groups(run_date, parsed)
+                    if workday or not g.cycle.startswith("T"))  # T waits for a workday
     if as_json:
         done = leases.settle_now(ctx, SYSTEM, run_date, parsed)
     else:
@@ -123,12 +125,16 @@ def settle(
                     "run_key": done.outcome.run_key, **dict(done.outcome.counts),
                     "error": done.outcome.error})
     elif summary is not None:
-        table = Table("run key", "batches", "items", "gross", "fees", "payout", "carried",
-                      "blocked", "errors")
-        table.add_row(summary.run_key, str(summary.batches), str(summary.items),
-                      _money(summary.gross_minor), _money(summary.fee_minor),
-                      _money(summary.payout_minor), str(len(summary.carried_merchants)),
-                      str(summary.blocked_payouts), str(len(summary.errors)))
+        table = Table("settlement run", summary.run_key)
+        for name, value in (
+                ("batches", str(summary.batches)), ("items", str(summary.items)),
+                ("gross", _money(summary.gross_minor)), ("fees", _money(summary.fee_minor)),
+                ("payout", _money(summary.payout_minor)),
+                ("already settled", str(summary.skipped_existing)),
+                ("carried (merchant not active)", str(len(summary.carried_merchants))),
+                ("payouts blocked", str(summary.blocked_payouts)),
+                ("merchants failed", str(len(summary.errors)))):
+            table.add_row(name, value)
         console.print(table)
         for error in summary.errors:
             err_console.print(f"[yellow]merchant failed[/yellow] {error}")
@@ -237,11 +243,11 @@ def jobs_runs(
                      "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                      "counts": r.counts, "error": r.error} for r in runs])
         return
-    table = Table("job", "run key", "status", "started", "finished", "counts / error")
+    table = Table("job", "run key", "status", "finished (UTC)", "result")
     for r in runs:
         detail = r.error or ", ".join(f"{k}={v}" for k, v in r.counts.items()
-                                      if k in ("batches", "items", "count", "payout_minor",
+                                      if k in ("batches", "count", "payout_minor",
                                                "total_minor", "open_terminal_batches"))
-        table.add_row(r.job_name, r.run_key, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-                      f"{r.finished_at:%H:%M:%S}" if r.finished_at else "", detail)
+        table.add_row(r.job_name, r.run_key, r.status,
+                      f"{r.finished_at:%m-%d %H:%M:%S}" if r.finished_at else "", detail)
     console.print(table)

@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute
 
-from autosettle.api import schemas
+from autosettle.api import schemas, settlement_schemas
 from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewTerminal
@@ -45,6 +45,8 @@ MINIMAL_BODIES: dict[type, dict[str, Any]] = {
     schemas.TerminalCreate: {"terminal_id": "NEW00001"},
     schemas.TerminalStatusUpdate: {"status": "suspended"},
     schemas.ApiKeyCreate: {"role": "merchant", "name": "x", "merchant_id": MID_B},
+    settlement_schemas.FeeScheduleCreate: {"effective_from": "2026-10-01",
+                                           "fallback": {"rate": "0.0060"}},
 }
 PATH_VALUES = {"merchant_id": MID_B, "terminal_id": TID_B1}
 

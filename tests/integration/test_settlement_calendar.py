@@ -9,7 +9,6 @@ bank closure; and a year ``chinesecalendar`` does not cover yet.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-
 from typing import Any
 
 import pytest

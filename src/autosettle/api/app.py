@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from autosettle import __version__
 from autosettle.api import errors
 from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit
-from autosettle.api.routes import merchants, payments, settlement, system
+from autosettle.api.routes import merchants, payments, settlement, system, terminal_status
 from autosettle.services.context import ServiceContext
 
 
@@ -27,4 +27,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(merchants.router)
     app.include_router(payments.router)
     app.include_router(settlement.router)
+    app.include_router(terminal_status.router)
     return app

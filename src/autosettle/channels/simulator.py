@@ -34,6 +34,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
@@ -116,6 +117,23 @@ class FaultKind(StrEnum):
     REVERSAL_UNAVAILABLE = "reversal_unavailable"
     """Do not acknowledge reversals."""
 
+
+_AUTHORIZE_FAULTS = frozenset({FaultKind.LATENCY, FaultKind.LATE_ANSWER,
+                               FaultKind.ANSWER_CODE, FaultKind.UNAVAILABLE})
+_REVERSE_FAULTS = frozenset({FaultKind.REVERSAL_UNAVAILABLE})
+_NEXT_FAULT = select(sim_faults).where(
+    sim_faults.c.kind.in_(bindparam("kinds", expanding=True)), sim_faults.c.remaining > 0,
+).order_by(sim_faults.c.fault_id).limit(1)
+_AUTH_BY_REFERENCE = select(sim_auths).where(sim_auths.c.reference == bindparam("reference"))
+_CARD_BY_KEY = select(sim_cards).where(sim_cards.c.card_key == bindparam("card_key"))
+_DAILY_COUNT_BY_KEY = select(sim_daily_counts).where(
+    sim_daily_counts.c.card_key == bindparam("card_key"))
+_INSERT_AUTH = insert(sim_auths)
+_SHIFT = update(sim_cards).where(sim_cards.c.card_key == bindparam("key")).values(
+    balance_minor=sim_cards.c.balance_minor + bindparam("balance_delta"),
+    held_minor=sim_cards.c.held_minor + bindparam("hold_delta"))
+"""Statements of every authorization, built once (building them costs more than running
+them on SQLite)."""
 
 _STATUS_CODES = {
     CardStatus.LOST: RC.LOST_CARD,
@@ -219,21 +237,26 @@ class IssuerSimulator:
         with self._engine.begin() as conn:
             conn.execute(sim_faults.delete())
 
-    def _take_fault(self, kinds: set[FaultKind]) -> Any | None:
+    def _take_fault(self, kinds: frozenset[FaultKind]) -> Any | None:
         with self._lock, self._engine.begin() as conn:
-            row = conn.execute(select(sim_faults).where(
-                sim_faults.c.kind.in_([k.value for k in kinds]), sim_faults.c.remaining > 0,
-            ).order_by(sim_faults.c.fault_id).limit(1)).first()
-            if row is None:
-                return None
-            conn.execute(update(sim_faults).where(sim_faults.c.fault_id == row.fault_id)
-                         .values(remaining=row.remaining - 1))
-            return row
+            return self._take_fault_in(conn, kinds)
+
+    def _take_fault_in(self, conn: Connection, kinds: frozenset[FaultKind]) -> Any | None:
+        row = conn.execute(_NEXT_FAULT, {"kinds": [k.value for k in kinds]}).first()
+        if row is None:
+            return None
+        conn.execute(update(sim_faults).where(sim_faults.c.fault_id == row.fault_id)
+                     .values(remaining=row.remaining - 1))
+        return row
 
     # -- the channel interface ---------------------------------------------------------
     def authorize(self, request: ChannelRequest) -> ChannelAnswer:
-        fault = self._take_fault({FaultKind.LATENCY, FaultKind.LATE_ANSWER,
-                                  FaultKind.ANSWER_CODE, FaultKind.UNAVAILABLE})
+        # One transaction when no fault is armed (the usual case): this simulator stands in
+        # for a remote issuer, and its own lock serialises its callers anyway.
+        with self._lock, self._engine.begin() as conn:
+            fault = self._take_fault_in(conn, _AUTHORIZE_FAULTS)
+            if fault is None:
+                return self._process(conn, request)
         if fault is not None:
             if fault.kind == FaultKind.UNAVAILABLE:
                 raise ChannelUnavailable("issuer simulator refused the connection")
@@ -248,7 +271,7 @@ class IssuerSimulator:
         return answer
 
     def reverse(self, reference: str, reason: str) -> bool:
-        if self._take_fault({FaultKind.REVERSAL_UNAVAILABLE}) is not None:
+        if self._take_fault(_REVERSE_FAULTS) is not None:
             raise ChannelUnavailable("issuer simulator did not acknowledge the reversal")
         with self._lock, self._engine.begin() as conn:
             row = conn.execute(select(sim_auths).where(sim_auths.c.reference == reference)
@@ -266,8 +289,7 @@ class IssuerSimulator:
 
     # -- the issuer's decision -----------------------------------------------------------
     def _process(self, conn: Connection, req: ChannelRequest) -> ChannelAnswer:
-        seen = conn.execute(select(sim_auths).where(sim_auths.c.reference == req.reference)
-                            ).first()
+        seen = conn.execute(_AUTH_BY_REFERENCE, {"reference": req.reference}).first()
         if seen is not None:
             if seen.state == "tombstone":
                 return ChannelAnswer(RC.RESPONSE_TOO_LATE)
@@ -279,7 +301,7 @@ class IssuerSimulator:
             key = original.card_key
         else:
             return self._record(conn, req, None, RC.ORIGINAL_NOT_FOUND, 0, 0, None)
-        card = conn.execute(select(sim_cards).where(sim_cards.c.card_key == key)).first()
+        card = conn.execute(_CARD_BY_KEY, {"card_key": key}).first()
         code, balance_delta, hold_delta, balance = self._decide(conn, req, key, card, original)
         if code is RC.APPROVED and req.txn_type in _COUNTED \
                 and not self._count_use(conn, key, req.business_date):
@@ -289,8 +311,7 @@ class IssuerSimulator:
 
     def _count_use(self, conn: Connection, key: str, business_date: date) -> bool:
         """Count one purchase against the card's daily limit; False when it is used up."""
-        row = conn.execute(select(sim_daily_counts).where(sim_daily_counts.c.card_key == key)
-                           ).first()
+        row = conn.execute(_DAILY_COUNT_BY_KEY, {"card_key": key}).first()
         if row is None:
             return True
         today = business_date.isoformat()
@@ -305,7 +326,7 @@ class IssuerSimulator:
                 code: ResponseCode, balance_delta: int, hold_delta: int,
                 balance: int | None) -> ChannelAnswer:
         auth_code = f"{secrets.randbelow(10**6):06d}" if code is RC.APPROVED else None
-        conn.execute(insert(sim_auths).values(
+        conn.execute(_INSERT_AUTH, dict(
             reference=req.reference, card_key=key,
             txn_type=req.txn_type, amount_minor=req.amount.amount_minor,
             response_code=code.value, auth_code=auth_code,
@@ -361,7 +382,7 @@ class IssuerSimulator:
     def _original(self, conn: Connection, reference: str | None) -> Any | None:
         if reference is None:
             return None
-        row = conn.execute(select(sim_auths).where(sim_auths.c.reference == reference)).first()
+        row = conn.execute(_AUTH_BY_REFERENCE, {"reference": reference}).first()
         return row if row is not None and row.state == "applied" else None
 
     def _check_pin(self, conn: Connection, key: str, card: Any,
@@ -382,7 +403,6 @@ class IssuerSimulator:
                hold_delta: int) -> None:
         if key is None or (balance_delta == 0 and hold_delta == 0):
             return
-        conn.execute(update(sim_cards).where(sim_cards.c.card_key == key).values(
-            balance_minor=sim_cards.c.balance_minor + balance_delta,
-            held_minor=sim_cards.c.held_minor + hold_delta))
+        conn.execute(_SHIFT, {"key": key, "balance_delta": balance_delta,
+                              "hold_delta": hold_delta})
 

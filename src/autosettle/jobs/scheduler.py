@@ -87,6 +87,16 @@ class Scheduler:
                                           lease_s=self._lease_s, owner=self.owner)
                 report.outcomes.append(outcome)
                 if outcome.ran:
-                    log.info("job %s/%s %s: %s", due.job_name, due.run_key, outcome.status,
-                             outcome.error or dict(outcome.counts))
+                    _log_outcome(outcome)
         return report
+
+
+def _log_outcome(outcome: RunOutcome) -> None:
+    """One line per run; a run that found nothing to do only at DEBUG level."""
+    counts = outcome.counts
+    idle = outcome.status == leases.DONE and not outcome.error and (
+        counts.get("batches") == 0 or counts.get("count") == 0)
+    shown = {k: v for k, v in counts.items() if k not in ("run_key", "run_date", "error")}
+    log.log(logging.DEBUG if idle else logging.INFO, "job %s %s %s%s: %s",
+            outcome.job_name, outcome.run_key, outcome.status,
+            " (taken over)" if outcome.took_over else "", outcome.error or shown)

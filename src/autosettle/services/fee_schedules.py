@@ -7,24 +7,28 @@ history never changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from autosettle.domain.calendar import SettlementCycle
-from autosettle.domain.cards import CardKind
+from autosettle.domain.calendar import SettlementCycle, business_date
 from autosettle.domain.errors import NotFoundError, ValidationError
 from autosettle.domain.fees import (
     FeeSchedule,
-    compare_cycles,
+    payout_surcharge,
     schedule_from_dict,
     schedule_to_dict,
 )
 from autosettle.domain.money import Money, currency
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.services.settlement import business_calendar, fee_schedule
+from autosettle.services.settlement import (
+    business_calendar,
+    fee_schedule,
+    schedule_from_versions,
+)
 from autosettle.store.tables import settlement_items
 
 COMPARE_DAYS_MAX = 366
@@ -43,10 +47,12 @@ def current_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
 
 def set_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
                  spec: Mapping[str, object]) -> FeeSchedule:
-    """Add a new version (operator). Its effective date may not be in the past: captured
-    transactions keep the fee they were captured with."""
+    """Add a new version (operator). Its effective date may not be in the past, nor on a
+    business date that already has captured transactions: those keep the fee they were
+    captured with, so a version covering them would not apply "from its effective date"."""
     who.require_operator()
     now = ctx.now()
+    today = business_date(now, ctx.settings.cutoff)
     with ctx.db.unit_of_work() as uow:
         if uow.merchants.get(merchant_id) is None:
             raise NotFoundError(f"merchant {merchant_id} not found")
@@ -57,6 +63,15 @@ def set_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
                                                                f"{merchant_id}")})
         if any(v["effective_from"] == schedule.effective_from.isoformat() for v in versions):
             raise ValidationError("a version with this effective date exists")
+        if schedule.effective_from < today:
+            raise ValidationError(f"effective date {schedule.effective_from} is in the past "
+                                  f"(today's business date is {today})")
+        latest = uow.settlement.latest_business_date(merchant_id)
+        if latest is not None and latest >= schedule.effective_from:
+            raise ValidationError(
+                f"transactions of {latest} were already captured with the previous fees; "
+                f"the new version can take effect on {latest + timedelta(days=1)} at the "
+                "earliest")
         uow.config.add_fee_schedule(merchant_id, version, schedule.effective_from,
                                     schedule_to_dict(schedule), now)
         record(uow, who, "fee_schedule.create", f"merchant/{merchant_id}/fee-schedules/"
@@ -69,8 +84,13 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
     """What the merchant's captured sales in a period would have cost on each cycle.
 
     The document's "settlement mode mismatch": a merchant on D+0 sees what T+1 would have
-    saved, and the reverse. Payout counts per cycle come from the business calendar: D0 pays
-    every day with sales, T0 every workday with sales, T1/D1 once per settlement date.
+    saved, and the reverse. The transaction fees are the ones actually charged (fixed per
+    transaction at capture by the version in force on its business date, caps and minimums
+    included), the same on every cycle. Same-day cycles add the surcharge of each payout
+    they would have made, priced like a settlement run does: by the version in force on the
+    payout date, on that payout's net (sales − fees), and not charged on a payout smaller
+    than the surcharge. Payout dates come from the business calendar: D0 pays every day
+    with sales, T0 every workday (Saturday's and Sunday's sales with Monday's).
     """
     who.require_merchant(merchant_id)
     if not date_from <= date_to or (date_to - date_from).days > COMPARE_DAYS_MAX:
@@ -79,22 +99,33 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
         merchant = uow.merchants.get(merchant_id)
         if merchant is None:
             raise NotFoundError(f"merchant {merchant_id} not found")
-        schedule = fee_schedule(uow, merchant, date_to)
+        specs = uow.config.fee_schedule_versions(merchant_id)
         calendar = business_calendar(uow)
         c = settlement_items.c
         rows = uow.connection.execute(
-            select(c.business_date, c.card_kind, c.currency, func.sum(c.amount_minor))
+            select(c.business_date, c.currency, func.sum(c.amount_minor), func.sum(c.fee_minor))
             .where(c.merchant_id == merchant_id, c.kind == "capture",
                    c.business_date >= date_from, c.business_date <= date_to)
-            .group_by(c.business_date, c.card_kind, c.currency)).all()
-    days = sorted({r[0] for r in rows})
-    transactions = [(Money(int(r[3]), currency(r[2])),
-                     CardKind(r[1]) if r[1] else CardKind.OTHER) for r in rows]
-    payouts = {
-        SettlementCycle.D0: len(days),
-        SettlementCycle.T0: len({calendar.workday_on_or_after(d) for d in days}),
-        SettlementCycle.D1: len({d + timedelta(days=1) for d in days}),
-        SettlementCycle.T1: len({calendar.nth_workday_after(d, 1) for d in days}),
+            .group_by(c.business_date, c.currency)).all()
+    fees = sum(int(r[3]) for r in rows)
+    payout_date: dict[SettlementCycle, Callable[[date], date]] = {
+        SettlementCycle.D0: lambda d: d,
+        SettlementCycle.T0: calendar.workday_on_or_after,
+        SettlementCycle.D1: lambda d: d + timedelta(days=1),
+        SettlementCycle.T1: lambda d: calendar.nth_workday_after(d, 1),
     }
-    costs = compare_cycles(schedule, transactions, payouts)
-    return {cycle.value: cost.amount_minor for cycle, cost in costs.items()}
+    costs: dict[str, int] = {}
+    for cycle, paid_on in payout_date.items():
+        nets: dict[tuple[date, str], int] = defaultdict(int)
+        for day, cur, amount, fee in rows:
+            nets[(paid_on(day), cur)] += int(amount) - int(fee)
+        surcharges = 0
+        for (day, cur), net in nets.items():
+            schedule = schedule_from_versions(specs, merchant, day)
+            if net <= 0 or cur != schedule.currency.code:
+                continue
+            surcharge = payout_surcharge(schedule, cycle, Money(net, currency(cur)))
+            if surcharge.amount_minor < net:  # as a settlement run charges it
+                surcharges += surcharge.amount_minor
+        costs[cycle.value] = fees + surcharges
+    return costs

@@ -138,7 +138,8 @@ def claim(ctx: ServiceContext, job_name: str, run_key: str, owner: str,
         if current["status"] == DONE:
             return "already_done", False
         if uow.leases.take_over(job_name, run_key, owner, now, expires):
-            return "claimed", True
+            # from a dead owner; a failed or deferred run is simply due again
+            return "claimed", current["status"] == RUNNING
     return "busy", False
 
 
@@ -339,7 +340,7 @@ def settle_now(ctx: ServiceContext, who: Principal, run_date: date,
         raise ValidationError("name at least one cycle")
     maintenance.require_open(ctx)
     now = ctx.now()
-    key = f"{run_date.isoformat()}:{'+'.join(parsed)}@{now:%H%M%S}"
+    key = f"{run_date.isoformat()}:{'+'.join(parsed)}@{now:%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ctx.db.unit_of_work() as uow:
         record(uow, who, "settlement.run", f"settlement-runs/{key}", now,
                detail={"date": run_date.isoformat(), "cycles": list(parsed)})
@@ -352,5 +353,5 @@ def settle_now(ctx: ServiceContext, who: Principal, run_date: date,
 
     outcome = run_once(ctx, JOB_MANUAL_SETTLE, key, run)
     if outcome.status in ("busy", "already_done"):
-        raise ConflictError("a manual run of this date started this second; retry")
+        raise ConflictError(f"manual run {key} is already recorded")
     return ManualRun(outcome, holder[0] if holder else None)

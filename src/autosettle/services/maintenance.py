@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -216,10 +216,10 @@ def deferred_runs(window: Window, settlement_time: time, cutoff: time,
         for job, at_time in (("cutoff", cutoff), ("settle-daily", settlement_time)):
             at = datetime.combine(day, at_time, SHANGHAI)
             if window.contains(at):
-                runs.append(DeferredRun(job, at, window.ends_at))
+                runs.append(DeferredRun(job, at.astimezone(UTC), window.ends_at))
     slot = next_intraday_slot(window.starts_at, intraday_interval_s)
     if window.contains(slot):
-        runs.append(DeferredRun("settle-intraday", slot, window.ends_at))
+        runs.append(DeferredRun("settle-intraday", slot.astimezone(UTC), window.ends_at))
     return sorted(runs, key=lambda r: r.scheduled_at)
 
 
@@ -256,9 +256,9 @@ def notices(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
     its waiting money and of its cycle's payouts on the days the window touches; an
     operator without ``merchant_id`` sees the change for every cycle.
     """
+    if merchant_id is not None:
+        who.require_merchant(merchant_id)
     mid = merchant_id if who.is_operator else who.merchant_id
-    if mid is not None:
-        who.require_merchant(mid)
     found = windows(ctx, at)
     if not found:
         return []

@@ -587,7 +587,7 @@ def _accept_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionReco
                    answer: ChannelAnswer, now: datetime) -> TransactionRecord:
     """Apply the channel's approval or decline: the record, its originals, the ledger."""
     code = answer.response_code
-    uow.transactions.update(
+    updated = uow.transactions.update_returning(
         record.merchant_id, record.txn_id, status=step.txn.status.value,
         response_code=code.value, auth_code=(answer.auth_code or _auth_code())
         if code is RC.APPROVED else None, channel_ref=answer.channel_ref,
@@ -596,7 +596,8 @@ def _accept_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionReco
     if code is RC.APPROVED:  # a decline leaves the originals as they were (step.chain is ())
         _save_chain(uow, chain, step.chain, now)
         _post_events(ctx, uow, record, chain, step.events)
-    return _reload(uow, record)
+    # The originals and the ledger are other rows: the UPDATE's RETURNING is the final record.
+    return updated or _reload(uow, record)
 
 
 def _give_up(ctx: ServiceContext, pending: TransactionRecord, code: ResponseCode,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -30,49 +31,106 @@ FIXED_WIDTH_RECORD_BYTES = 200
 def instruct_payout(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord,
                     now: datetime) -> bool:
     """Write the payout of a new batch after the checks; True when it had to be blocked."""
-    if batch.payout_minor == 0:
-        return False
-    problems = verify_batch(uow, merchant, batch)
-    account = next((a for a in uow.settlement_accounts.list_for(merchant.merchant_id)
-                    if a.verified and a.status == "active"
-                    and holder_name_matches(a.holder_name, merchant.legal_name)), None)
-    if account is None:
-        problems.append("no verified settlement account in the merchant's own name (一清)")
-    status = "blocked" if problems else "pending"
-    uow.settlement.add_payout(PayoutRecord(
-        payout_id=uuid.uuid4().hex, merchant_id=merchant.merchant_id, batch_id=batch.batch_id,
-        account_id=account.account_id if account else None, amount_minor=batch.payout_minor,
-        currency=batch.currency, status=status, attempts=0,
-        expected_arrival=batch.expected_arrival, file_name=None,
-        failure_reason="; ".join(problems)[:200] or None, created_at=now, updated_at=now))
-    if problems:
-        uow.settlement.set_batch(batch.batch_id, status="payout_blocked")
-        uow.alerts.raise_alert(now, "critical", "payout_blocked",
-                               f"payout of batch {batch.batch_id} blocked: "
-                               + "; ".join(problems), merchant.merchant_id,
-                               f"payout-blocked:{batch.batch_id}")
-    return bool(problems)
+    return batch.batch_id in instruct_payouts(uow, [(merchant, batch)], now)
+
+
+def instruct_payouts(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecord]],
+                     now: datetime) -> set[str]:
+    """:func:`instruct_payout` for many new batches (a few statements for all of them);
+    the ids of the batches whose payout had to be blocked."""
+    paying = [(m, b) for m, b in batches if b.payout_minor != 0]
+    if not paying:
+        return set()
+    problems = verify_batches(uow, paying)
+    accounts = uow.settlement.accounts_for(sorted({m.merchant_id for m, _ in paying}))
+    records: list[PayoutRecord] = []
+    blocked: set[str] = set()
+    for merchant, batch in paying:
+        found = problems[batch.batch_id]
+        account = next((a for a in accounts.get(merchant.merchant_id, [])
+                        if a.verified and a.status == "active"
+                        and holder_name_matches(a.holder_name, merchant.legal_name)), None)
+        if account is None:
+            found.append("no verified settlement account in the merchant's own name (一清)")
+        records.append(PayoutRecord(
+            payout_id=uuid.uuid4().hex, merchant_id=merchant.merchant_id,
+            batch_id=batch.batch_id, account_id=account.account_id if account else None,
+            amount_minor=batch.payout_minor, currency=batch.currency,
+            status="blocked" if found else "pending", attempts=0,
+            expected_arrival=batch.expected_arrival, file_name=None,
+            failure_reason="; ".join(found)[:200] or None, created_at=now, updated_at=now))
+        if found:
+            blocked.add(batch.batch_id)
+    uow.settlement.add_payouts(records)
+    for merchant, batch in paying:
+        if batch.batch_id in blocked:
+            uow.settlement.set_batch(batch.batch_id, status="payout_blocked")
+            uow.alerts.raise_alert(now, "critical", "payout_blocked",
+                                   f"payout of batch {batch.batch_id} blocked: "
+                                   + "; ".join(problems[batch.batch_id]), merchant.merchant_id,
+                                   f"payout-blocked:{batch.batch_id}")
+    return blocked
 
 
 def verify_batch(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord) -> list[str]:
     """The checks before money leaves; every problem found (empty when all hold)."""
-    problems: list[str] = []
-    items = uow.settlement.items_of_batch(batch.batch_id)
-    if len(items) != batch.item_count:
-        problems.append(f"batch lists {batch.item_count} items, {len(items)} found")
-    if sum(i.amount_minor for i in items) != batch.gross_minor:
-        problems.append("sum of items differs from the batch gross")
-    if sum(i.fee_minor for i in items) != batch.fee_minor:
-        problems.append("sum of item fees differs from the batch fees")
-    if any(i.merchant_id != merchant.merchant_id for i in items):
-        problems.append("an item of another merchant is in the batch")
-    payable = -uow.ledger.balance(Account(AccountType.MERCHANT_PAYABLE,
-                                          merchant.merchant_id).code, batch.currency)
-    if batch.payout_minor > payable:
-        problems.append(f"payout {batch.payout_minor} exceeds the payable {payable}")
-    if any(v != 0 for v in uow.ledger.imbalance_by_currency().values()):
-        problems.append("the ledger does not balance")
-    return problems
+    return verify_batches(uow, [(merchant, batch)])[batch.batch_id]
+
+
+def verify_batches(uow: UnitOfWork,
+                   batches: Sequence[tuple[Merchant, BatchRecord]]) -> dict[str, list[str]]:
+    """:func:`verify_batch` for many batches, with a few aggregate queries for all of them.
+
+    * the items: as many as the batch says, summing to its gross and fees, all of the
+      batch's merchant (read back from the items, not from the claim);
+    * the ledger: the batch's entry balances and posts exactly what the batch says
+      (unsettled +gross, fee income −fees, payable −payout, receivable ±debt), so the
+      ledger stays balanced; every entry is balanced by construction (and, on PostgreSQL,
+      by a constraint trigger), which is why the whole journal is not summed per batch;
+    * the payout is no more than the merchant's payable.
+    """
+    totals = uow.settlement.batch_item_totals([b.batch_id for _, b in batches])
+    payable_codes = {m.merchant_id: Account(AccountType.MERCHANT_PAYABLE, m.merchant_id).code
+                     for m, _ in batches}
+    payables = uow.settlement.account_balances(list(payable_codes.values()))
+    entries = uow.settlement.entry_lines([b.entry_id for _, b in batches
+                                          if b.entry_id is not None])
+    result: dict[str, list[str]] = {}
+    for merchant, batch in batches:
+        problems: list[str] = []
+        per_merchant = totals.get(batch.batch_id, {})
+        count = sum(t.item_count for t in per_merchant.values())
+        if count != batch.item_count:
+            problems.append(f"batch lists {batch.item_count} items, {count} found")
+        if sum(t.gross_minor for t in per_merchant.values()) != batch.gross_minor:
+            problems.append("sum of items differs from the batch gross")
+        if sum(t.fee_minor for t in per_merchant.values()) != batch.fee_minor:
+            problems.append("sum of item fees differs from the batch fees")
+        if any(mid != merchant.merchant_id for mid in per_merchant):
+            problems.append("an item of another merchant is in the batch")
+        payable = -payables.get((payable_codes[merchant.merchant_id], batch.currency), 0)
+        if batch.payout_minor > payable:
+            problems.append(f"payout {batch.payout_minor} exceeds the payable {payable}")
+        lines = entries.get(batch.entry_id, {}) if batch.entry_id is not None else {}
+        if sum(lines.values()) != 0 or lines != _expected_lines(merchant.merchant_id, batch):
+            problems.append("the batch's ledger entry does not balance or differs from the "
+                            "batch")
+        result[batch.batch_id] = problems
+    return result
+
+
+def _expected_lines(merchant_id: str, batch: BatchRecord) -> dict[tuple[str, str], int]:
+    """What the settlement entry of ``batch`` posts, net per (account, currency)."""
+    cur = batch.currency
+    lines = {
+        (Account(AccountType.MERCHANT_UNSETTLED, merchant_id).code, cur): batch.gross_minor,
+        (Account(AccountType.FEE_INCOME).code, cur):
+            -(batch.fee_minor + batch.surcharge_minor),
+        (Account(AccountType.MERCHANT_PAYABLE, merchant_id).code, cur): -batch.payout_minor,
+        (Account(AccountType.MERCHANT_RECEIVABLE, merchant_id).code, cur):
+            batch.debt_added_minor - batch.debt_recovered_minor,
+    }
+    return {key: amount for key, amount in lines.items() if amount != 0}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ Re-running a date changes nothing (one batch per merchant per run key).
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -43,9 +44,9 @@ from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import Merchant, MerchantStatus
 from autosettle.domain.money import Currency, Money, currency
 from autosettle.services.context import ServiceContext
-from autosettle.services.payouts import instruct_payout
+from autosettle.services.payouts import instruct_payouts
 from autosettle.store.payments import TransactionRecord
-from autosettle.store.settlement import BatchRecord, SettlementItem
+from autosettle.store.settlement import BatchRecord, Claim, DueGroup, ItemTotals, SettlementItem
 from autosettle.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,16 @@ def business_calendar(uow: UnitOfWork) -> BusinessCalendar:
 
 def fee_schedule(uow: UnitOfWork, merchant: Merchant, on: date) -> FeeSchedule:
     """The merchant's schedule in force on ``on``, or the default for its type and MCC."""
-    versions = [schedule_from_dict(v) for v in uow.config.fee_schedule_versions(
-        merchant.merchant_id)]
-    if versions:
+    return schedule_from_versions(uow.config.fee_schedule_versions(merchant.merchant_id),
+                                  merchant, on)
+
+
+def schedule_from_versions(specs: Sequence[Mapping[str, object]], merchant: Merchant,
+                           on: date) -> FeeSchedule:
+    """:func:`fee_schedule` from the stored versions of the merchant's schedule."""
+    if specs:
         try:
-            return schedule_for(versions, on)
+            return schedule_for([schedule_from_dict(v) for v in specs], on)
         except NotFoundError:
             pass
     return default_schedule_for(merchant.merchant_type.value, merchant.mcc)
@@ -102,13 +108,14 @@ def _items_for(uow: UnitOfWork, merchant: Merchant, record: TransactionRecord,
     due = settlement_date(record.business_date, merchant.settlement_cycle.value, with_calendar)
     schedule = fee_schedule(uow, merchant, record.business_date)
 
-    def item(kind: str, source: str, amount: int, fee: int) -> SettlementItem:
+    def item(kind: str, source: str, amount: int, fee: int,
+             priced_by: FeeSchedule = schedule) -> SettlementItem:
         return SettlementItem(
             merchant_id=record.merchant_id, txn_id=record.txn_id, source_txn_id=source,
             kind=kind, txn_type=record.txn_type, card_kind=record.card_kind,
             business_date=record.business_date, cycle=merchant.settlement_cycle.value,
             due_date=due, amount_minor=amount, fee_minor=fee, currency=cur.code,
-            fee_schedule=_schedule_name(schedule), held=False, batch_id=None, created_at=now)
+            fee_schedule=_schedule_name(priced_by), held=False, batch_id=None, created_at=now)
 
     match event.kind:
         case tm.EventKind.CAPTURED | tm.EventKind.HOLD_CAPTURED:
@@ -120,9 +127,14 @@ def _items_for(uow: UnitOfWork, merchant: Merchant, record: TransactionRecord,
             voided_fee = captured.fee_minor if captured else 0
             return [item("void", event.target_id, -event.amount.amount_minor, -voided_fee)]
         case tm.EventKind.REFUNDED:
-            credit = _refund_credit(uow, schedule, record.merchant_id, event, by_id)
+            captured = _capture_of(uow, record.merchant_id, event.target_id)
+            # The sale's own terms govern its refunds: a later version (say, one that keeps
+            # fees on refunds) applies to transactions from its effective date only.
+            terms = fee_schedule(uow, merchant, captured.business_date) if captured \
+                else schedule
+            credit = _refund_credit(uow, terms, captured, event, by_id)
             return [item("refund", event.target_id, -event.amount.amount_minor,
-                         -credit.amount_minor)]
+                         -credit.amount_minor, terms)]
         case tm.EventKind.REVERSED:
             return [
                 item(f"rev-{old.kind}"[:12], old.source_txn_id, -old.amount_minor,
@@ -141,14 +153,14 @@ def _capture_of(uow: UnitOfWork, merchant_id: str, txn_id: str) -> SettlementIte
     return None
 
 
-def _refund_credit(uow: UnitOfWork, schedule: FeeSchedule, merchant_id: str,
+def _refund_credit(uow: UnitOfWork, schedule: FeeSchedule, captured: SettlementItem | None,
                    event: tm.Event, by_id: dict[str, TransactionRecord]) -> Money:
-    captured = _capture_of(uow, merchant_id, event.target_id)
     original = by_id.get(event.target_id)
     if captured is None or original is None:
         return Money.zero(event.amount.currency)
     cur = event.amount.currency
-    earlier = [i for i in uow.settlement.items_for_source(merchant_id, event.target_id)
+    earlier = [i for i in uow.settlement.items_for_source(captured.merchant_id,
+                                                          event.target_id)
                if i.kind in ("refund", "rev-refund")]
     done_amount = -sum(i.amount_minor for i in earlier)
     done_fee = -sum(i.fee_minor for i in earlier)
@@ -159,6 +171,14 @@ def _refund_credit(uow: UnitOfWork, schedule: FeeSchedule, merchant_id: str,
 
 
 # -- the settlement run ---------------------------------------------------------------------
+
+CHUNK_MERCHANTS_MAX = 500
+"""Merchants settled per database transaction (each batch is still all-or-nothing)."""
+CHUNK_ITEMS_MAX = 50_000
+"""Items claimed per database transaction, so a chunk of big merchants stays short."""
+RUN_KEY_LENGTH_MAX = 40
+_BATCH_KEY_PREFIX = 20  # + "~" + 12 hex digits + ":T1:CNY" = 40 characters
+
 
 @dataclass
 class RunSummary:
@@ -175,6 +195,19 @@ class RunSummary:
     payout_minor: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, part: RunSummary) -> None:
+        """Count in the work of one committed chunk."""
+        self.batches += part.batches
+        self.skipped_existing += part.skipped_existing
+        self.carried_merchants.extend(m for m in part.carried_merchants
+                                      if m not in self.carried_merchants)
+        self.blocked_payouts += part.blocked_payouts
+        self.items += part.items
+        self.gross_minor += part.gross_minor
+        self.fee_minor += part.fee_minor
+        self.payout_minor += part.payout_minor
+        self.errors.extend(part.errors)
+
 
 def settle(ctx: ServiceContext, run_date: date, cycles: Sequence[str] = NEXT_DAY,
            run_key: str | None = None,
@@ -183,84 +216,196 @@ def settle(ctx: ServiceContext, run_date: date, cycles: Sequence[str] = NEXT_DAY
 
     ``run_key`` names the run (default ``<date>:<cycles>``): the same key never settles a
     merchant twice, so re-running changes nothing. T cycles only settle on workdays.
+
+    Merchants are settled in chunks, one database transaction per chunk (every batch with
+    its items, entry and payout commits or rolls back whole). If a chunk fails, its
+    merchants are settled again one by one, so one merchant's failure never stops the
+    others; ``progress``, if callable, is called once per merchant group settled.
     """
     cycles = tuple(SettlementCycle.parse(c).value for c in cycles)
     key = run_key or f"{run_date.isoformat()}:{'+'.join(cycles)}"
-    if len(key) > 40:
-        raise ValidationError("run key is longer than 40 characters")
+    if len(key) > RUN_KEY_LENGTH_MAX:
+        raise ValidationError(f"run key is longer than {RUN_KEY_LENGTH_MAX} characters")
     summary = RunSummary(run_date, key, cycles)
     with ctx.db.unit_of_work() as uow:
         calendar = business_calendar(uow)
         groups = uow.settlement.due_groups(run_date, cycles)
     workday = calendar.is_workday(run_date)
-    for group in groups:
-        if group.cycle.startswith("T") and not workday:
-            continue
+    groups = list(groups)
+    for chunk in _chunks(groups):
         try:
-            _settle_one(ctx, summary, group.merchant_id, group.cycle, group.currency,
-                        run_date, key, calendar)
-        except Exception as exc:  # one merchant's failure never stops the others
-            log.exception("settlement of %s failed", group.merchant_id)
-            summary.errors.append(f"{group.merchant_id}: {type(exc).__name__}: {exc}")
-            _alert(ctx, "error", "settlement_failed", group.merchant_id,
-                   f"settlement of {group.merchant_id} on {run_date} failed: {exc}",
-                   f"settle:{key}:{group.merchant_id}")
+            summary.add(_settle_chunk(ctx, chunk, run_date, key, calendar))
+        except Exception:
+            log.warning("settlement chunk of %d merchants failed; settling them one by one",
+                        len({g.merchant_id for g in chunk}), exc_info=True)
+            for single in _by_merchant(chunk):
+                merchant_id = single[0].merchant_id
+                try:
+                    summary.add(_settle_chunk(ctx, single, run_date, key, calendar))
+                except Exception as exc:  # one merchant's failure never stops the others
+                    log.exception("settlement of %s failed", merchant_id)
+                    summary.errors.append(f"{merchant_id}: {type(exc).__name__}: {exc}")
+                    _alert(ctx, "error", "settlement_failed", merchant_id,
+                           f"settlement of {merchant_id} on {run_date} failed: {exc}",
+                           f"settle:{key}:{merchant_id}")
         if progress is not None and callable(progress):
-            progress()
+            for _ in chunk:
+                progress()
     for warning in calendar.alerts():
         _alert(ctx, "warning", warning.code, None, warning.message,
                f"calendar:{warning.code}:{warning.year}")
     return summary
 
 
-def _settle_one(ctx: ServiceContext, summary: RunSummary, merchant_id: str, cycle: str,
-                cur_code: str, run_date: date, key: str, calendar: BusinessCalendar) -> None:
+def _by_merchant(groups: Sequence[DueGroup]) -> list[list[DueGroup]]:
+    """``groups`` (ordered by merchant) split per merchant."""
+    result: list[list[DueGroup]] = []
+    for group in groups:
+        if result and result[-1][0].merchant_id == group.merchant_id:
+            result[-1].append(group)
+        else:
+            result.append([group])
+    return result
+
+
+def _chunks(groups: Sequence[DueGroup]) -> list[list[DueGroup]]:
+    """Whole merchants per chunk, up to :data:`CHUNK_MERCHANTS_MAX` merchants and (unless
+    one merchant alone has more) :data:`CHUNK_ITEMS_MAX` items."""
+    chunks: list[list[DueGroup]] = []
+    current: list[DueGroup] = []
+    merchants = items = 0
+    for per_merchant in _by_merchant(groups):
+        count = sum(g.item_count for g in per_merchant)
+        if current and (merchants >= CHUNK_MERCHANTS_MAX or items + count > CHUNK_ITEMS_MAX):
+            chunks.append(current)
+            current, merchants, items = [], 0, 0
+        current.extend(per_merchant)
+        merchants += 1
+        items += count
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def batch_key(run_key: str, cycle: str, cur_code: str) -> str:
+    """The batch's run key: one batch per merchant, run, cycle and currency.
+
+    Fits the 40-character column without cutting off what tells two batches apart: a long
+    run key is shortened and made unique again with a digest of the whole.
+    """
+    full = f"{run_key}:{cycle}:{cur_code}"
+    if len(full) <= RUN_KEY_LENGTH_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:12]
+    return f"{run_key[:_BATCH_KEY_PREFIX]}~{digest}:{cycle}:{cur_code}"[:RUN_KEY_LENGTH_MAX]
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    merchant: Merchant
+    claim: Claim
+    run_key: str
+    totals: ItemTotals
+    surcharge: int
+    plan: NetPlan
+    entry: JournalEntry | None
+
+
+def _settle_chunk(ctx: ServiceContext, groups: Sequence[DueGroup], run_date: date, key: str,
+                  calendar: BusinessCalendar) -> RunSummary:
+    """Settle the groups of a few merchants in one unit of work; what it did."""
     now = ctx.now()
-    cur = currency(cur_code)
-    batch_key = f"{key}:{cycle}:{cur_code}"[:40]
+    part = RunSummary(run_date, key, ())
+    merchant_ids = sorted({g.merchant_id for g in groups})
     with ctx.db.unit_of_work() as uow:
-        merchant = uow.merchants.get(merchant_id, for_update=True)
-        if merchant is None:
-            return
-        if uow.settlement.batch_for_run(merchant_id, batch_key) is not None:
-            summary.skipped_existing += 1
-            return
-        if merchant.status not in SETTLEABLE_STATUSES:
-            summary.carried_merchants.append(merchant_id)
-            return
-        seq = uow.settlement.batch_count(merchant_id, run_date) + 1
-        batch_id = f"{merchant_id}-{run_date:%Y%m%d}-{cycle}-{seq:02d}"
-        count, gross, fees = uow.settlement.claim(batch_id, merchant_id, cycle, cur_code,
-                                                  run_date)
-        if count == 0:
-            return
-        schedule = fee_schedule(uow, merchant, run_date)
-        debt = uow.ledger.balance(Account(AccountType.MERCHANT_RECEIVABLE, merchant_id).code,
-                                  cur_code)
-        available = gross - fees - max(debt, 0)
-        surcharge = payout_surcharge(schedule, cycle, Money(max(available, 0), cur)).amount_minor
-        if surcharge >= available:
-            surcharge = 0  # no payout this time, so no same-day payout to charge for
+        found = uow.settlement.lock_merchants(merchant_ids)
+        keys = {(g.cycle, g.currency): batch_key(key, g.cycle, g.currency) for g in groups}
+        taken = uow.settlement.batch_runs(merchant_ids, list(keys.values()))
+        counts = uow.settlement.batch_counts(merchant_ids, run_date)
+        claims: list[tuple[Merchant, Claim, str]] = []
+        for group in groups:
+            merchant = found.get(group.merchant_id)
+            if merchant is None:
+                continue
+            run_key = keys[(group.cycle, group.currency)]
+            if (group.merchant_id, run_key) in taken:
+                part.skipped_existing += 1
+                continue
+            if merchant.status not in SETTLEABLE_STATUSES:
+                if group.merchant_id not in part.carried_merchants:
+                    part.carried_merchants.append(group.merchant_id)
+                continue
+            seq = counts.get(group.merchant_id, 0) + 1
+            counts[group.merchant_id] = seq
+            batch_id = f"{group.merchant_id}-{run_date:%Y%m%d}-{group.cycle}-{seq:02d}"
+            claims.append((merchant, Claim(batch_id, group.merchant_id, group.cycle,
+                                           group.currency), run_key))
+        totals = uow.settlement.claim_many([c for _, c, _ in claims], run_date)
+        claims = [c for c in claims if c[1].batch_id in totals]
+        if not claims:
+            return part
+        planned = _plan_chunk(uow, claims, totals, run_date)
+        posted = iter(uow.ledger.post_batch([p.entry for p in planned if p.entry], now))
+        arrival = {cycle: _arrival(run_date, cycle, calendar)
+                   for cycle in {p.claim.cycle for p in planned}}
+        batches: list[tuple[Merchant, BatchRecord]] = []
+        for p in planned:
+            entry_id = next(posted).entry_id if p.entry is not None else None
+            batches.append((p.merchant, BatchRecord(
+                batch_id=p.claim.batch_id, merchant_id=p.claim.merchant_id, cycle=p.claim.cycle,
+                settlement_date=run_date, run_key=p.run_key, item_count=p.totals.item_count,
+                gross_minor=p.totals.gross_minor, fee_minor=p.totals.fee_minor,
+                surcharge_minor=p.surcharge, debt_recovered_minor=p.plan.debt_recovered,
+                debt_added_minor=p.plan.debt_added, payout_minor=p.plan.payout,
+                currency=p.claim.currency, status="settled",
+                expected_arrival=arrival[p.claim.cycle], entry_id=entry_id, created_at=now)))
+        uow.settlement.add_batches([b for _, b in batches])
+        blocked = instruct_payouts(uow, batches, now)
+    for p in planned:
+        part.batches += 1
+        part.items += p.totals.item_count
+        part.gross_minor += p.totals.gross_minor
+        part.fee_minor += p.totals.fee_minor + p.surcharge
+        part.payout_minor += p.plan.payout
+    part.blocked_payouts += len(blocked)
+    return part
+
+
+def _plan_chunk(uow: UnitOfWork, claims: Sequence[tuple[Merchant, Claim, str]],
+                totals: dict[str, ItemTotals], run_date: date) -> list[_Planned]:
+    """Net each claimed batch against the merchant's debt and the same-day surcharge.
+
+    Debt is read once for the chunk and carried from one batch of a merchant to its next
+    (a merchant may have a batch per cycle and currency in the same run).
+    """
+    receivable = {m.merchant_id: Account(AccountType.MERCHANT_RECEIVABLE, m.merchant_id).code
+                  for m, _, _ in claims}
+    balances = uow.settlement.account_balances(list(receivable.values()))
+    debts = {(c.merchant_id, c.currency): balances.get((receivable[c.merchant_id], c.currency), 0)
+             for _, c, _ in claims}
+    same_day = sorted({c.merchant_id for _, c, _ in claims if c.cycle in SAME_DAY})
+    specs = uow.config.fee_schedule_versions_for(same_day)
+    planned: list[_Planned] = []
+    for merchant, claim, run_key in claims:
+        cur = currency(claim.currency)
+        total = totals[claim.batch_id]
+        gross, fees = total.gross_minor, total.fee_minor
+        debt = max(debts[(claim.merchant_id, claim.currency)], 0)
+        available = gross - fees - debt
+        surcharge = 0
+        if claim.cycle in SAME_DAY:
+            schedule = schedule_from_versions(specs.get(claim.merchant_id, []), merchant, run_date)
+            surcharge = payout_surcharge(schedule, claim.cycle,
+                                         Money(max(available, 0), cur)).amount_minor
+            if surcharge >= available:
+                surcharge = 0  # no payout this time, so no same-day payout to charge for
         available -= surcharge
-        plan = _plan(gross, fees + surcharge, max(debt, 0), available)
-        entry = _settlement_entry(batch_id, merchant_id, cur, gross, fees + surcharge, plan)
-        posted = uow.ledger.post(entry, now) if entry is not None else None
-        arrival = _arrival(run_date, cycle, calendar)
-        batch = BatchRecord(
-            batch_id=batch_id, merchant_id=merchant_id, cycle=cycle, settlement_date=run_date,
-            run_key=batch_key, item_count=count, gross_minor=gross, fee_minor=fees,
-            surcharge_minor=surcharge, debt_recovered_minor=plan.debt_recovered,
-            debt_added_minor=plan.debt_added, payout_minor=plan.payout, currency=cur_code,
-            status="settled", expected_arrival=arrival,
-            entry_id=posted.entry_id if posted else None, created_at=now)
-        uow.settlement.add_batch(batch)
-        blocked = instruct_payout(uow, merchant, batch, now)
-        summary.batches += 1
-        summary.items += count
-        summary.gross_minor += gross
-        summary.fee_minor += fees + surcharge
-        summary.payout_minor += plan.payout
-        summary.blocked_payouts += int(blocked)
+        plan = _plan(gross, fees + surcharge, debt, available)
+        debts[(claim.merchant_id, claim.currency)] += plan.debt_added - plan.debt_recovered
+        entry = _settlement_entry(claim.batch_id, claim.merchant_id, cur, gross,
+                                  fees + surcharge, plan)
+        planned.append(_Planned(merchant, claim, run_key, total, surcharge, plan, entry))
+    return planned
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ from typing import Final
 
 from autosettle.domain.cards import CardBrand
 from autosettle.domain.iso8583.framing import (
+    AMOUNT_MINOR_MAX,
+    SETTLEMENT_COUNT_MAX,
     BatchUploadEntry,
     CardOrganisation,
     CardTotals,
@@ -93,9 +95,13 @@ def host_totals(lines: Sequence[BatchLine]) -> SettlementTotals:
         offset = 0 if line.txn_type in DEBIT_TYPES else 2
         block[offset] += line.amount_minor
         block[offset + 1] += 1
+    # Field 48 has n12 amounts and n3 counts: a batch beyond them cannot balance anyway,
+    # so our side is clamped to the largest values the field can carry.
     domestic, foreign = (
-        CardTotals(debit_amount_minor=s[0], debit_count=s[1], credit_amount_minor=s[2],
-                   credit_count=s[3])
+        CardTotals(debit_amount_minor=min(s[0], AMOUNT_MINOR_MAX),
+                   debit_count=min(s[1], SETTLEMENT_COUNT_MAX),
+                   credit_amount_minor=min(s[2], AMOUNT_MINOR_MAX),
+                   credit_count=min(s[3], SETTLEMENT_COUNT_MAX))
         for s in (sums[CardOrganisation.DOMESTIC], sums[CardOrganisation.FOREIGN]))
     return SettlementTotals(domestic, foreign)
 

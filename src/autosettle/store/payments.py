@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from autosettle.store.tables import (
     merchant_payment_rules,
@@ -62,6 +62,32 @@ def _record(row: Row[Any]) -> TransactionRecord:
     return TransactionRecord(**{name: m[name] for name in _FIELDS})
 
 
+# The statements of every payment, built once: building a statement (and its cache key)
+# costs more CPU than running it. Parameters are bound at execution.
+_INSERT_TXN = insert(transactions)
+_TXN_BY_ID = select(transactions).where(transactions.c.merchant_id == bindparam("m"),
+                                        transactions.c.txn_id == bindparam("t"))
+_TXN_BY_ID_FOR_UPDATE = _TXN_BY_ID.with_for_update()
+_TXN_BY_KEY = select(transactions).where(transactions.c.merchant_id == bindparam("m"),
+                                         transactions.c.terminal_id == bindparam("term"),
+                                         transactions.c.idempotency_key == bindparam("key"))
+_UPDATE_TXN = update(transactions).where(transactions.c.merchant_id == bindparam("where_m"),
+                                         transactions.c.txn_id == bindparam("where_t"))
+_UPDATE_TXN_RETURNING = _UPDATE_TXN.returning(*transactions.c)
+_OPEN_BATCH = select(terminal_batches).where(
+    terminal_batches.c.merchant_id == bindparam("m"),
+    terminal_batches.c.terminal_id == bindparam("term"),
+    terminal_batches.c.status == "open").order_by(terminal_batches.c.batch_no.desc())
+_OPEN_BATCH_FOR_UPDATE = _OPEN_BATCH.with_for_update()
+_TAKE_STAN = update(terminal_batches).where(
+    terminal_batches.c.merchant_id == bindparam("m"),
+    terminal_batches.c.terminal_id == bindparam("term"),
+    terminal_batches.c.batch_no == bindparam("batch"),
+).values(next_stan=terminal_batches.c.next_stan + 1).returning(terminal_batches.c.next_stan)
+_RULES = select(merchant_payment_rules).where(
+    merchant_payment_rules.c.merchant_id == bindparam("m"))
+
+
 @dataclass(frozen=True, slots=True)
 class TransactionQuery:
     """Search criteria; every field is optional. ``merchant_id`` scopes tenants."""
@@ -108,16 +134,12 @@ class TransactionRepository:
         self._conn = conn
 
     def add(self, record: TransactionRecord) -> None:
-        self._conn.execute(insert(transactions).values(
-            **{name: getattr(record, name) for name in _FIELDS}))
+        self._conn.execute(_INSERT_TXN, {name: getattr(record, name) for name in _FIELDS})
 
     def get(self, merchant_id: str, txn_id: str,
             for_update: bool = False) -> TransactionRecord | None:
-        query = select(transactions).where(transactions.c.merchant_id == merchant_id,
-                                           transactions.c.txn_id == txn_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self._conn.execute(query).first()
+        query = _TXN_BY_ID_FOR_UPDATE if for_update else _TXN_BY_ID
+        row = self._conn.execute(query, {"m": merchant_id, "t": txn_id}).first()
         return _record(row) if row else None
 
     def find_by_trace(self, merchant_id: str, terminal_id: str, batch_no: str,
@@ -130,10 +152,8 @@ class TransactionRepository:
 
     def find_by_key(self, merchant_id: str, terminal_id: str,
                     key: str) -> TransactionRecord | None:
-        row = self._conn.execute(select(transactions).where(
-            transactions.c.merchant_id == merchant_id,
-            transactions.c.terminal_id == terminal_id,
-            transactions.c.idempotency_key == key)).first()
+        row = self._conn.execute(_TXN_BY_KEY, {"m": merchant_id, "term": terminal_id,
+                                               "key": key}).first()
         return _record(row) if row else None
 
     def find_by_rrn(self, merchant_id: str, rrn: str) -> TransactionRecord | None:
@@ -150,9 +170,15 @@ class TransactionRepository:
         return [_record(r) for r in rows]
 
     def update(self, merchant_id: str, txn_id: str, **values: Any) -> None:
-        self._conn.execute(update(transactions).where(
-            transactions.c.merchant_id == merchant_id, transactions.c.txn_id == txn_id,
-        ).values(**values))
+        """Set ``values`` (plain values, one per column) on one transaction."""
+        self._conn.execute(_UPDATE_TXN, {**values, "where_m": merchant_id, "where_t": txn_id})
+
+    def update_returning(self, merchant_id: str, txn_id: str,
+                         **values: Any) -> TransactionRecord | None:
+        """:meth:`update`, returning the row as it is afterwards (no second read)."""
+        row = self._conn.execute(_UPDATE_TXN_RETURNING, {
+            **values, "where_m": merchant_id, "where_t": txn_id}).first()
+        return _record(row) if row else None
 
     def stuck_pending(self, older_than: datetime, limit: int) -> list[TransactionRecord]:
         rows = self._conn.execute(select(transactions).where(
@@ -197,13 +223,8 @@ class BatchRepository:
 
     def open_batch(self, merchant_id: str, terminal_id: str,
                    for_update: bool = False) -> BatchRecord | None:
-        query = select(terminal_batches).where(
-            terminal_batches.c.merchant_id == merchant_id,
-            terminal_batches.c.terminal_id == terminal_id,
-            terminal_batches.c.status == "open").order_by(terminal_batches.c.batch_no.desc())
-        if for_update:
-            query = query.with_for_update()
-        row = self._conn.execute(query).first()
+        query = _OPEN_BATCH_FOR_UPDATE if for_update else _OPEN_BATCH
+        row = self._conn.execute(query, {"m": merchant_id, "term": terminal_id}).first()
         return BatchRecord(**dict(row._mapping)) if row else None
 
     def get(self, merchant_id: str, terminal_id: str, batch_no: str) -> BatchRecord | None:
@@ -227,12 +248,8 @@ class BatchRepository:
 
     def take_stan(self, merchant_id: str, terminal_id: str, batch_no: str) -> int:
         """Reserve the next trace number of the batch (atomic increment)."""
-        value = self._conn.execute(update(terminal_batches).where(
-            terminal_batches.c.merchant_id == merchant_id,
-            terminal_batches.c.terminal_id == terminal_id,
-            terminal_batches.c.batch_no == batch_no,
-        ).values(next_stan=terminal_batches.c.next_stan + 1)
-            .returning(terminal_batches.c.next_stan)).scalar()
+        value = self._conn.execute(_TAKE_STAN, {"m": merchant_id, "term": terminal_id,
+                                                "batch": batch_no}).scalar()
         return int(value or 1) - 1
 
     def close(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime) -> None:
@@ -313,8 +330,7 @@ class PaymentRulesRepository:
         self._conn = conn
 
     def get(self, merchant_id: str) -> PaymentRules:
-        row = self._conn.execute(select(merchant_payment_rules).where(
-            merchant_payment_rules.c.merchant_id == merchant_id)).first()
+        row = self._conn.execute(_RULES, {"m": merchant_id}).first()
         if row is None:
             return DEFAULT_RULES
 

@@ -1,9 +1,11 @@
 """Repositories for settlement: items, batches, payouts, alerts, fee schedules, calendar
 overrides, maintenance windows and job leases.
 
-Aggregations run in SQL (``GROUP BY``) and batch membership is claimed with one set-based
+Aggregations run in SQL (``GROUP BY``) and batch membership is claimed with set-based
 ``UPDATE .. WHERE batch_id IS NULL``, so a run never loads a million rows into Python and an
-item can never land in two batches.
+item can never land in two batches. The ``*_many`` / ``*_for`` methods serve a settlement run
+that handles many merchants per transaction: a fixed number of statements per chunk of
+merchants instead of a dozen per merchant.
 """
 
 from __future__ import annotations
@@ -14,15 +16,21 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.merchants import Merchant, SettlementAccount
+from autosettle.store.merchants import _account, _merchant
 from autosettle.store.tables import (
     alerts,
     calendar_overrides,
     fee_schedules,
     job_runs,
+    journal_lines,
     maintenance_windows,
+    merchants,
     payouts,
+    settlement_accounts,
     settlement_batches,
     settlement_items,
 )
@@ -53,6 +61,23 @@ class DueGroup:
     merchant_id: str
     cycle: str
     currency: str
+    item_count: int
+    gross_minor: int
+    fee_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Attach the due items of (merchant, cycle, currency) to ``batch_id``."""
+
+    batch_id: str
+    merchant_id: str
+    cycle: str
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTotals:
     item_count: int
     gross_minor: int
     fee_minor: int
@@ -186,7 +211,129 @@ class SettlementRepository:
                                  .where(c.batch_id == batch_id)).one()
         return int(row[0]), int(row[1]), int(row[2])
 
+    def claim_many(self, claims: Sequence[Claim], run_date: date) -> dict[str, ItemTotals]:
+        """:meth:`claim` for many batches: one executemany ``UPDATE``, one ``GROUP BY``.
+
+        Returns the totals of every batch that got at least one item.
+        """
+        if not claims:
+            return {}
+        c = settlement_items.c
+        statement = update(settlement_items).where(
+            c.merchant_id == bindparam("claim_merchant"),
+            c.currency == bindparam("claim_currency"),
+            c.cycle == bindparam("claim_cycle"),
+            c.batch_id.is_(None), c.held.is_(False),
+            c.due_date <= bindparam("claim_run_date"),
+        ).values(batch_id=bindparam("claim_batch"))
+        self._conn.execute(statement, [
+            {"claim_merchant": k.merchant_id, "claim_currency": k.currency,
+             "claim_cycle": k.cycle, "claim_run_date": run_date, "claim_batch": k.batch_id}
+            for k in claims])
+        return {batch_id: ItemTotals(sum(t.item_count for t in per.values()),
+                                     sum(t.gross_minor for t in per.values()),
+                                     sum(t.fee_minor for t in per.values()))
+                for batch_id, per in self.batch_item_totals([k.batch_id for k in claims]).items()}
+
+    def batch_item_totals(self, batch_ids: Sequence[str]) -> dict[str, dict[str, ItemTotals]]:
+        """Count and sums of the items of each batch, per merchant found in it."""
+        if not batch_ids:
+            return {}
+        c = settlement_items.c
+        rows = self._conn.execute(
+            select(c.batch_id, c.merchant_id, func.count(), func.sum(c.amount_minor),
+                   func.sum(c.fee_minor))
+            .where(c.batch_id.in_(list(batch_ids)))
+            .group_by(c.batch_id, c.merchant_id))
+        result: dict[str, dict[str, ItemTotals]] = {}
+        for r in rows:
+            result.setdefault(r[0], {})[r[1]] = ItemTotals(int(r[2]), int(r[3]), int(r[4]))
+        return result
+
+    def latest_business_date(self, merchant_id: str) -> date | None:
+        """The latest business date among the merchant's items (None without any)."""
+        value: date | None = self._conn.execute(
+            select(func.max(settlement_items.c.business_date))
+            .where(settlement_items.c.merchant_id == merchant_id)).scalar()
+        return value
+
+    # -- what a run reads for a chunk of merchants ----------------------------------------
+    def lock_merchants(self, merchant_ids: Sequence[str]) -> dict[str, Merchant]:
+        """The merchants, locked ``FOR UPDATE`` (PostgreSQL) in id order, so that two runs
+        lock the same merchants in the same order and never deadlock."""
+        if not merchant_ids:
+            return {}
+        rows = self._conn.execute(
+            select(merchants).where(merchants.c.merchant_id.in_(list(merchant_ids)))
+            .order_by(merchants.c.merchant_id).with_for_update())
+        return {r.merchant_id: _merchant(r) for r in rows}
+
+    def batch_runs(self, merchant_ids: Sequence[str],
+                   run_keys: Sequence[str]) -> set[tuple[str, str]]:
+        """(merchant, run key) pairs that already have a batch."""
+        if not merchant_ids or not run_keys:
+            return set()
+        b = settlement_batches.c
+        rows = self._conn.execute(select(b.merchant_id, b.run_key).where(
+            b.merchant_id.in_(list(merchant_ids)), b.run_key.in_(sorted(set(run_keys)))))
+        return {(r[0], r[1]) for r in rows}
+
+    def batch_counts(self, merchant_ids: Sequence[str], settlement_date: date) -> dict[str, int]:
+        """How many batches each merchant has for ``settlement_date``."""
+        if not merchant_ids:
+            return {}
+        b = settlement_batches.c
+        rows = self._conn.execute(
+            select(b.merchant_id, func.count())
+            .where(b.merchant_id.in_(list(merchant_ids)), b.settlement_date == settlement_date)
+            .group_by(b.merchant_id))
+        return {r[0]: int(r[1]) for r in rows}
+
+    def account_balances(self, account_codes: Sequence[str]) -> dict[tuple[str, str], int]:
+        """Ledger balances of several accounts, by (account code, currency); accounts
+        without lines are missing (balance zero)."""
+        if not account_codes:
+            return {}
+        j = journal_lines.c
+        rows = self._conn.execute(
+            select(j.account_code, j.currency, func.sum(j.amount_minor))
+            .where(j.account_code.in_(sorted(set(account_codes))))
+            .group_by(j.account_code, j.currency))
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def entry_lines(self, entry_ids: Sequence[int]) -> dict[int, dict[tuple[str, str], int]]:
+        """The net amount per (account code, currency) of each journal entry."""
+        if not entry_ids:
+            return {}
+        j = journal_lines.c
+        rows = self._conn.execute(
+            select(j.entry_id, j.account_code, j.currency, func.sum(j.amount_minor))
+            .where(j.entry_id.in_(list(entry_ids)))
+            .group_by(j.entry_id, j.account_code, j.currency))
+        result: dict[int, dict[tuple[str, str], int]] = {}
+        for r in rows:
+            result.setdefault(int(r[0]), {})[(r[1], r[2])] = int(r[3])
+        return result
+
+    def accounts_for(self, merchant_ids: Sequence[str]) -> dict[str, list[SettlementAccount]]:
+        """The settlement accounts of several merchants, oldest first."""
+        if not merchant_ids:
+            return {}
+        a = settlement_accounts.c
+        rows = self._conn.execute(
+            select(settlement_accounts).where(a.merchant_id.in_(list(merchant_ids)))
+            .order_by(a.merchant_id, a.created_at, a.account_id))
+        result: dict[str, list[SettlementAccount]] = {}
+        for r in rows:
+            result.setdefault(r.merchant_id, []).append(_account(r))
+        return result
+
     # -- batches ------------------------------------------------------------------------
+    def add_batches(self, batches: Sequence[BatchRecord]) -> None:
+        if batches:
+            self._conn.execute(insert(settlement_batches), [
+                {f.name: getattr(b, f.name) for f in fields(BatchRecord)} for b in batches])
+
     def add_batch(self, batch: BatchRecord) -> None:
         self._conn.execute(insert(settlement_batches).values(
             **{f.name: getattr(batch, f.name) for f in fields(BatchRecord)}))
@@ -225,6 +372,11 @@ class SettlementRepository:
             settlement_batches.c.settlement_date == settlement_date)).scalar() or 0)
 
     # -- payouts ------------------------------------------------------------------------
+    def add_payouts(self, records: Sequence[PayoutRecord]) -> None:
+        if records:
+            self._conn.execute(insert(payouts), [
+                {f.name: getattr(p, f.name) for f in fields(PayoutRecord)} for p in records])
+
     def add_payout(self, payout: PayoutRecord) -> None:
         self._conn.execute(insert(payouts).values(
             **{f.name: getattr(payout, f.name) for f in fields(PayoutRecord)}))
@@ -259,12 +411,19 @@ class AlertRepository:
 
     def raise_alert(self, at: datetime, severity: str, kind: str, message: str,
                     merchant_id: str | None = None, dedup_key: str | None = None) -> None:
-        if dedup_key is not None and self._conn.execute(select(alerts.c.alert_id).where(
-                alerts.c.dedup_key == dedup_key)).first() is not None:
+        """Insert an alert; one with the same ``dedup_key`` is raised once.
+
+        ``ON CONFLICT DO NOTHING``: two transactions raising the same key at once (two
+        settlement runs, a run and the API) must not fail the second one's business work.
+        """
+        values = {"at": at, "severity": severity, "kind": kind, "merchant_id": merchant_id,
+                  "message": message[:500], "dedup_key": dedup_key}
+        if dedup_key is None:
+            self._conn.execute(insert(alerts).values(**values))
             return
-        self._conn.execute(insert(alerts).values(at=at, severity=severity, kind=kind,
-                                                 merchant_id=merchant_id, message=message[:500],
-                                                 dedup_key=dedup_key))
+        module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        self._conn.execute(module.insert(alerts).values(**values)
+                           .on_conflict_do_nothing(index_elements=["dedup_key"]))
 
     def open_alerts(self, merchant_id: str | None = None, limit: int = 200) -> list[AlertRecord]:
         query = (select(alerts).where(alerts.c.resolved_at.is_(None))
@@ -288,6 +447,20 @@ class ConfigRepository:
         rows = self._conn.execute(select(fee_schedules.c.spec).where(
             fee_schedules.c.merchant_id == merchant_id).order_by(fee_schedules.c.version))
         return [json.loads(r[0]) for r in rows]
+
+    def fee_schedule_versions_for(self,
+                                  merchant_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`fee_schedule_versions` of several merchants (missing: none of its own)."""
+        if not merchant_ids:
+            return {}
+        f = fee_schedules.c
+        rows = self._conn.execute(select(f.merchant_id, f.spec)
+                                  .where(f.merchant_id.in_(list(merchant_ids)))
+                                  .order_by(f.merchant_id, f.version))
+        result: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            result.setdefault(r[0], []).append(json.loads(r[1]))
+        return result
 
     def add_fee_schedule(self, merchant_id: str, version: int, effective_from: date,
                          spec: dict[str, Any], at: datetime) -> None:

@@ -100,8 +100,8 @@ class TerminalProfile:
     tmk: bytes = field(repr=False)
     mac_algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB
     sign_on_mode: str = NetworkManagementCode.SIGN_ON_DOUBLE_LENGTH.value
-    tpdu: Tpdu = Tpdu(0x60, 0x0003, 0x0000)
-    header: Header = Header()
+    tpdu: Tpdu = field(default_factory=lambda: Tpdu(0x60, 0x0003, 0x0000))
+    header: Header = field(default_factory=Header)
 
 
 @dataclass

@@ -16,8 +16,9 @@ The pipeline of a request (answers in brackets)::
     the service's answer ..................... [39 from the service], MAC'd
 
 Business rules live in the services; this module only maps fields to service calls and
-results back to fields. Every exception is caught here and answered 96, so a bug answers a
-terminal instead of killing a connection.
+results back to fields. Every exception is caught here: a reversible financial request
+then gets no answer (the connection closes, so the terminal reverses: money may have moved
+before the failure), anything else is answered 96.
 """
 
 from __future__ import annotations
@@ -155,10 +156,12 @@ class Processor:
         except Exception:
             log.exception("terminal host: unexpected failure on %s from terminal %s",
                           decoded.fields.get(MTI_KEY), decoded.fields.get("41"))
-            mti = response_mti(decoded.fields.get(MTI_KEY, ""))
-            if mti is None:
-                return None
-            return self._encode(frame, self._bare(decoded.fields, mti, RC.SYSTEM_MALFUNCTION))
+        mti = response_mti(decoded.fields.get(MTI_KEY, ""))
+        if mti is None or classify(decoded.fields) in _REVERSIBLE:
+            # Money may have moved before the failure: no answer makes the terminal send
+            # its stored reversal (store and forward), where a 96 could make it retry.
+            return None
+        return self._encode(frame, self._bare(decoded.fields, mti, RC.SYSTEM_MALFUNCTION))
 
     def _undecodable(self, frame: Frame) -> bytes | None:
         mti = frame.payload[:2].hex()
@@ -188,10 +191,19 @@ class Processor:
         mac_answer = outcome.authenticated and session.ready and (
             kind in MAC_REQUIRED or (kind in MAC_IF_PRESENT and "64" in fields))
         if outcome.authenticated and session.known and kind is not _K.SIGN_OFF:
-            batch = request.batch_no if kind in _BATCH_TOUCHING else None
-            terminal_keys.touch(self.ctx, request.merchant_id, request.terminal_id,
-                                request.software_version, batch)
+            batch = (request.batch_no if kind in _BATCH_TOUCHING
+                     and session.accepts_batch(request.batch_no) else None)
+            self._touch(request, batch)
         return self._encode(frame, answer, session if mac_answer else None)
+
+    def _touch(self, request: Request, batch_no: str | None) -> None:
+        """The heartbeat; its failure is logged and never changes an answer."""
+        try:
+            terminal_keys.touch(self.ctx, request.merchant_id, request.terminal_id,
+                                request.software_version, batch_no)
+        except Exception:
+            log.warning("terminal host: could not record the heartbeat of terminal %s",
+                        request.terminal_id, exc_info=True)
 
     # -- authentication -----------------------------------------------------------------
 
@@ -404,6 +416,8 @@ class Processor:
 
 
 _BATCH_TOUCHING: Final = frozenset(spec.kind for spec in FINANCIAL_BY_KIND.values())
+_REVERSIBLE: Final = frozenset(spec.kind for spec in FINANCIAL_BY_KIND.values()
+                               if spec.reversible)
 
 
 def _has_valid_60(fields: MessageFields) -> bool:

@@ -3,7 +3,7 @@ calendar and settlement runs. A merchant key sees only its own merchant (404 oth
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -58,18 +58,23 @@ ITEMS_IN_DETAIL_MAX = 10_000
 PAYOUTS_LISTED_MAX = 1_000
 PAYOUT_STATUSES = ("blocked", "pending", "sent", "confirmed", "failed")
 JOB_NAME_PATTERN = r"^[a-z0-9-]{1,40}$"
+COST_DAYS_DEFAULT = 30
 
 
 def _today(ctx: ServiceContext) -> date:
     return ctx.now().astimezone(SHANGHAI).date()
 
 
-def _batch_view(ctx: ServiceContext, batch: BatchRecord, items_max: int) -> SettlementPublic:
+def _batch_views(ctx: ServiceContext, batches: list[BatchRecord],
+                 items_max: int) -> list[SettlementPublic]:
+    views: list[SettlementPublic] = []
     with ctx.db.unit_of_work() as uow:
-        payout = uow.settlement.payout_of_batch(batch.batch_id)
-        items = uow.settlement.items_of_batch(batch.batch_id, limit=items_max) \
-            if items_max else []
-    return SettlementPublic.of(batch, payout, items, items_max)
+        for batch in batches:
+            payout = uow.settlement.payout_of_batch(batch.batch_id)
+            items = uow.settlement.items_of_batch(batch.batch_id, limit=items_max) \
+                if items_max else []
+            views.append(SettlementPublic.of(batch, payout, items, items_max))
+    return views
 
 
 # -- settlements ----------------------------------------------------------------------------
@@ -91,7 +96,7 @@ def list_settlements(
         batches = uow.settlement.batches(merchant_id, date_from, date_to, limit)
     items_max = ITEMS_IN_LIST_MAX if include_items else 0
     return SettlementList(merchant_id=merchant_id,
-                          settlements=[_batch_view(ctx, b, items_max) for b in batches])
+                          settlements=_batch_views(ctx, batches, items_max))
 
 
 @router.get("/settlements/{batch_id}", response_model=SettlementPublic)
@@ -101,7 +106,7 @@ def get_settlement(batch_id: BatchPath, ctx: Ctx, who: Who) -> SettlementPublic:
         batch = uow.settlement.batch(batch_id)
     if batch is None or not who.can_see_merchant(batch.merchant_id):
         raise NotFoundError(f"settlement {batch_id} not found")
-    return _batch_view(ctx, batch, ITEMS_IN_DETAIL_MAX)
+    return _batch_views(ctx, [batch], ITEMS_IN_DETAIL_MAX)[0]
 
 
 # -- fee schedules and cycle costs ----------------------------------------------------------
@@ -137,9 +142,12 @@ def create_fee_schedule(merchant_id: MidPath, body: FeeScheduleCreate, ctx: Ctx,
 @router.get("/merchants/{merchant_id}/cycle-costs", response_model=CycleCostsPublic,
             tags=["fees"])
 def cycle_costs(merchant_id: MidPath, ctx: Ctx, who: Who,
-                date_from: Annotated[date, Query()],
-                date_to: Annotated[date, Query()]) -> CycleCostsPublic:
-    """What the merchant's sales in the period cost on its cycle and on each other one."""
+                date_from: Annotated[date | None, Query()] = None,
+                date_to: Annotated[date | None, Query()] = None) -> CycleCostsPublic:
+    """What the merchant's sales in the period (business dates, default: the last 30 days)
+    cost on its cycle and on each other one."""
+    date_to = date_to or _today(ctx)
+    date_from = date_from or date_to - timedelta(days=COST_DAYS_DEFAULT - 1)
     costs = fee_schedules.cycle_costs(ctx, who, merchant_id, date_from, date_to)
     with ctx.db.unit_of_work() as uow:
         merchant = uow.merchants.get(merchant_id)

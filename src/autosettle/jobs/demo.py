@@ -1,0 +1,28 @@
+"""The demo cashier as a periodic task (only when ``demo_traffic_interval_s`` > 0)."""
+
+from __future__ import annotations
+
+import logging
+
+from autosettle.channels.simulator import IssuerSimulator
+from autosettle.jobs.runner import PeriodicTask
+from autosettle.services.context import ServiceContext
+from autosettle.services.demo_traffic import DemoCashier, seed_cards
+
+log = logging.getLogger(__name__)
+
+
+def traffic_task(ctx: ServiceContext, interval_s: float) -> PeriodicTask:
+    """Seed the demo cards at the simulator, then play one payment per interval."""
+    if isinstance(ctx.channel, IssuerSimulator):
+        seed_cards(ctx.channel)
+    cashier = DemoCashier(ctx)
+
+    def play() -> None:
+        result = cashier.step()
+        record = result.record
+        log.info("demo %s %s %s: %s %s", record.txn_type if record else "request",
+                 record.amount_minor if record else "", record.pan_masked if record else "",
+                 result.response_code.value, result.message)
+
+    return PeriodicTask("demo-traffic", interval_s, play)

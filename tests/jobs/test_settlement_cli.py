@@ -1,0 +1,107 @@
+"""``autosettle settle | payouts export | calendar next | maintenance announce | jobs runs``
+end to end on an embedded SQLite file (Typer's CliRunner)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from jobtools import add_merchant, add_sales, mid
+from typer.testing import CliRunner, Result
+
+from autosettle.cli import app
+from autosettle.config import get_settings
+from autosettle.domain.calendar import SHANGHAI
+from autosettle.services.context import ServiceContext, build_context
+
+Invoke = Callable[..., Result]
+A = mid(1)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith("AUTOSETTLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+    path = tmp_path / "var"
+    monkeypatch.setenv("AUTOSETTLE_DATA_DIR", str(path))
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli(data_dir: Path) -> Invoke:
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Result:
+        get_settings.cache_clear()
+        result = runner.invoke(app, list(args))
+        get_settings.cache_clear()
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        return result
+    return invoke
+
+
+@pytest.fixture
+def ctx(cli: Invoke) -> Iterator[ServiceContext]:
+    cli("db", "upgrade")
+    context = build_context(get_settings())
+    yield context
+    context.db.dispose()
+
+
+def test_calendar_next_prints_the_settlement_date(cli: Invoke) -> None:
+    # works before any database exists: the holiday data alone
+    assert cli("calendar", "next", "--cycle", "T1", "--date", "2026-09-18").stdout == \
+        "2026-09-20\n"  # Friday → the in-lieu Sunday workday
+    shown = json.loads(cli("calendar", "next", "--cycle", "T+1", "--date", "2026-09-30",
+                           "--json").stdout)
+    assert shown == {"business_date": "2026-09-30", "cycle": "T1",
+                     "settlement_date": "2026-10-08", "business_date_is_workday": True,
+                     "settlement_date_is_workday": True}
+    assert cli("calendar", "next", "--cycle", "D1", "--date", "2026-09-30").stdout == \
+        "2026-10-01\n"
+    bad = cli("calendar", "next", "--cycle", "T9", "--date", "2026-09-30", code=2)
+    assert "validation_failed" in bad.stderr
+    assert "validation_failed" in cli("calendar", "next", "--cycle", "T1", "--date",
+                                      "30/09/2026", code=2).stderr
+
+
+def test_settle_export_announce_and_list_runs(cli: Invoke, ctx: ServiceContext,
+                                              data_dir: Path) -> None:
+    add_merchant(ctx, A, "T1")
+    net = add_sales(ctx, A, date(2026, 9, 18), [100_000, 7_777])
+
+    first = json.loads(cli("settle", "--date", "2026-09-20", "--json").stdout)
+    assert (first["status"], first["batches"], first["payout_minor"]) == ("done", 1, net)
+    again = cli("settle", "--date", "2026-09-20", "--cycles", "T1,D1")  # table + progress
+    assert "2026-09-20:T1+D1" in again.stdout
+    assert "settling" in again.stderr  # the progress bar goes to stderr
+
+    exported = json.loads(cli("payouts", "export", "--date", "2026-09-20", "--json").stdout)
+    assert (exported["count"], exported["total_minor"]) == (1, net)
+    assert Path(exported["csv"]).exists() and Path(exported["fixed_width"]).exists()
+    assert Path(exported["csv"]).parent == data_dir / "payouts"
+
+    runs = json.loads(cli("jobs", "runs", "--json").stdout)
+    assert [r["job"] for r in runs] == ["settle-manual", "settle-manual"]
+    assert sorted(r["counts"]["batches"] for r in runs) == [0, 1]
+
+    now = datetime.now(SHANGHAI).replace(microsecond=0, tzinfo=None)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=2)
+    announced = json.loads(cli("maintenance", "announce", "--start", start.isoformat(),
+                               "--end", end.isoformat(), "--note", "bank upgrade",
+                               "--json").stdout)
+    assert announced["note"] == "bank upgrade"
+    assert datetime.fromisoformat(announced["ends_at"]) == end.replace(tzinfo=SHANGHAI)
+    refused = cli("settle", "--date", "2026-09-21", code=2)
+    assert "invalid_state" in refused.stderr and "maintenance" in refused.stderr
+    assert "validation_failed" in cli("maintenance", "announce", "--start", end.isoformat(),
+                                      "--end", start.isoformat(), "--note", "x",
+                                      code=2).stderr
