@@ -18,7 +18,6 @@ from autosettle import settlement_cli
 from autosettle.config import Settings, get_settings
 from autosettle.domain.errors import AutosettleError, ErrorCode
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
-from autosettle.jobs import demo as demo_jobs
 from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
@@ -26,6 +25,7 @@ from autosettle.services import apikeys, demo, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
 from autosettle.store import migrate
 from autosettle.terminal_host.cli import terminals_host_app
+from autosettle.terminal_host.simulate_cli import simulate_app
 
 app = typer.Typer(help="autosettle: POS acquiring and automatic settlement.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -42,6 +42,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(settlement_cli.app)  # settle, payouts, calendar, maintenance, jobs
 # provision, status, reset-tmk, batch-flags: the terminal host's commands under `terminals`
 terminals_app.registered_commands.extend(terminals_host_app.registered_commands)
+app.add_typer(simulate_app, name="terminal")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -264,6 +265,7 @@ def serve(
 
     from autosettle.api.app import create_app
     from autosettle.terminal_host.server import start_terminal_host
+    from autosettle.terminal_host.simulator import DemoFleet
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level,
@@ -279,8 +281,9 @@ def serve(
     console.print(f"terminal host ISO 8583 over TCP on {bind_host}:{settings.terminal_host_port} "
                   "(docs/terminal-integration.md)")
     if settings.demo_traffic_interval_s > 0:
-        console.print(f"demo traffic  a cashier pays every {settings.demo_traffic_interval_s:g} s "
-                      "(watch: GET /v1/transactions)")
+        console.print(f"demo traffic  4 simulated POS terminals over ISO 8583 (TCP), each paying "
+                      f"about every {settings.demo_traffic_interval_s:g} s "
+                      "(watch: GET /v1/transactions; docs/terminal-simulator.md)")
     if settings.scheduler_enabled:
         console.print(f"scheduler     T+1/D+1 daily at {settings.settlement_time:%H:%M}, "
                       f"T+0/D+0 every {settings.intraday_interval_s} s (Asia/Shanghai)")
@@ -291,12 +294,15 @@ def serve(
                       f"http://{bind_host}:{bind_port}/v1/merchants")
         console.print(f"all demo keys {keys_path}")
     console.rule()
-    tasks = payment_jobs.tasks(ctx)
-    if settings.demo_traffic_interval_s > 0:
-        tasks.append(demo_jobs.traffic_task(ctx, settings.demo_traffic_interval_s))
-    runner = JobRunner(tasks)
+    runner = JobRunner(payment_jobs.tasks(ctx))
     runner.start()
     terminal_host = start_terminal_host(ctx, bind_host, settings.terminal_host_port)
+    # The demo traffic goes over the real TCP path: a small fleet of simulated terminals
+    # (in place of a cashier calling the payment service, whose transactions would land in
+    # the same terminal batches unseen by the terminals and unbalance every batch close).
+    fleet = (DemoFleet(ctx, bind_host, terminal_host.port,
+                       settings.demo_traffic_interval_s).start()
+             if settings.demo_traffic_interval_s > 0 else None)
     # Settlement runs can be long: their own thread, so reversal retries never wait on them.
     settlement_runner = JobRunner(settlement_jobs.tasks(ctx))
     settlement_runner.start()
@@ -304,6 +310,8 @@ def serve(
         uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
                     log_level=settings.log_level.lower())
     finally:
+        if fleet is not None:
+            fleet.stop()
         terminal_host.stop()
         settlement_runner.stop()
         runner.stop()

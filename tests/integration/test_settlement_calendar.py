@@ -219,6 +219,7 @@ def test_uncovered_year_falls_back_to_weekends_and_alerts(shops: ServiceContext,
     assert settle_on(shops, date(2031, 3, 8), ("T1",)) == 0          # Saturday
     run = settlement.settle(shops, date(2031, 3, 10), ("T1",))
     assert (run.batches, run.errors) == (1, [])
+    assert settle_on(shops, date(2031, 3, 11), ("T1",)) == 0
     with shops.db.unit_of_work() as uow:
         alerts = [a for a in uow.alerts.open_alerts() if a.kind == WARNING_YEAR_UNCOVERED]
     assert len(alerts) == 1   # raised once, however many lookups fell back

@@ -99,7 +99,8 @@ def fee_specs(draw: st.DrawFn) -> dict[str, object]:
 
 
 SHOP = st.integers(0, len(SHOPS) - 1)
-REF = st.integers(0, 10_000)   # an earlier transaction, modulo how many there are
+REF = st.one_of(st.integers(-3, -1), st.integers(0, 10_000))
+"""An earlier transaction, modulo how many there are (negative: one of the latest)."""
 SALES = st.tuples(st.just("sale"), SHOP, st.integers(0, 1),
                   st.one_of(st.integers(1, 500), st.integers(1, 500_000)))
 OPS = st.one_of(
@@ -115,6 +116,7 @@ OPS = st.one_of(
     st.tuples(st.just("settle")),
     st.tuples(st.just("settle")),
     st.tuples(st.just("hold"), REF, st.booleans()),
+    st.tuples(st.just("hold"), REF, st.just(True)),
     st.tuples(st.just("review"), SHOP, st.booleans()),
     st.tuples(st.just("schedule"), SHOP, fee_specs()),
 )

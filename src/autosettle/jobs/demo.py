@@ -1,4 +1,9 @@
-"""The demo cashier as a periodic task (only when ``demo_traffic_interval_s`` > 0)."""
+"""The direct demo cashier as a periodic task.
+
+``autosettle serve`` no longer uses it: its demo traffic is the terminal simulator's demo
+fleet, over the terminal host (see docs/terminal-simulator.md). Kept for embedding
+autosettle without a terminal host.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""Demo traffic: the simulated issuer's cards and a cashier's day of payments.
+"""Demo traffic: the simulated issuer's demo cards and a cashier's day of payments.
 
-``make run`` seeds these cards at the built-in issuer simulator and plays a few payments
-every few seconds through the same payment service the terminals use, so that a new user
-sees transactions, declines with their reasons, voids, refunds, pre-authorizations and,
-later, settlement happen by themselves. (The ISO 8583 terminal simulator drives the TCP
-host the same way.)
+``make run`` seeds these cards at the built-in issuer simulator (to try the REST API
+with, and for the lost and expired cards the terminal simulator shows). The demo traffic
+itself is played by the terminal simulator's demo fleet over ISO 8583 and TCP
+(``autosettle.terminal_host.simulator.DemoFleet``, started by ``serve``);
+:class:`DemoCashier` calls the payment service directly, without terminals, for scripts
+that want payments without a terminal host (its transactions land in the terminals'
+open batches, which the terminals then do not know about).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from autosettle.domain.ledger import Account, AccountType, transfer
 from autosettle.domain.merchants import Merchant, holder_name_matches
 from autosettle.domain.money import Money, currency
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.settlement import BatchRecord, PayoutRecord
+from autosettle.store.settlement import BatchRecord, ItemTotals, PayoutRecord
 from autosettle.store.uow import UnitOfWork
 
 FIXED_WIDTH_RECORD_BYTES = 200
@@ -35,13 +35,16 @@ def instruct_payout(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord,
 
 
 def instruct_payouts(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecord]],
-                     now: datetime) -> set[str]:
+                     now: datetime,
+                     item_totals: Mapping[str, Mapping[str, ItemTotals]] | None = None,
+                     ) -> set[str]:
     """:func:`instruct_payout` for many new batches (a few statements for all of them);
-    the ids of the batches whose payout had to be blocked."""
+    the ids of the batches whose payout had to be blocked. ``item_totals``: see
+    :func:`verify_batches`."""
     paying = [(m, b) for m, b in batches if b.payout_minor != 0]
     if not paying:
         return set()
-    problems = verify_batches(uow, paying)
+    problems = verify_batches(uow, paying, item_totals)
     accounts = uow.settlement.accounts_for(sorted({m.merchant_id for m, _ in paying}))
     records: list[PayoutRecord] = []
     blocked: set[str] = set()
@@ -77,19 +80,23 @@ def verify_batch(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord) -> lis
     return verify_batches(uow, [(merchant, batch)])[batch.batch_id]
 
 
-def verify_batches(uow: UnitOfWork,
-                   batches: Sequence[tuple[Merchant, BatchRecord]]) -> dict[str, list[str]]:
+def verify_batches(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecord]],
+                   item_totals: Mapping[str, Mapping[str, ItemTotals]] | None = None,
+                   ) -> dict[str, list[str]]:
     """:func:`verify_batch` for many batches, with a few aggregate queries for all of them.
 
     * the items: as many as the batch says, summing to its gross and fees, all of the
-      batch's merchant (read back from the items, not from the claim);
+      batch's merchant. ``item_totals`` (batch → merchant → totals) are the items as read
+      back from the database in the caller's transaction, e.g. by
+      ``SettlementRepository.claim_many``; without them they are read here;
     * the ledger: the batch's entry balances and posts exactly what the batch says
       (unsettled +gross, fee income −fees, payable −payout, receivable ±debt), so the
       ledger stays balanced; every entry is balanced by construction (and, on PostgreSQL,
       by a constraint trigger), which is why the whole journal is not summed per batch;
     * the payout is no more than the merchant's payable.
     """
-    totals = uow.settlement.batch_item_totals([b.batch_id for _, b in batches])
+    totals = item_totals if item_totals is not None else \
+        uow.settlement.batch_item_totals([b.batch_id for _, b in batches])
     payable_codes = {m.merchant_id: Account(AccountType.MERCHANT_PAYABLE, m.merchant_id).code
                      for m, _ in batches}
     payables = uow.settlement.account_balances(list(payable_codes.values()))
@@ -153,10 +160,12 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
     name = f"payouts-{on:%Y%m%d}"
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        for payout in uow.settlement.payouts(status="pending", expected_by=on):
+        # All of them: no page limit here, or a busy day (or a long history of payouts)
+        # would leave payouts out of the file they are marked as sent in.
+        for payout in uow.settlement.payouts(status="pending", expected_by=on, limit=None):
             _mark_sent(uow, payout, f"{name}.csv", now)
-        rows = [p for p in uow.settlement.payouts(status=None) if p.file_name == f"{name}.csv"
-                and p.status in ("sent", "confirmed")]
+        rows = [p for p in uow.settlement.payouts_in_file(f"{name}.csv")
+                if p.status in ("sent", "confirmed")]
         lines = [(p, _account_row(ctx, uow, p)) for p in rows]
     csv_path = out / f"{name}.csv"
     fixed_path = out / f"{name}.txt"
@@ -280,6 +289,13 @@ def retry_payout(ctx: ServiceContext, who: Principal, payout_id: str) -> PayoutR
                                               payout.merchant_id).code, payout.currency)
         if payout.amount_minor > payable:
             raise ConflictError(f"payout {payout.amount_minor} exceeds the payable {payable}")
+        batch = uow.settlement.batch(payout.batch_id)
+        if payout.status == "blocked" and batch is not None and merchant is not None:
+            # Blocked by the checks before money leaves: they must all pass now, not only
+            # the account one (a retry is no way around them).
+            problems = verify_batch(uow, merchant, batch)
+            if problems:
+                raise ConflictError("the batch still fails its checks: " + "; ".join(problems))
         uow.settlement.set_payout(payout_id, status="pending", account_id=account.account_id,
                                   attempts=payout.attempts + 1, failure_reason=None,
                                   file_name=None, updated_at=now)

@@ -11,7 +11,7 @@ merchants instead of a dozen per merchant.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -81,6 +81,14 @@ class ItemTotals:
     item_count: int
     gross_minor: int
     fee_minor: int
+
+    @staticmethod
+    def total(parts: Iterable[ItemTotals]) -> ItemTotals:
+        count = gross = fee = 0
+        for part in parts:
+            count, gross, fee = (count + part.item_count, gross + part.gross_minor,
+                                 fee + part.fee_minor)
+        return ItemTotals(count, gross, fee)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +219,11 @@ class SettlementRepository:
                                  .where(c.batch_id == batch_id)).one()
         return int(row[0]), int(row[1]), int(row[2])
 
-    def claim_many(self, claims: Sequence[Claim], run_date: date) -> dict[str, ItemTotals]:
-        """:meth:`claim` for many batches: one executemany ``UPDATE``, one ``GROUP BY``.
-
-        Returns the totals of every batch that got at least one item.
-        """
+    def claim_many(self, claims: Sequence[Claim],
+                   run_date: date) -> dict[str, dict[str, ItemTotals]]:
+        """:meth:`claim` for many batches: one executemany ``UPDATE``, then the totals of
+        what was claimed, read back from the items (:meth:`batch_item_totals`); batches
+        that got no item are missing."""
         if not claims:
             return {}
         c = settlement_items.c
@@ -230,10 +238,7 @@ class SettlementRepository:
             {"claim_merchant": k.merchant_id, "claim_currency": k.currency,
              "claim_cycle": k.cycle, "claim_run_date": run_date, "claim_batch": k.batch_id}
             for k in claims])
-        return {batch_id: ItemTotals(sum(t.item_count for t in per.values()),
-                                     sum(t.gross_minor for t in per.values()),
-                                     sum(t.fee_minor for t in per.values()))
-                for batch_id, per in self.batch_item_totals([k.batch_id for k in claims]).items()}
+        return self.batch_item_totals([k.batch_id for k in claims])
 
     def batch_item_totals(self, batch_ids: Sequence[str]) -> dict[str, dict[str, ItemTotals]]:
         """Count and sums of the items of each batch, per merchant found in it."""
@@ -390,14 +395,24 @@ class SettlementRepository:
         return _build(PayoutRecord, row) if row else None
 
     def payouts(self, status: str | None = None, merchant_id: str | None = None,
-                expected_by: date | None = None, limit: int = 10_000) -> list[PayoutRecord]:
-        query = select(payouts).order_by(payouts.c.created_at, payouts.c.payout_id).limit(limit)
+                expected_by: date | None = None,
+                limit: int | None = 10_000) -> list[PayoutRecord]:
+        """Oldest first; ``limit=None`` for all of them."""
+        query = select(payouts).order_by(payouts.c.created_at, payouts.c.payout_id)
+        if limit is not None:
+            query = query.limit(limit)
         if status is not None:
             query = query.where(payouts.c.status == status)
         if merchant_id is not None:
             query = query.where(payouts.c.merchant_id == merchant_id)
         if expected_by is not None:
             query = query.where(payouts.c.expected_arrival <= expected_by)
+        return [_build(PayoutRecord, r) for r in self._conn.execute(query)]
+
+    def payouts_in_file(self, file_name: str) -> list[PayoutRecord]:
+        """Every payout written to the payout file ``file_name``, oldest first."""
+        query = (select(payouts).where(payouts.c.file_name == file_name)
+                 .order_by(payouts.c.created_at, payouts.c.payout_id))
         return [_build(PayoutRecord, r) for r in self._conn.execute(query)]
 
     def set_payout(self, payout_id: str, **values: Any) -> None:
