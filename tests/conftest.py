@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -26,6 +28,14 @@ from autosettle.store import migrate
 from autosettle.store.engine import normalize_url
 from autosettle.store.tables import metadata
 from autosettle.store.uow import Database
+
+# One hypothesis profile for the whole suite: no per-example deadline (database tests on a
+# shared 2-core machine vary in speed; speed is measured in bench/, never in tests) and no
+# "too slow" health check; the example counts stay whatever each test sets.
+hypothesis_settings.register_profile(
+    "autosettle", deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True)
+hypothesis_settings.load_profile("autosettle")
 
 PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 TEST_PAN_KEY = "11" * 32
