@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import stat
 import threading
 import time
@@ -42,11 +43,11 @@ from autosettle.terminal_host.sim_fleet import (
     prepare_fleet,
     sim_terminal_ids,
 )
+from autosettle.terminal_host.sim_report import Summary
 from autosettle.terminal_host.simulator import (
     DemoFleet,
     Mix,
     SimulationConfig,
-    Summary,
     run_simulation,
 )
 
@@ -269,6 +270,12 @@ def test_cli_simulate_prints_json_and_exits_by_its_checks(
     usage = runner.invoke(app, ["terminal", "simulate", "--terminals", "9", "--duration",
                                 "0.5", "--port", str(th.port)])
     assert usage.exit_code == 2  # no demo terminals here
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    down = runner.invoke(app, ["terminal", "simulate", "--create", "1", "--port",
+                               str(closed_port)])
+    assert down.exit_code == 2 and "no terminal host" in down.output
 
 
 def test_a_host_that_is_down_is_reported_once(ctx: ServiceContext, sim: IssuerSimulator,

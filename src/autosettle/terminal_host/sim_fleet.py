@@ -202,17 +202,26 @@ class Keyring:
             return None
 
     def put(self, merchant_id: str, terminal_id: str, entry: KeyringEntry) -> None:
-        terminals = self._load()
-        terminals[f"{merchant_id}/{terminal_id}"] = {
-            "components": list(entry.components), "kcv": entry.kcv,
-            "generation": entry.generation, "mac_algorithm": entry.mac_algorithm}
+        """Add or replace one terminal's entry (read, change, write under a file lock:
+        ``serve``'s fleet and a simulator run may provision at the same time)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"version": KEYRING_VERSION, "terminals": terminals}, handle, indent=1)
-        os.chmod(temporary, FILE_MODE)  # an older file may have had other bits
-        os.replace(temporary, self.path)
+        lock_fd = os.open(self.path.with_name(self.path.name + ".lock"),
+                          os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            terminals = self._load()
+            terminals[f"{merchant_id}/{terminal_id}"] = {
+                "components": list(entry.components), "kcv": entry.kcv,
+                "generation": entry.generation, "mac_algorithm": entry.mac_algorithm}
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"version": KEYRING_VERSION, "terminals": terminals}, handle,
+                          indent=1)
+            os.chmod(temporary, FILE_MODE)  # an older file may have had other bits
+            os.replace(temporary, self.path)
+        finally:
+            os.close(lock_fd)  # closing releases the lock
 
 
 class PoolLock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -25,11 +26,11 @@ from autosettle.domain.errors import AutosettleError
 from autosettle.services.context import ServiceContext, build_context
 from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
 from autosettle.terminal_host.sim_fleet import SIM_TERMINALS_MAX, prepare_fleet
+from autosettle.terminal_host.sim_report import Summary
 from autosettle.terminal_host.simulator import (
     LATE_MARGIN_S,
     TIMEOUT_S_DEFAULT,
     SimulationConfig,
-    Summary,
     run_simulation,
 )
 
@@ -41,6 +42,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 TPS_MAX = 10_000.0
 DURATION_S_MAX = 86_400.0
+CONNECT_TIMEOUT_S = 3.0
 
 
 def _default_context() -> ServiceContext:
@@ -90,8 +92,13 @@ def simulate(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose:
         logging.getLogger("autosettle.terminal_sim").setLevel(logging.DEBUG)
+    ctx = context_factory()
+    target = (host or ctx.settings.api_host, port or ctx.settings.terminal_host_port)
+    if not local and not _reachable(*target):
+        err_console.print(f"[red]error[/red] no terminal host at {target[0]}:{target[1]}: "
+                          "start one ('make run' or 'autosettle serve'), or pass --local")
+        raise typer.Exit(EXIT_USAGE)
     try:
-        ctx = context_factory()
         fleet = prepare_fleet(ctx, terminals=terminals, create=create,
                               reprovision=reprovision)
     except AutosettleError as exc:
@@ -101,11 +108,10 @@ def simulate(
     try:
         if local:
             local_host = start_terminal_host(ctx, "127.0.0.1", 0)
+            target = (local_host.host, local_host.port)
         config = SimulationConfig(
-            tps=tps, duration_s=duration,
-            host=local_host.host if local_host else (host or ctx.settings.api_host),
-            port=local_host.port if local_host else (port or ctx.settings.terminal_host_port),
-            timeout_s=timeout, seed=seed, faults=not no_faults, unbalanced=unbalanced)
+            tps=tps, duration_s=duration, host=target[0], port=target[1], timeout_s=timeout,
+            seed=seed, faults=not no_faults, unbalanced=unbalanced)
         if not as_json:
             err_console.print(
                 f"simulating {len(fleet.profiles)} terminal(s) at {tps:g} TPS for "
@@ -124,6 +130,14 @@ def simulate(
         print_summary(summary)
     if not summary.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
 
 
 def _fen(minor: int) -> str:
