@@ -375,24 +375,6 @@ def _resolve_original(uow: UnitOfWork, req: PaymentRequest) -> TransactionRecord
     if req.txn_type in _SAME_TERMINAL_ONLY and found.terminal_id != req.terminal_id:
         return None
     return uow.transactions.get(req.merchant_id, found.txn_id, for_update=True)
-    if ref.txn_id is not None:
-        return uow.transactions.get(req.merchant_id, ref.txn_id, for_update=True)
-    if ref.stan is not None:
-        batch = ref.batch_no
-        candidates = []
-        if batch is not None:
-            found = uow.transactions.find_by_trace(req.merchant_id, req.terminal_id, batch,
-                                                   ref.stan)
-            candidates = [found] if found else []
-        if candidates:
-            return uow.transactions.get(req.merchant_id, candidates[0].txn_id, for_update=True)
-        if ref.rrn is None:
-            return None
-    if ref.rrn is not None:
-        found = uow.transactions.find_by_rrn(req.merchant_id, ref.rrn)
-        return uow.transactions.get(req.merchant_id, found.txn_id, for_update=True) \
-            if found else None
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from autosettle.store.settlement import BatchRecord, ItemTotals, PayoutRecord
 from autosettle.store.uow import UnitOfWork
 
 FIXED_WIDTH_RECORD_BYTES = 200
+FIXED_WIDTH_ENCODING = "gb18030"
+"""GB 18030 (a superset of GBK): what Chinese banks' fixed-width files count bytes in."""
 
 
 def instruct_payout(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord,
@@ -177,7 +179,7 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
             writer.writerow([p.payout_id, p.merchant_id, bank, number, holder,
                              Money(p.amount_minor, currency(p.currency)).format(), p.currency,
                              p.expected_arrival.isoformat(), p.batch_id])
-    with fixed_path.open("w", encoding="utf-8") as handle:
+    with fixed_path.open("wb") as handle:
         handle.write(_fixed_header(on, len(lines), sum(p.amount_minor for p, _ in lines)))
         for p, (bank, number, holder) in lines:
             handle.write(_fixed_detail(p, bank, number, holder))
@@ -196,19 +198,27 @@ def _account_row(ctx: ServiceContext, uow: UnitOfWork,
     return account.bank_name, number, account.holder_name
 
 
-def _fit(text: str, width: int) -> str:
-    """Left-aligned, space-padded, cut to ``width`` characters."""
-    return text[:width].ljust(width)
+def _fit(text: str, width: int) -> bytes:
+    """``text`` in the file's encoding, cut to ``width`` bytes without splitting a character,
+    then space-padded: bank files count bytes (a Chinese character is two in GBK)."""
+    out = b""
+    for char in text:
+        encoded = char.encode(FIXED_WIDTH_ENCODING, errors="replace")
+        if len(out) + len(encoded) > width:
+            break
+        out += encoded
+    return out.ljust(width, b" ")
 
 
-def _fixed_header(on: date, count: int, total_minor: int) -> str:
-    return _fit(f"H{on:%Y%m%d}{count:08d}{total_minor:016d}", FIXED_WIDTH_RECORD_BYTES) + "\n"
+def _fixed_header(on: date, count: int, total_minor: int) -> bytes:
+    return _fit(f"H{on:%Y%m%d}{count:08d}{total_minor:016d}", FIXED_WIDTH_RECORD_BYTES) + b"\n"
 
 
-def _fixed_detail(p: PayoutRecord, bank: str, number: str, holder: str) -> str:
-    body = (f"D{p.payout_id:<32}{p.merchant_id:<15}{number:<32}{p.amount_minor:016d}"
-            f"{p.currency:<3}{p.expected_arrival:%Y%m%d}{_fit(bank, 40)}{_fit(holder, 53)}")
-    return _fit(body, FIXED_WIDTH_RECORD_BYTES) + "\n"
+def _fixed_detail(p: PayoutRecord, bank: str, number: str, holder: str) -> bytes:
+    head = (f"D{p.payout_id:<32}{p.merchant_id:<15}{number:<32}{p.amount_minor:016d}"
+            f"{p.currency:<3}{p.expected_arrival:%Y%m%d}")
+    record = _fit(head, 107) + _fit(bank, 40) + _fit(holder, 53)
+    return _fit(record.decode(FIXED_WIDTH_ENCODING), FIXED_WIDTH_RECORD_BYTES) + b"\n"
 
 
 def _mark_sent(uow: UnitOfWork, payout: PayoutRecord, file_name: str, now: datetime) -> None:
