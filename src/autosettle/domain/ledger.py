@@ -14,7 +14,7 @@ Chart of accounts (``kind`` says which way a balance normally goes)::
     merchant_payable:<m>        liability  settled, awaiting payout
     merchant_receivable:<m>     asset      debt of a merchant (refunds larger than sales)
     fee_income                  income     merchant discount fees
-    payout_clearing             asset      paid out, awaiting bank confirmation
+    payout_clearing             liability  payouts sent to the bank, not yet confirmed
     dispute_reserve:<m>         liability  held back for disputes
 """
 
@@ -71,7 +71,7 @@ ACCOUNT_KINDS: Mapping[AccountType, AccountKind] = {
     AccountType.MERCHANT_PAYABLE: AccountKind.LIABILITY,
     AccountType.MERCHANT_RECEIVABLE: AccountKind.ASSET,
     AccountType.FEE_INCOME: AccountKind.INCOME,
-    AccountType.PAYOUT_CLEARING: AccountKind.ASSET,
+    AccountType.PAYOUT_CLEARING: AccountKind.LIABILITY,
     AccountType.BANK: AccountKind.ASSET,
     AccountType.DISPUTE_RESERVE: AccountKind.LIABILITY,
     AccountType.ADJUSTMENTS: AccountKind.EXPENSE,
