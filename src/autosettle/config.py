@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     terminal_silent_after_s: float = Field(default=900, gt=0, description="A terminal silent "
                                            "for longer than this is flagged in its status.")
     demo_traffic_interval_s: float = Field(default=0, ge=0, description="When > 0, `serve` "
-                                           "plays a demo cashier's payment every so many "
-                                           "seconds (make run sets it).")
+                                           "runs the demo fleet: the demo terminals pay over "
+                                           "TCP about every so many seconds (make run: 3).")
     default_currency: str = Field(default="CNY", description="ISO 4217 code of the default "
                                   "currency.")
     # -- the settlement scheduler (issue 4; docs/settlement.md#the-scheduler) --

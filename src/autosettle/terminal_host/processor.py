@@ -74,6 +74,8 @@ from autosettle.terminal_host.messages import (
     reversed_spec,
 )
 
+BALANCE_SHOWN_MINOR_MAX = 10**12 - 1
+
 log = logging.getLogger("autosettle.terminal_host")
 RC = ResponseCode
 _K = MessageKind
@@ -379,8 +381,11 @@ class Processor:
         if result.balance_minor is not None:
             numeric = request.fields.get("49") or (
                 currency(record.currency).numeric if record else "156")
+            # Field 54 holds 12 digits: a larger balance is shown as the largest it can hold
+            # (the cardholder sees "at least"), never as a format error.
+            shown = min(abs(result.balance_minor), BALANCE_SHOWN_MINOR_MAX)
             fields["54"] = build_balance_amount(BalanceAmount(
-                abs(result.balance_minor), numeric, negative=result.balance_minor < 0))
+                shown, numeric, negative=result.balance_minor < 0))
         return fields
 
     def _mmdd(self, day: date | None) -> str:
