@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
-from typing import Annotated, Any, ParamSpec
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
 from autosettle import settlement_cli
+from autosettle.cli_support import (
+    JsonFlag,
+    console,
+    context,
+    emit_json,
+    fail,
+    guarded,
+)
 from autosettle.config import Settings, get_settings
-from autosettle.domain.errors import AutosettleError, ErrorCode
+from autosettle.domain.errors import AutosettleError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
 from autosettle.services import apikeys, demo, merchants
-from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
+from autosettle.services.context import SYSTEM, Role, build_context
 from autosettle.store import migrate
 from autosettle.terminal_host.cli import terminals_host_app
 from autosettle.terminal_host.simulate_cli import simulate_app
@@ -44,50 +47,8 @@ app.add_typer(settlement_cli.app)  # settle, payouts, calendar, maintenance, job
 terminals_app.registered_commands.extend(terminals_host_app.registered_commands)
 app.add_typer(simulate_app, name="terminal")
 
-console = Console()
-err_console = Console(stderr=True)
-P = ParamSpec("P")
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
 def _settings() -> Settings:
     return get_settings()
-
-
-def _context() -> ServiceContext:
-    return build_context(_settings())
-
-
-def _emit_json(value: Any) -> None:
-    def default(obj: Any) -> Any:
-        if is_dataclass(obj) and not isinstance(obj, type):
-            return asdict(obj)
-        return str(obj)
-    typer.echo(json.dumps(value, default=default, ensure_ascii=False, indent=2))
-
-
-def _fail(exc: AutosettleError) -> None:
-    err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-    raise typer.Exit(2)
-
-
-def _guarded(command: Callable[P, None]) -> Callable[P, None]:
-    """Every failure becomes one line on stderr and exit status 2, never a traceback.
-
-    A database error names only its class: its text could quote the statement's values.
-    """
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            command(*args, **kwargs)
-        except AutosettleError as exc:
-            _fail(exc)
-        except DBAPIError as exc:
-            err_console.print(f"[red]error[/red] {ErrorCode.UNAVAILABLE}: the database "
-                              f"cannot be used ({type(exc.orig).__name__}); run "
-                              "'autosettle db upgrade' first?")
-            raise typer.Exit(2) from None
-    return run
 
 
 @db_app.command("upgrade")
@@ -105,7 +66,7 @@ def _safe_url(url: str) -> str:
 
 
 @merchants_app.command("add")
-@_guarded
+@guarded
 def merchants_add(
     merchant_id: Annotated[str, typer.Option(help="15-character merchant id (field 42).")],
     legal_name: Annotated[str, typer.Option(help="Registered legal name.")],
@@ -118,25 +79,25 @@ def merchants_add(
 ) -> None:
     """Onboard a merchant."""
     try:
-        merchant = merchants.create_merchant(_context(), SYSTEM, merchants.NewMerchant(
+        merchant = merchants.create_merchant(context(), SYSTEM, merchants.NewMerchant(
             merchant_id, legal_name, merchant_type, mcc, short_name, cycle, single_limit_minor))
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _emit_json(merchant)
+        emit_json(merchant)
     else:
         console.print(f"merchant {merchant.merchant_id} created")
 
 
 @merchants_app.command("list")
-@_guarded
+@guarded
 def merchants_list(as_json: JsonFlag = False,
                    limit: Annotated[int, typer.Option(min=1, max=200)] = 200) -> None:
     """List merchants."""
-    page = merchants.list_merchants(_context(), SYSTEM, None, limit)
+    page = merchants.list_merchants(context(), SYSTEM, None, limit)
     if as_json:
-        _emit_json(list(page.items))
+        emit_json(list(page.items))
         return
     table = Table("merchant id", "name", "type", "mcc", "cycle", "status")
     for m in page.items:
@@ -146,7 +107,7 @@ def merchants_list(as_json: JsonFlag = False,
 
 
 @merchants_app.command("add-account")
-@_guarded
+@guarded
 def merchants_add_account(
     merchant_id: Annotated[str, typer.Option()],
     bank_name: Annotated[str, typer.Option()],
@@ -157,22 +118,22 @@ def merchants_add_account(
 ) -> None:
     """Register a merchant's settlement bank account."""
     try:
-        account = merchants.add_settlement_account(_context(), SYSTEM, merchant_id,
+        account = merchants.add_settlement_account(context(), SYSTEM, merchant_id,
                                                    merchants.NewSettlementAccount(
                                                        bank_name, account_number, holder_name,
                                                        account_type))
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _emit_json(account)
+        emit_json(account)
     else:
         console.print(f"account {account.account_number_masked} added "
                       f"({'verified' if account.verified else 'NOT verified: holder mismatch'})")
 
 
 @terminals_app.command("add")
-@_guarded
+@guarded
 def terminals_add(
     merchant_id: Annotated[str, typer.Option()],
     terminal_id: Annotated[str, typer.Option(help="8-character terminal id (field 41).")],
@@ -182,29 +143,29 @@ def terminals_add(
 ) -> None:
     """Register a terminal for a merchant."""
     try:
-        terminal = merchants.add_terminal(_context(), SYSTEM, merchant_id,
+        terminal = merchants.add_terminal(context(), SYSTEM, merchant_id,
                                           merchants.NewTerminal(terminal_id, serial_no, model))
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _emit_json(terminal)
+        emit_json(terminal)
     else:
         console.print(f"terminal {terminal.terminal_id} added to {merchant_id}")
 
 
 @terminals_app.command("list")
-@_guarded
+@guarded
 def terminals_list(merchant_id: Annotated[str | None, typer.Option()] = None,
                    as_json: JsonFlag = False) -> None:
     """List terminals."""
     try:
-        page = merchants.list_terminals(_context(), SYSTEM, merchant_id, None, 200)
+        page = merchants.list_terminals(context(), SYSTEM, merchant_id, None, 200)
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _emit_json(list(page.items))
+        emit_json(list(page.items))
         return
     table = Table("merchant id", "terminal id", "serial", "model", "status")
     for t in page.items:
@@ -213,7 +174,7 @@ def terminals_list(merchant_id: Annotated[str | None, typer.Option()] = None,
 
 
 @apikeys_app.command("create")
-@_guarded
+@guarded
 def apikeys_create(
     role: Annotated[Role, typer.Option()],
     name: Annotated[str, typer.Option()],
@@ -223,28 +184,28 @@ def apikeys_create(
 ) -> None:
     """Issue an API key; it is printed once."""
     try:
-        issued = apikeys.create_api_key(_context(), SYSTEM, role, name, merchant_id,
+        issued = apikeys.create_api_key(context(), SYSTEM, role, name, merchant_id,
                                         terminal_id)
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _emit_json(issued)
+        emit_json(issued)
     else:
         console.print(f"{issued.role} key (shown once): [bold]{issued.key}[/bold]")
 
 
 @demo_app.command("seed")
-@_guarded
+@guarded
 def demo_seed(
     once: Annotated[bool, typer.Option("--once", help="Do nothing if already seeded.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Seed the demo merchants, terminals and keys (idempotent)."""
-    ctx = _context()
+    ctx = context()
     keys = demo.seed(ctx)
     if as_json:
-        _emit_json(keys)
+        emit_json(keys)
         return
     _print_demo_keys(keys)
 

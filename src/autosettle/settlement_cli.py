@@ -9,25 +9,22 @@
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, ParamSpec
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from autosettle.cli_support import JsonFlag, console, context, emit_json, err_console, guarded
 from autosettle.config import get_settings
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar, SettlementCycle
 from autosettle.domain.calendar import settlement_date as calendar_settlement_date
-from autosettle.domain.errors import AutosettleError, ErrorCode, ValidationError
+from autosettle.domain.errors import ValidationError
 from autosettle.domain.money import Money
 from autosettle.services import leases, maintenance, payouts, settlement
-from autosettle.services.context import SYSTEM, ServiceContext, build_context
+from autosettle.services.context import SYSTEM
 from autosettle.store.uow import Database
 
 app = typer.Typer(no_args_is_help=True)
@@ -39,36 +36,6 @@ app.add_typer(payouts_app, name="payouts")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(jobs_app, name="jobs")
-
-console = Console()
-err_console = Console(stderr=True)
-P = ParamSpec("P")
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _context() -> ServiceContext:
-    return build_context(get_settings())
-
-
-def _emit_json(value: Any) -> None:
-    typer.echo(json.dumps(value, default=str, ensure_ascii=False, indent=2))
-
-
-def _guarded(command: Callable[P, None]) -> Callable[P, None]:
-    """A failure is one line on stderr and exit status 2, never a traceback."""
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            command(*args, **kwargs)
-        except AutosettleError as exc:
-            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-            raise typer.Exit(2) from None
-        except DBAPIError as exc:
-            err_console.print(f"[red]error[/red] {ErrorCode.UNAVAILABLE}: the database "
-                              f"cannot be used ({type(exc.orig).__name__}); run "
-                              "'autosettle db upgrade' first?")
-            raise typer.Exit(2) from None
-    return run
 
 
 def _day(text: str, name: str = "--date") -> date:
@@ -93,7 +60,7 @@ def _money(minor: int) -> str:
 
 
 @app.command("settle")
-@_guarded
+@guarded
 def settle(
     on: Annotated[str, typer.Option("--date", help="Settlement date, YYYY-MM-DD.")],
     cycles: Annotated[str, typer.Option(help="Comma-separated cycles.")] = "T1,D1",
@@ -105,7 +72,7 @@ def settle(
                                  for c in cycles.split(",") if c.strip()))
     if not parsed:
         raise ValidationError("--cycles names no cycle")
-    ctx = _context()
+    ctx = context()
     with ctx.db.unit_of_work() as uow:
         workday = settlement.business_calendar(uow).is_workday(run_date)
         total = sum(1 for g in uow.settlement.due_groups(run_date, parsed)
@@ -121,7 +88,7 @@ def settle(
                                      progress=lambda: bar.advance(task))
     summary = done.summary
     if as_json:
-        _emit_json({"status": done.outcome.status, "job": done.outcome.job_name,
+        emit_json({"status": done.outcome.status, "job": done.outcome.job_name,
                     "run_key": done.outcome.run_key, **dict(done.outcome.counts),
                     "error": done.outcome.error})
     elif summary is not None:
@@ -144,15 +111,15 @@ def settle(
 
 
 @payouts_app.command("export")
-@_guarded
+@guarded
 def payouts_export(
     on: Annotated[str, typer.Option("--date", help="Payouts due by this date.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Write the payout files (CSV and fixed-width) for a date; pending payouts become sent."""
-    file = payouts.export_payouts(_context(), _day(on))
+    file = payouts.export_payouts(context(), _day(on))
     if as_json:
-        _emit_json({"date": file.date.isoformat(), "csv": str(file.csv_path),
+        emit_json({"date": file.date.isoformat(), "csv": str(file.csv_path),
                     "fixed_width": str(file.fixed_width_path), "count": file.count,
                     "total_minor": file.total_minor})
         return
@@ -177,7 +144,7 @@ def _calendar() -> BusinessCalendar:
 
 
 @calendar_app.command("next")
-@_guarded
+@guarded
 def calendar_next(
     cycle: Annotated[str, typer.Option(help="T0, T1, D0 or D1 (T+1 ... accepted).")],
     on: Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD.")],
@@ -191,7 +158,7 @@ def calendar_next(
     for warning in cal.alerts():
         err_console.print(f"[yellow]warning[/yellow] {warning.message}")
     if as_json:
-        _emit_json({"business_date": business_day.isoformat(), "cycle": code,
+        emit_json({"business_date": business_day.isoformat(), "cycle": code,
                     "settlement_date": result.isoformat(),
                     "business_date_is_workday": cal.is_workday(business_day),
                     "settlement_date_is_workday": cal.is_workday(result)})
@@ -200,7 +167,7 @@ def calendar_next(
 
 
 @maintenance_app.command("announce")
-@_guarded
+@guarded
 def maintenance_announce(
     start: Annotated[str, typer.Option(help="Start, ISO 8601 (no offset: Shanghai time).")],
     end: Annotated[str, typer.Option(help="End, ISO 8601 (no offset: Shanghai time).")],
@@ -208,13 +175,13 @@ def maintenance_announce(
     as_json: JsonFlag = False,
 ) -> None:
     """Announce a maintenance window: jobs due inside it run when it ends."""
-    ctx = _context()
+    ctx = context()
     window = maintenance.announce(ctx, SYSTEM, _instant(start, "--start"),
                                   _instant(end, "--end"), note)
     runs = maintenance.deferred_runs(window, ctx.settings.settlement_time,
                                      ctx.settings.cutoff, ctx.settings.intraday_interval_s)
     if as_json:
-        _emit_json({"window_id": window.window_id, "starts_at": window.starts_at.isoformat(),
+        emit_json({"window_id": window.window_id, "starts_at": window.starts_at.isoformat(),
                     "ends_at": window.ends_at.isoformat(), "note": window.note,
                     "deferred_runs": [{"job": r.job, "scheduled_at": r.scheduled_at
                                        .isoformat(), "runs_at": r.runs_at.isoformat()}
@@ -229,16 +196,16 @@ def maintenance_announce(
 
 
 @jobs_app.command("runs")
-@_guarded
+@guarded
 def jobs_runs(
     job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=leases.RECENT_RUNS_MAX)] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """Recent runs of the scheduler's jobs and of manual settlements."""
-    runs = leases.recent_runs(_context(), job, limit)
+    runs = leases.recent_runs(context(), job, limit)
     if as_json:
-        _emit_json([{"job": r.job_name, "run_key": r.run_key, "status": r.status,
+        emit_json([{"job": r.job_name, "run_key": r.run_key, "status": r.status,
                      "owner": r.owner, "started_at": r.started_at.isoformat(),
                      "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                      "counts": r.counts, "error": r.error} for r in runs])

@@ -1,0 +1,61 @@
+"""What every ``autosettle`` command group shares: consoles, JSON output, error handling."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from typing import Annotated, Any, ParamSpec
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import DBAPIError
+
+from autosettle.config import get_settings
+from autosettle.domain.errors import AutosettleError, ErrorCode
+from autosettle.services.context import ServiceContext, build_context
+
+console = Console()
+err_console = Console(stderr=True)
+P = ParamSpec("P")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def context() -> ServiceContext:
+    """Services wired from the process settings (environment / .env)."""
+    return build_context(get_settings())
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON; dataclasses become objects, the rest text."""
+    def default(obj: Any) -> Any:
+        if is_dataclass(obj) and not isinstance(obj, type):
+            return asdict(obj)
+        return str(obj)
+    typer.echo(json.dumps(value, default=default, ensure_ascii=False, indent=2))
+
+
+def fail(exc: AutosettleError) -> None:
+    """One line on stderr with the machine-readable code, exit status 2."""
+    err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+    raise typer.Exit(2)
+
+
+def guarded(command: Callable[P, None]) -> Callable[P, None]:
+    """Every failure becomes one line on stderr and exit status 2, never a traceback.
+
+    A database error names only its class: its text could quote the statement's values.
+    """
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except AutosettleError as exc:
+            fail(exc)
+        except DBAPIError as exc:
+            err_console.print(f"[red]error[/red] {ErrorCode.UNAVAILABLE}: the database "
+                              f"cannot be used ({type(exc.orig).__name__}); run "
+                              "'autosettle db upgrade' first?")
+            raise typer.Exit(2) from None
+    return run
