@@ -152,3 +152,17 @@ def test_timeout_reverses_at_channel(shop: ServiceContext, sim: IssuerSimulator)
     assert sim.auth_state(result.record.txn_id) == "reversed"
     assert unsettled(shop) == 0
     ledger_ok(shop)
+
+
+def test_reversal_that_overtakes_its_original_refuses_the_original(
+        shop: ServiceContext, sim: IssuerSimulator) -> None:
+    ack = payments.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"), "98")
+    assert ack.response_code is RC.APPROVED
+    again = payments.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"))
+    assert again.response_code is RC.APPROVED
+    late = payments.authorize(shop, PaymentRequest(TxnType.SALE, MID, TID, Money(900), card(),
+                                                   batch_no="000001", stan="000042"))
+    assert late.response_code is RC.DUPLICATE_TRANSMISSION
+    assert sim.card(DEBIT).balance_minor == 100_000
+    assert unsettled(shop) == 0
+    ledger_ok(shop)

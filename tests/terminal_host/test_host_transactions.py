@@ -159,7 +159,10 @@ def test_reversal_of_unknown_message_is_acknowledged(shop: ServiceContext,
     outgoing = _sale(terminal)  # never sent
     answer = terminal.send(terminal.prepare_reversal(outgoing))
     assert answer.code == "00"
-    assert record_count(shop) == 0
+    assert record_count(shop) == 1  # a tombstone on the trace: status reversed, amount 0
+    late = terminal.send(outgoing)  # the original overtaken by its reversal arrives late
+    assert late.code == "94"  # refused: it can never move the money already reversed
+    assert record_count(shop) == 1
 
 
 def test_wrong_pin_three_times(shop: ServiceContext, sim: IssuerSimulator,

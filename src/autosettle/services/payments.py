@@ -710,12 +710,24 @@ def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord
 # -- reversals ---------------------------------------------------------------------------------
 
 def reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: OriginalRef,
-            reason: str = "06") -> PaymentResult:
+            reason: str = "06", txn_type: tm.TxnType = TxnType.SALE) -> PaymentResult:
     """A reversal (冲正) asked for by the terminal: undo the original as if it never was.
 
     Idempotent: reversing an unknown or already reversed transaction is acknowledged (00).
     The channel is told as well (store and forward), so money moves back there too.
+
+    A reversal that overtakes its original (named by trace) leaves a *tombstone* on that
+    trace: when the original arrives later it is a duplicate of the tombstone and is refused
+    (94), so it can never move money the terminal has already reversed.
     """
+    try:
+        return _reverse(ctx, merchant_id, terminal_id, original, reason, txn_type)
+    except IntegrityError:  # the original landed while we wrote its tombstone: reverse it
+        return _reverse(ctx, merchant_id, terminal_id, original, reason, txn_type)
+
+
+def _reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: OriginalRef,
+             reason: str, txn_type: tm.TxnType) -> PaymentResult:
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         if uow.terminals.get(merchant_id, terminal_id) is None:
@@ -723,6 +735,10 @@ def reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: O
                              ErrorCode.NOT_FOUND)
         record = _resolve_original(uow, PaymentRequest(
             TxnType.SALE, merchant_id, terminal_id, original=original))
+        if record is None and original.txn_id is None and original.stan is not None:
+            _tombstone(ctx, uow, merchant_id, terminal_id, original, reason, txn_type)
+            return PaymentResult(RC.APPROVED, None, "nothing to reverse yet: the original, "
+                                 "if it arrives, will be refused")
         if record is None or record.terminal_id != terminal_id:
             return PaymentResult(RC.APPROVED, None, "nothing to reverse")
         chain = _chain(uow, record)
@@ -740,6 +756,51 @@ def reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: O
         final = _reload(uow, record)
     process_reversals(ctx, only=(final.merchant_id, final.txn_id))
     return PaymentResult(RC.APPROVED, final, "reversed")
+
+
+TOMBSTONE_FINGERPRINT = "reversed-before-seen"
+
+
+def mark_reversed_before_seen(ctx: ServiceContext, merchant_id: str, terminal_id: str,
+                              batch_no: str, stan: str, reason: str = "06",
+                              txn_type: tm.TxnType = TxnType.SALE) -> None:
+    """Leave a tombstone on a trace nobody has used yet (see :func:`reverse`)."""
+    try:
+        with ctx.db.unit_of_work() as uow:
+            _tombstone(ctx, uow, merchant_id, terminal_id,
+                       OriginalRef(batch_no=batch_no, stan=stan), reason, txn_type)
+    except IntegrityError:
+        pass  # the original got there first: it exists now, nothing to mark
+
+
+def _tombstone(ctx: ServiceContext, uow: UnitOfWork, merchant_id: str, terminal_id: str,
+               original: OriginalRef, reason: str, txn_type: tm.TxnType) -> None:
+    """Mark a trace as reversed before its original was seen (moves nothing)."""
+    assert original.stan is not None
+    batch = original.batch_no
+    if batch is None:
+        current = (uow.batches.open_batch(merchant_id, terminal_id)
+                   or uow.batches.latest(merchant_id, terminal_id))
+        batch = current.batch_no if current else FIRST_BATCH_NO
+    if uow.transactions.find_by_trace(merchant_id, terminal_id, batch, original.stan):
+        return
+    merchant = uow.merchants.get(merchant_id)
+    now = ctx.now()
+    if tm.ORIGINAL_TYPES[tm.TxnType(txn_type)]:
+        txn_type = TxnType.SALE  # a follow-up's record needs its original; none is known
+    uow.transactions.add(TransactionRecord(
+        merchant_id=merchant_id, txn_id=uuid.uuid4().hex, terminal_id=terminal_id,
+        txn_type=tm.TxnType(txn_type).value, status=TxnStatus.REVERSED.value, amount_minor=0,
+        currency=merchant.currency if merchant else "CNY", refunded_minor=0,
+        original_txn_id=None, card_token=None, pan_masked=None, pan_last4=None,
+        card_brand=None, card_kind=None, entry_mode=None, batch_no=batch, stan=original.stan,
+        rrn=_new_rrn(), auth_code=None, response_code=RC.APPROVED.value,
+        refusal_reason=f"reversed_before_seen:{reason}"[:40], channel=_channel(ctx).name,
+        channel_ref=None, idempotency_key=None, request_fingerprint=TOMBSTONE_FINGERPRINT,
+        business_date=business_date(now, ctx.settings.cutoff),
+        expires_on=tm.preauth_expires_on(business_date(now, ctx.settings.cutoff))
+        if tm.TxnType(txn_type) is TxnType.PREAUTH else None,
+        created_at=now, updated_at=now, answered_at=now))
 
 
 @dataclass(frozen=True, slots=True)

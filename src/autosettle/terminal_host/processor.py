@@ -322,10 +322,23 @@ class Processor:
         if isinstance(target, ResponseCode):
             return Outcome(target, {})
         if target is None:  # never received, or not of that type: nothing to reverse
+            self._tombstone_unused(request, spec, reason, f"{f61.batch_no:06d}",
+                                   f"{f61.trace:06d}")
             return Outcome(RC.APPROVED, {"15": self._mmdd(None)})
         result = payments.reverse(self.ctx, request.merchant_id, request.terminal_id,
                                   OriginalRef(txn_id=target.txn_id), reason)
         return Outcome(result.response_code, self._result_fields(request, result))
+
+    def _tombstone_unused(self, request: Request, spec: FinancialSpec, reason: str,
+                          batch_no: str, stan: str) -> None:
+        """A reversal that overtook its original: mark the traces it may name that carry no
+        record yet, so the original, if it still arrives, is refused and moves no money."""
+        for candidate in ((batch_no, stan), (request.batch_no, request.fields["11"])):
+            if terminal_batches.find_message(self.ctx, request.merchant_id,
+                                             request.terminal_id, *candidate) is None:
+                payments.mark_reversed_before_seen(
+                    self.ctx, request.merchant_id, request.terminal_id, *candidate, reason,
+                    spec.txn_type)
 
     def _reversal_target(self, request: Request, spec: FinancialSpec, batch_no: str,
                          stan: str) -> BatchLine | ResponseCode | None:
