@@ -105,3 +105,10 @@ def test_bad_card_is_rejected_and_nothing_stored(client: TestClient, keys: dict[
     assert three_decimals.json()["error"]["code"] == "amount_too_precise"
     with ctx.db.unit_of_work() as uow:
         assert uow.transactions.count() == 0
+
+
+def test_terminal_keys_do_not_read_bank_accounts_or_balances(client: TestClient,
+                                                            keys: dict[str, str]) -> None:
+    for path in (f"/v1/merchants/{M1}/settlement-accounts", f"/v1/merchants/{M1}/balances"):
+        assert client.get(path, headers=h(keys["t1"])).status_code == 404
+        assert client.get(path, headers=h(keys["m1"])).status_code == 200

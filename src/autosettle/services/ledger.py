@@ -41,7 +41,7 @@ class AccountBalance:
 def merchant_balances(ctx: ServiceContext, who: Principal,
                       merchant_id: str) -> list[AccountBalance]:
     """Balances of a merchant's accounts, derived from the journal lines."""
-    who.require_merchant(merchant_id)
+    who.require_merchant_staff(merchant_id)
     get_merchant(ctx, who, merchant_id)
     with ctx.db.unit_of_work() as uow:
         rows: list[BalanceRow] = uow.ledger.balances_for_merchant(merchant_id)

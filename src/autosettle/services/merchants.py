@@ -202,7 +202,7 @@ def add_settlement_account(ctx: ServiceContext, who: Principal, merchant_id: str
 
 def list_settlement_accounts(ctx: ServiceContext, who: Principal,
                              merchant_id: str) -> Sequence[SettlementAccount]:
-    who.require_merchant(merchant_id)
+    who.require_merchant_staff(merchant_id)
     with ctx.db.unit_of_work() as uow:
         _merchant_or_404(uow, merchant_id)
         return uow.settlement_accounts.list_for(merchant_id)
