@@ -20,10 +20,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from autosettle.config import Settings
 from autosettle.store.engine import normalize_url
 
 PG_URL_ENV = "AUTOSETTLE_BENCH_POSTGRES_URL"
@@ -267,3 +269,25 @@ def connect_postgres() -> tuple[PostgresServer | None, str]:
 
 def temp_directory(prefix: str) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+BENCH_PAN_TOKEN_KEY = "11" * 32  # fixed, bench-only keys: nothing secret is handled here
+BENCH_DATA_KEY = "22" * 32
+
+
+def bench_settings(url: str, data_dir: Path) -> Settings:
+    """Settings for a benchmark database in ``data_dir`` with the bench-only keys."""
+    return Settings(data_dir=data_dir, database_url=url,
+                    pan_token_key=SecretStr(BENCH_PAN_TOKEN_KEY),
+                    data_key=SecretStr(BENCH_DATA_KEY))
+
+
+def sim_url(data_dir: Path) -> str:
+    """The issuer simulator's own SQLite file in ``data_dir``."""
+    return f"sqlite:///{(data_dir / 'issuer-sim.db').as_posix()}"
+
+
+def remove_sim(data_dir: Path) -> None:
+    """Delete the simulator's file (and its WAL) so the next run starts clean."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{data_dir / 'issuer-sim.db'}{suffix}").unlink(missing_ok=True)

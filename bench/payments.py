@@ -58,12 +58,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from autosettle.channels.simulator import IssuerSimulator
-from autosettle.config import Settings
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import MerchantType
 from autosettle.domain.money import Money
@@ -82,9 +80,12 @@ from bench.core import (
     BenchReport,
     Measurement,
     PostgresServer,
+    bench_settings,
     connect_postgres,
     peak_rss_bytes,
+    remove_sim,
     reset_peak_rss,
+    sim_url,
     sqlite_database,
     temp_directory,
 )
@@ -112,8 +113,6 @@ EXPIRY = "3012"
 CARD_BALANCE_MINOR = 10**11
 SALE_AMOUNT_MINOR_MAX = 50_000  # 500.00 CNY
 SEED = 20_260_918
-BENCH_PAN_TOKEN_KEY = "11" * 32  # fixed, bench-only keys: nothing secret is handled here
-BENCH_DATA_KEY = "22" * 32
 PG_DATABASE = "autosettle_bench_payments"  # its own: other benchmarks may run meanwhile
 PGBENCH_DATABASE = "autosettle_bench_pgbench"
 PGBENCH_PATH = "/usr/bin/pgbench"
@@ -192,21 +191,6 @@ def percentile_ms(sorted_s: list[float], q: float) -> float:
         return 0.0
     rank = max(1, math.ceil(q * len(sorted_s)))
     return sorted_s[rank - 1] * MS_PER_S
-
-
-def _settings(url: str, data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, database_url=url,
-                    pan_token_key=SecretStr(BENCH_PAN_TOKEN_KEY),
-                    data_key=SecretStr(BENCH_DATA_KEY))
-
-
-def _sim_url(data_dir: Path) -> str:
-    return f"sqlite:///{(data_dir / 'issuer-sim.db').as_posix()}"
-
-
-def _remove_sim(data_dir: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{data_dir / 'issuer-sim.db'}{suffix}").unlink(missing_ok=True)
 
 
 def seed(ctx: ServiceContext, sim: IssuerSimulator, clients: int,
@@ -341,8 +325,8 @@ def serve(db_url: str, data_dir: str, port: int) -> None:
     from autosettle.api.app import create_app
 
     directory = Path(data_dir)
-    sim = IssuerSimulator(_sim_url(directory))
-    ctx = ServiceContext(settings=_settings(db_url, directory), db=Database(db_url),
+    sim = IssuerSimulator(sim_url(directory))
+    ctx = ServiceContext(settings=bench_settings(db_url, directory), db=Database(db_url),
                          channel=sim)
     config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning",
                             access_log=False, lifespan="off")
@@ -471,9 +455,9 @@ def _summarise(tallies: list[ClientTally], elapsed: float, peak: int,
 def run_one(url: str, data_dir: Path, mode: str, clients: int, seconds: float) -> Result:
     """Migrate the database at ``url``, seed it, drive the sales, check, summarise."""
     migrate.upgrade(url)
-    _remove_sim(data_dir)
-    sim = IssuerSimulator(_sim_url(data_dir))
-    ctx = ServiceContext(settings=_settings(url, data_dir), db=Database(url), channel=sim)
+    remove_sim(data_dir)
+    sim = IssuerSimulator(sim_url(data_dir))
+    ctx = ServiceContext(settings=bench_settings(url, data_dir), db=Database(url), channel=sim)
     try:
         keys = seed(ctx, sim, clients, with_keys=mode == "http")
         reset_peak_rss()
@@ -492,12 +476,12 @@ def run_one(url: str, data_dir: Path, mode: str, clients: int, seconds: float) -
                 for http in opened:
                     http.close()
             server_peak = server_rss[0] if server_rss else None
-            sim = IssuerSimulator(_sim_url(data_dir))
+            sim = IssuerSimulator(sim_url(data_dir))
         check(ctx, sim, tallies)
     finally:
         ctx.db.dispose()
         sim.close()
-        _remove_sim(data_dir)
+        remove_sim(data_dir)
     return _summarise(tallies, elapsed, peak, server_peak)
 
 

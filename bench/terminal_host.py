@@ -47,11 +47,9 @@ from pathlib import Path
 from typing import IO
 
 import iso8583
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from autosettle.channels.simulator import IssuerSimulator
-from autosettle.config import Settings
 from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import (
     LENGTH_PREFIX_SIZE_BYTES,
@@ -87,12 +85,16 @@ from autosettle.terminal_host.sim_fleet import (
     sim_terminal_ids,
 )
 from bench.core import (
+    BENCH_DATA_KEY,
     BenchConfig,
     BenchReport,
     Measurement,
+    bench_settings,
     connect_postgres,
     peak_rss_bytes,
+    remove_sim,
     reset_peak_rss,
+    sim_url,
     sqlite_database,
     temp_directory,
 )
@@ -108,8 +110,6 @@ SEED = 20_260_918
 MESSAGES = 1_000
 DECODE_SECONDS_FULL = 3.0
 DECODE_SECONDS_QUICK = 0.5
-BENCH_PAN_TOKEN_KEY = "11" * 32  # fixed, bench-only keys: nothing secret is handled here
-BENCH_DATA_KEY = "22" * 32
 PG_DATABASE = "autosettle_bench_terminal_host"
 SERVE_ENV = "AUTOSETTLE_BENCH_TERMINAL_HOST"
 PORT_PREFIX = "port="
@@ -126,29 +126,14 @@ FIRST_BATCH = 1
 UrlFactory = Callable[[str], AbstractContextManager[str]]
 
 
-def _settings(url: str, data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, database_url=url,
-                    pan_token_key=SecretStr(BENCH_PAN_TOKEN_KEY),
-                    data_key=SecretStr(BENCH_DATA_KEY))
-
-
-def _sim_url(data_dir: Path) -> str:
-    return f"sqlite:///{(data_dir / 'issuer-sim.db').as_posix()}"
-
-
-def _remove_sim(data_dir: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{data_dir / 'issuer-sim.db'}{suffix}").unlink(missing_ok=True)
-
-
 # -- the host (child process) -------------------------------------------------------------------
 
 def serve(db_url: str, data_dir: str) -> None:
     """The child: a terminal host on a free port over ``db_url``; prints ``port=N``, runs
     until SIGTERM, then prints its peak RSS (``peak_rss_bytes=N``)."""
     directory = Path(data_dir)
-    sim = IssuerSimulator(_sim_url(directory))
-    ctx = ServiceContext(settings=_settings(db_url, directory), db=Database(db_url),
+    sim = IssuerSimulator(sim_url(directory))
+    ctx = ServiceContext(settings=bench_settings(db_url, directory), db=Database(db_url),
                          channel=sim)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
@@ -385,9 +370,9 @@ def run_one(url: str, data_dir: Path, mode: str, seconds: float) -> RoundTrips:
     """Migrate, create and provision the terminals, drive them (``tcp`` or ``service``),
     check, summarise."""
     migrate.upgrade(url)
-    _remove_sim(data_dir)
-    sim = IssuerSimulator(_sim_url(data_dir))
-    ctx = ServiceContext(settings=_settings(url, data_dir), db=Database(url), channel=sim)
+    remove_sim(data_dir)
+    sim = IssuerSimulator(sim_url(data_dir))
+    ctx = ServiceContext(settings=bench_settings(url, data_dir), db=Database(url), channel=sim)
     clients: list[TerminalClient] = []
     try:
         fleet = prepare_fleet(ctx, create=TERMINALS)
@@ -417,7 +402,7 @@ def run_one(url: str, data_dir: Path, mode: str, seconds: float) -> RoundTrips:
             client.close()
         ctx.db.dispose()
         sim.close()
-        _remove_sim(data_dir)
+        remove_sim(data_dir)
     return _summarise(tallies, elapsed, peak, host_peak)
 
 
