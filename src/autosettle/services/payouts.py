@@ -21,7 +21,8 @@ from autosettle.domain.errors import ConflictError, NotFoundError
 from autosettle.domain.ledger import Account, AccountType, transfer
 from autosettle.domain.merchants import Merchant, holder_name_matches
 from autosettle.domain.money import Money, currency
-from autosettle.services.context import Principal, ServiceContext
+from autosettle.services.audit import record
+from autosettle.services.context import SYSTEM, Principal, ServiceContext
 from autosettle.store.settlement import BatchRecord, ItemTotals, PayoutRecord
 from autosettle.store.uow import UnitOfWork
 
@@ -239,8 +240,9 @@ def _payout_or_404(uow: UnitOfWork, payout_id: str) -> PayoutRecord:
     return payout
 
 
-def confirm_payout(ctx: ServiceContext, payout_id: str) -> PayoutRecord:
-    """The bank confirmed the credit: clearing → bank. Idempotent."""
+def confirm_payout(ctx: ServiceContext, payout_id: str,
+                   who: Principal = SYSTEM) -> PayoutRecord:
+    """The bank confirmed the credit: clearing → bank. Idempotent; audited."""
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         payout = _payout_or_404(uow, payout_id)
@@ -254,10 +256,13 @@ def confirm_payout(ctx: ServiceContext, payout_id: str) -> PayoutRecord:
             Money(payout.amount_minor, currency(payout.currency)),
             merchant_id=payout.merchant_id, reference=payout_id), now)
         uow.settlement.set_payout(payout_id, status="confirmed", updated_at=now)
+        record(uow, who, "payout.confirm", f"payouts/{payout_id}", now,
+               detail={"merchant_id": payout.merchant_id, "amount_minor": payout.amount_minor})
         return _payout_or_404(uow, payout_id)
 
 
-def fail_payout(ctx: ServiceContext, payout_id: str, reason: str) -> PayoutRecord:
+def fail_payout(ctx: ServiceContext, payout_id: str, reason: str,
+                who: Principal = SYSTEM) -> PayoutRecord:
     """The bank returned the payout (closed account, name mismatch...): the money goes back
     to the merchant's payable and an alert is raised. Idempotent."""
     now = ctx.now()
@@ -278,6 +283,8 @@ def fail_payout(ctx: ServiceContext, payout_id: str, reason: str) -> PayoutRecor
         uow.alerts.raise_alert(now, "critical", "payout_failed",
                                f"payout {payout_id} failed: {reason}", payout.merchant_id,
                                f"payout-failed:{payout_id}:{payout.attempts}")
+        record(uow, who, "payout.fail", f"payouts/{payout_id}", now,
+               detail={"merchant_id": payout.merchant_id, "reason": reason[:200]})
         return _payout_or_404(uow, payout_id)
 
 
@@ -310,4 +317,6 @@ def retry_payout(ctx: ServiceContext, who: Principal, payout_id: str) -> PayoutR
                                   attempts=payout.attempts + 1, failure_reason=None,
                                   file_name=None, updated_at=now)
         uow.settlement.set_batch(payout.batch_id, status="settled")
+        record(uow, who, "payout.retry", f"payouts/{payout_id}", now,
+               detail={"merchant_id": payout.merchant_id, "account_id": account.account_id})
         return _payout_or_404(uow, payout_id)

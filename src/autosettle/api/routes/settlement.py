@@ -191,7 +191,7 @@ def _operator(who: Principal) -> Principal:
 def confirm_payout(payout_id: PayoutPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
     """The bank credited the merchant (operator): sent → confirmed."""
     _operator(who)
-    return idem.run(lambda: PayoutPublic.of(payouts.confirm_payout(ctx, payout_id)))
+    return idem.run(lambda: PayoutPublic.of(payouts.confirm_payout(ctx, payout_id, who)))
 
 
 @router.post("/payouts/{payout_id}/fail", response_model=PayoutPublic, tags=["payouts"])
@@ -201,7 +201,7 @@ def fail_payout(payout_id: PayoutPath, body: PayoutFail, ctx: Ctx, who: Who,
     merchant's payable and an alert is raised."""
     _operator(who)
     return idem.run(lambda: PayoutPublic.of(payouts.fail_payout(ctx, payout_id,
-                                                                body.reason)))
+                                                                body.reason, who)))
 
 
 @router.post("/payouts/{payout_id}/retry", response_model=PayoutPublic, tags=["payouts"])
