@@ -7,12 +7,16 @@ so a reader can judge the numbers without knowing the hardware. Nothing here ass
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import random
 import resource
 import sqlite3
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -291,3 +295,105 @@ def remove_sim(data_dir: Path) -> None:
     """Delete the simulator's file (and its WAL) so the next run starts clean."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{data_dir / 'issuer-sim.db'}{suffix}").unlink(missing_ok=True)
+
+
+class BenchCheckFailed(RuntimeError):
+    """A benchmark's own check of its results failed: its numbers are not printed."""
+
+
+# -- load driving: N clients, a warm-up, then a timed window -----------------------------------
+
+WARMUP_SALES = 3
+LOAD_SEED = 20_260_918
+MS_PER_S = 1000.0
+
+SaleFn = Callable[[int, int], tuple[bool, str]]
+"""``(sequence, amount_minor) -> (approved, response code)``: one sale of one client."""
+
+
+@dataclass
+class ClientTally:
+    """What one client saw: every answer, before and during the timed window."""
+
+    approved: int = 0
+    approved_minor: int = 0
+    declined: dict[str, int] = field(default_factory=dict)
+    latencies_s: list[float] = field(default_factory=list)
+    timed_approved: int = 0
+    error: str | None = None
+
+    def saw(self, approved: bool, code: str, amount_minor: int) -> None:
+        if approved:
+            self.approved += 1
+            self.approved_minor += amount_minor
+        else:
+            self.declined[code] = self.declined.get(code, 0) + 1
+
+
+def percentile_ms(sorted_s: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted seconds, in milliseconds."""
+    if not sorted_s:
+        return 0.0
+    rank = max(1, math.ceil(q * len(sorted_s)))
+    return sorted_s[rank - 1] * MS_PER_S
+
+
+def _client_loop(sale: SaleFn, barrier: threading.Barrier, deadline: list[float],
+                 tally: ClientTally, rng: random.Random, amount_minor_max: int) -> None:
+    sequence = 0
+
+    def one(timed: bool) -> None:
+        nonlocal sequence
+        sequence += 1
+        amount = rng.randint(1, amount_minor_max)
+        started = time.perf_counter()
+        approved, code = sale(sequence, amount)
+        elapsed = time.perf_counter() - started
+        tally.saw(approved, code, amount)
+        if timed:
+            tally.latencies_s.append(elapsed)
+            tally.timed_approved += approved
+
+    try:
+        for _ in range(WARMUP_SALES):
+            one(timed=False)
+    except Exception as exc:  # reported by the caller; the barrier must still be reached
+        tally.error = f"{type(exc).__name__}: {exc}"
+    barrier.wait()
+    if tally.error is not None:
+        return
+    try:
+        while time.perf_counter() < deadline[0]:
+            one(timed=True)
+    except Exception as exc:
+        tally.error = f"{type(exc).__name__}: {exc}"
+
+
+def drive(sales: list[SaleFn], seconds: float,
+          amount_minor_max: int) -> tuple[list[ClientTally], float]:
+    """One thread per client: a warm-up, then ``seconds`` of sales from a common start.
+
+    Returns the tallies and the time from that start to the last answer; raises
+    :class:`BenchCheckFailed` when a client failed.
+    """
+    tallies = [ClientTally() for _ in sales]
+    deadline, start = [0.0], [0.0]
+
+    def release() -> None:  # runs once, in the last thread to reach the barrier
+        start[0] = time.perf_counter()
+        deadline[0] = start[0] + seconds
+
+    barrier = threading.Barrier(len(sales), action=release)
+    threads = [threading.Thread(target=_client_loop, name=f"bench-client-{n}",
+                                args=(sale, barrier, deadline, tallies[n],
+                                      random.Random(LOAD_SEED + n), amount_minor_max))
+               for n, sale in enumerate(sales)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start[0]
+    errors = [t.error for t in tallies if t.error]
+    if errors:
+        raise BenchCheckFailed(f"{len(errors)} client(s) failed, first: {errors[0]}")
+    return tallies, elapsed

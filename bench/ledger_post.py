@@ -45,6 +45,7 @@ from autosettle.store.engine import make_engine
 from autosettle.store.tables import journal_entries, journal_lines
 from autosettle.store.uow import Database
 from bench.core import (
+    BenchCheckFailed,
     BenchConfig,
     BenchReport,
     Measurement,
@@ -72,10 +73,6 @@ MIB_BYTES = 2**20
 MERCHANT_ID_PREFIX = "8983100"  # + 8 digits = the 15 characters of field 42
 
 UrlFactory = Callable[[str], AbstractContextManager[str]]
-
-
-class BenchCheckFailed(RuntimeError):
-    """The posted data is not what was asked for: the numbers would mean nothing."""
 
 
 @dataclass(frozen=True, slots=True)

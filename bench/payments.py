@@ -41,20 +41,17 @@ count; the whole benchmark in under 30 s.
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -76,13 +73,20 @@ from autosettle.store.engine import normalize_url
 from autosettle.store.tables import transactions
 from autosettle.store.uow import Database
 from bench.core import (
+    MS_PER_S,
+    WARMUP_SALES,
+    BenchCheckFailed,
     BenchConfig,
     BenchReport,
+    ClientTally,
     Measurement,
     PostgresServer,
+    SaleFn,
     bench_settings,
     connect_postgres,
+    drive,
     peak_rss_bytes,
+    percentile_ms,
     remove_sim,
     reset_peak_rss,
     sim_url,
@@ -102,7 +106,6 @@ PGBENCH_SCALE_QUICK = 10  # as the full run: at a smaller scale the branch rows 
 # pgbench at 8 clients measures lock waits rather than throughput
 PGBENCH_JOBS_MAX = 2
 PGBENCH_TIMEOUT_MARGIN_S = 60
-WARMUP_SALES = 3
 MODES = ("service", "http")
 MERCHANT_ID = "898310054110001"
 MERCHANT_NAME = "Bench Supermarket Co., Ltd."
@@ -128,7 +131,6 @@ HTTP_POOL_PER_CLIENT = 1
 TARGET_RATIO_MIN = 0.5
 TARGET_P99_MS_MAX = 50.0
 TARGET_P99_CLIENTS = 32
-MS_PER_S = 1000.0
 MIB_BYTES = 2**20
 
 _TPS_LINE = re.compile(r"^tps = ([0-9.]+) \((?:without|excluding) initial connection",
@@ -136,10 +138,6 @@ _TPS_LINE = re.compile(r"^tps = ([0-9.]+) \((?:without|excluding) initial connec
 _LATENCY_LINE = re.compile(r"^latency average = ([0-9.]+) ms", re.MULTILINE)
 
 UrlFactory = Callable[[str], AbstractContextManager[str]]
-
-
-class BenchCheckFailed(RuntimeError):
-    """The stored data is not what the clients were told: the numbers would mean nothing."""
 
 
 # -- the workload -------------------------------------------------------------------------------
@@ -153,25 +151,6 @@ def card_pan(client: int) -> str:
     return partial + luhn_check_digit(partial)
 
 
-@dataclass
-class ClientTally:
-    """What one client saw: every answer before and during the timed window."""
-
-    approved: int = 0
-    approved_minor: int = 0
-    other: dict[str, int] = field(default_factory=dict)
-    latencies_s: list[float] = field(default_factory=list)
-    timed_approved: int = 0
-    error: str | None = None
-
-    def saw(self, approved: bool, code: str, amount_minor: int) -> None:
-        if approved:
-            self.approved += 1
-            self.approved_minor += amount_minor
-        else:
-            self.other[code] = self.other.get(code, 0) + 1
-
-
 @dataclass(frozen=True, slots=True)
 class Result:
     approved_timed: int
@@ -183,14 +162,6 @@ class Result:
     declined: dict[str, int]
     peak_rss_bytes: int
     server_peak_rss_bytes: int | None = None
-
-
-def percentile_ms(sorted_s: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted seconds, in milliseconds."""
-    if not sorted_s:
-        return 0.0
-    rank = max(1, math.ceil(q * len(sorted_s)))
-    return sorted_s[rank - 1] * MS_PER_S
 
 
 def seed(ctx: ServiceContext, sim: IssuerSimulator, clients: int,
@@ -212,76 +183,12 @@ def seed(ctx: ServiceContext, sim: IssuerSimulator, clients: int,
 
 # -- clients ------------------------------------------------------------------------------------
 
-SaleFn = Callable[[int, str], tuple[bool, str]]
-"""``(amount_minor, idempotency_key) -> (approved, response code)``: one sale."""
-
-
-def _client_loop(client: int, sale: SaleFn, barrier: threading.Barrier,
-                 deadline: list[float], tally: ClientTally) -> None:
-    rng = random.Random(SEED + client)
-    sequence = 0
-
-    def one(timed: bool) -> None:
-        nonlocal sequence
-        amount = rng.randint(1, SALE_AMOUNT_MINOR_MAX)
-        key = f"bench-{client}-{sequence}"
-        sequence += 1
-        started = time.perf_counter()
-        approved, code = sale(amount, key)
-        elapsed = time.perf_counter() - started
-        tally.saw(approved, code, amount)
-        if timed:
-            tally.latencies_s.append(elapsed)
-            if approved:
-                tally.timed_approved += 1
-
-    try:
-        for _ in range(WARMUP_SALES):
-            one(timed=False)
-    except Exception as exc:  # reported by the caller; the barrier must still be reached
-        tally.error = f"{type(exc).__name__}: {exc}"
-    barrier.wait()
-    if tally.error is not None:
-        return
-    try:
-        while time.perf_counter() < deadline[0]:
-            one(timed=True)
-    except Exception as exc:
-        tally.error = f"{type(exc).__name__}: {exc}"
-
-
-def drive(clients: int, seconds: float, sale_for: Callable[[int], SaleFn]) -> tuple[
-        list[ClientTally], float]:
-    """Run ``clients`` threads for ``seconds`` after their warm-up; returns the tallies and
-    the elapsed time from the common start to the last answer."""
-    tallies = [ClientTally() for _ in range(clients)]
-    deadline = [0.0]
-    start = [0.0]
-
-    def release() -> None:  # runs once, in the last thread to reach the barrier
-        start[0] = time.perf_counter()
-        deadline[0] = start[0] + seconds
-
-    barrier = threading.Barrier(clients, action=release)
-    threads = [threading.Thread(target=_client_loop, name=f"bench-client-{c}",
-                                args=(c, sale_for(c), barrier, deadline, tallies[c]))
-               for c in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start[0]
-    errors = [t.error for t in tallies if t.error]
-    if errors:
-        raise BenchCheckFailed(f"{len(errors)} client(s) failed, first: {errors[0]}")
-    return tallies, elapsed
-
-
 def _service_sale(ctx: ServiceContext, client: int) -> SaleFn:
     tid = terminal_id(client)
     card = CardInput(card_pan(client), EXPIRY, PIN)
 
-    def sale(amount_minor: int, key: str) -> tuple[bool, str]:
+    def sale(sequence: int, amount_minor: int) -> tuple[bool, str]:
+        key = f"bench-{client}-{sequence}"
         result = payments.authorize(ctx, PaymentRequest(
             TxnType.SALE, MERCHANT_ID, tid, Money(amount_minor), card, idempotency_key=key))
         return result.response_code is ResponseCode.APPROVED, result.response_code.value
@@ -297,7 +204,8 @@ def _http_sale(base_url: str, api_key: str, client: int,
     opened.append(http)
     card = {"pan": card_pan(client), "expiry": EXPIRY, "pin": PIN}
 
-    def sale(amount_minor: int, key: str) -> tuple[bool, str]:
+    def sale(sequence: int, amount_minor: int) -> tuple[bool, str]:
+        key = f"bench-{client}-{sequence}"
         response = http.post("/v1/payments/sales", headers={"Idempotency-Key": key},
                              json={"amount_minor": amount_minor, "card": card})
         if response.status_code != httpx.codes.CREATED:
@@ -442,7 +350,7 @@ def _summarise(tallies: list[ClientTally], elapsed: float, peak: int,
     latencies = sorted(s for t in tallies for s in t.latencies_s)
     declined: dict[str, int] = {}
     for tally in tallies:
-        for code, count in tally.other.items():
+        for code, count in tally.declined.items():
             declined[code] = declined.get(code, 0) + count
     return Result(
         approved_timed=sum(t.timed_approved for t in tallies), seconds=elapsed,
@@ -462,15 +370,17 @@ def run_one(url: str, data_dir: Path, mode: str, clients: int, seconds: float) -
         keys = seed(ctx, sim, clients, with_keys=mode == "http")
         reset_peak_rss()
         if mode == "service":
-            tallies, elapsed = drive(clients, seconds, lambda c: _service_sale(ctx, c))
+            tallies, elapsed = drive([_service_sale(ctx, c) for c in range(clients)], seconds,
+                                     SALE_AMOUNT_MINOR_MAX)
             peak, server_peak = peak_rss_bytes(), None
         else:
             sim.close()  # the server process opens the simulator's file itself
             opened: list[httpx.Client] = []
             try:
                 with http_server(url, data_dir) as (base_url, server_rss):
-                    tallies, elapsed = drive(clients, seconds, lambda c: _http_sale(
-                        base_url, keys[c], c, opened))
+                    tallies, elapsed = drive(
+                        [_http_sale(base_url, keys[c], c, opened) for c in range(clients)],
+                        seconds, SALE_AMOUNT_MINOR_MAX)
                     peak = peak_rss_bytes()
             finally:
                 for http in opened:

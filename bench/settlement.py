@@ -48,6 +48,7 @@ from autosettle.store import migrate
 from autosettle.store.tables import payouts, settlement_accounts, settlement_batches
 from autosettle.store.uow import Database
 from bench.core import (
+    BenchCheckFailed,
     BenchConfig,
     BenchReport,
     Measurement,
@@ -89,10 +90,6 @@ REFERENCE_SQL = ("SELECT merchant_id, SUM(amount_minor), SUM(fee_minor) "
 FLOOR_SQL = "UPDATE settlement_items SET batch_id = batch_id || '+'"
 """Writing one indexed column of every row once, rolled back: what marking each item as
 settled costs at the least with this schema (measured after the run, for the notes)."""
-
-class BenchCheckFailed(RuntimeError):
-    """The settlement did not do what was asked: the numbers would mean nothing."""
-
 
 @dataclass(frozen=True, slots=True)
 class Size:

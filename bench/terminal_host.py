@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -86,25 +86,30 @@ from autosettle.terminal_host.sim_fleet import (
 )
 from bench.core import (
     BENCH_DATA_KEY,
+    MS_PER_S,
+    WARMUP_SALES,
+    BenchCheckFailed,
     BenchConfig,
     BenchReport,
+    ClientTally,
     Measurement,
+    SaleFn,
     bench_settings,
     connect_postgres,
+    drive,
     peak_rss_bytes,
+    percentile_ms,
     remove_sim,
     reset_peak_rss,
     sim_url,
     sqlite_database,
     temp_directory,
 )
-from bench.payments import BenchCheckFailed, percentile_ms
 
 NAME = "terminal_host"
 TERMINALS = 50
 SECONDS_FULL = 10.0
 SECONDS_QUICK = 2.0
-WARMUP_SALES = 3
 SALE_AMOUNT_MINOR_MAX = 50_000
 SEED = 20_260_918
 MESSAGES = 1_000
@@ -119,7 +124,6 @@ SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 30.0
 CLIENT_TIMEOUT_S = 30.0
 LOG_TAIL_CHARS = 4000
-MS_PER_S = 1000.0
 MIB_BYTES = 2**20
 FIRST_BATCH = 1
 
@@ -214,16 +218,6 @@ def _tail(path: Path) -> str:
 
 # -- the terminals -------------------------------------------------------------------------------
 
-@dataclass
-class TerminalTally:
-    approved: int = 0
-    timed_approved: int = 0
-    declined: dict[str, int] = field(default_factory=dict)
-    latencies_s: list[float] = field(default_factory=list)
-    bad_macs: int = 0
-    error: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class RoundTrips:
     timed_approved: int
@@ -235,70 +229,6 @@ class RoundTrips:
     declined: dict[str, int]
     peak_rss_bytes: int
     host_peak_rss_bytes: int | None = None
-
-
-SaleFn = Callable[[int, int], tuple[bool, str]]
-"""``(trace, amount_minor) -> (approved, response code)``: one sale of one terminal."""
-
-
-def _terminal_loop(sale: SaleFn, barrier: threading.Barrier, deadline: list[float],
-                   tally: TerminalTally, rng: random.Random) -> None:
-    trace = 0
-
-    def one(timed: bool) -> None:
-        nonlocal trace
-        trace += 1
-        amount = rng.randint(1, SALE_AMOUNT_MINOR_MAX)
-        started = time.perf_counter()
-        approved, code = sale(trace, amount)
-        elapsed = time.perf_counter() - started
-        if approved:
-            tally.approved += 1
-        else:
-            tally.declined[code] = tally.declined.get(code, 0) + 1
-        if timed:
-            tally.latencies_s.append(elapsed)
-            tally.timed_approved += approved
-
-    try:
-        for _ in range(WARMUP_SALES):
-            one(timed=False)
-    except Exception as exc:  # reported by the caller; the barrier must still be reached
-        tally.error = f"{type(exc).__name__}: {exc}"
-    barrier.wait()
-    if tally.error is not None:
-        return
-    try:
-        while time.perf_counter() < deadline[0]:
-            one(timed=True)
-    except Exception as exc:
-        tally.error = f"{type(exc).__name__}: {exc}"
-
-
-def drive(sales: list[SaleFn], seconds: float) -> tuple[list[TerminalTally], float]:
-    """One thread per terminal; returns the tallies and the time from the common start
-    (after the warm-up) to the last answer."""
-    tallies = [TerminalTally() for _ in sales]
-    deadline, start = [0.0], [0.0]
-
-    def release() -> None:
-        start[0] = time.perf_counter()
-        deadline[0] = start[0] + seconds
-
-    barrier = threading.Barrier(len(sales), action=release)
-    threads = [threading.Thread(target=_terminal_loop, name=f"bench-terminal-{n}",
-                                args=(sale, barrier, deadline, tallies[n],
-                                      random.Random(SEED + n)))
-               for n, sale in enumerate(sales)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start[0]
-    errors = [t.error for t in tallies if t.error]
-    if errors:
-        raise BenchCheckFailed(f"{len(errors)} terminal(s) failed, first: {errors[0]}")
-    return tallies, elapsed
 
 
 def _tcp_sale(client: TerminalClient, pan: str, pin: str) -> SaleFn:
@@ -332,7 +262,7 @@ def _card(fleet: Fleet, profile: TerminalProfile) -> tuple[str, str]:
     return card.pan, card.pin
 
 
-def check(ctx: ServiceContext, tallies: list[TerminalTally]) -> None:
+def check(ctx: ServiceContext, tallies: list[ClientTally]) -> None:
     """The stored sales and the ledger agree with what the terminals were told."""
     seen = sum(t.approved for t in tallies)
     with ctx.db.unit_of_work() as uow:
@@ -351,7 +281,7 @@ def check(ctx: ServiceContext, tallies: list[TerminalTally]) -> None:
         raise BenchCheckFailed("; ".join(problems))
 
 
-def _summarise(tallies: list[TerminalTally], elapsed: float, peak: int,
+def _summarise(tallies: list[ClientTally], elapsed: float, peak: int,
                host_peak: int | None) -> RoundTrips:
     latencies = sorted(s for t in tallies for s in t.latencies_s)
     declined: dict[str, int] = {}
@@ -380,7 +310,7 @@ def run_one(url: str, data_dir: Path, mode: str, seconds: float) -> RoundTrips:
         reset_peak_rss()
         if mode == "service":
             tallies, elapsed = drive([_service_sale(ctx, p, *_card(fleet, p))
-                                      for p in fleet.profiles], seconds)
+                                      for p in fleet.profiles], seconds, SALE_AMOUNT_MINOR_MAX)
             peak, host_peak = peak_rss_bytes(), None
         else:
             with host_process(url, data_dir) as (port, host_rss):
@@ -391,7 +321,7 @@ def run_one(url: str, data_dir: Path, mode: str, seconds: float) -> RoundTrips:
                     if client.sign_on().code != "00":
                         raise BenchCheckFailed(f"sign-on of {profile.terminal_id} refused")
                     sales.append(_tcp_sale(client, *_card(fleet, profile)))
-                tallies, elapsed = drive(sales, seconds)
+                tallies, elapsed = drive(sales, seconds, SALE_AMOUNT_MINOR_MAX)
                 peak = peak_rss_bytes()
                 for client in clients:
                     client.close()
