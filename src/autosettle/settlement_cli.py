@@ -23,7 +23,7 @@ from autosettle.domain.calendar import SHANGHAI, BusinessCalendar, SettlementCyc
 from autosettle.domain.calendar import settlement_date as calendar_settlement_date
 from autosettle.domain.errors import ValidationError
 from autosettle.domain.money import Money
-from autosettle.services import leases, maintenance, payouts, settlement
+from autosettle.services import leases, maintenance, payouts, settlement_items
 from autosettle.services.context import SYSTEM
 from autosettle.store.uow import Database
 
@@ -74,7 +74,7 @@ def settle(
         raise ValidationError("--cycles names no cycle")
     ctx = context()
     with ctx.db.unit_of_work() as uow:
-        workday = settlement.business_calendar(uow).is_workday(run_date)
+        workday = settlement_items.business_calendar(uow).is_workday(run_date)
         total = sum(1 for g in uow.settlement.due_groups(run_date, parsed)
                     if workday or not g.cycle.startswith("T"))  # T waits for a workday
     if as_json:
@@ -134,7 +134,7 @@ def _calendar() -> BusinessCalendar:
     db = Database(get_settings().effective_database_url)
     try:
         with db.unit_of_work() as uow:
-            return settlement.business_calendar(uow)
+            return settlement_items.business_calendar(uow)
     except DBAPIError:
         err_console.print("[yellow]note[/yellow] no database yet: calendar overrides "
                           "not applied")

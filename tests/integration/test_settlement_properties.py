@@ -57,6 +57,7 @@ from autosettle.domain.merchants import (
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
 from autosettle.services import fee_schedules, merchants, payments, settlement
+from autosettle.services import settlement_items as item_service
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
 from autosettle.store.payments import TransactionQuery
@@ -323,14 +324,14 @@ def check(w: World, final: bool = False) -> None:
                     for t in (AccountType.MERCHANT_UNSETTLED, AccountType.MERCHANT_PAYABLE,
                               AccountType.MERCHANT_RECEIVABLE)}
         fee_income = uow.ledger.balance(Account(AccountType.FEE_INCOME).code, "CNY")
-        calendar = settlement.business_calendar(uow)
+        calendar = item_service.business_calendar(uow)
         imbalance = uow.ledger.imbalance_by_currency()
         unbalanced = uow.ledger.unbalanced_entries()
         found = {mid: uow.merchants.get(mid) for mid, _ in w.shops}
         expected_fees = {}
         for i in items:
             if i.kind == "capture":
-                schedule = settlement.fee_schedule(uow, found[i.merchant_id], i.business_date)
+                schedule = item_service.fee_schedule(uow, found[i.merchant_id], i.business_date)
                 kind = CardKind(i.card_kind) if i.card_kind else CardKind.OTHER
                 expected_fees[(i.merchant_id, i.txn_id)] = transaction_fee(
                     schedule, Money(i.amount_minor), kind).amount_minor

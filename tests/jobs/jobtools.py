@@ -17,7 +17,7 @@ from autosettle.domain.merchants import CycleCode, MerchantType
 from autosettle.domain.money import Money
 from autosettle.services import merchants
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.settlement import business_calendar
+from autosettle.services.settlement_items import business_calendar
 from autosettle.store.settlement import SettlementItem
 from autosettle.store.tables import payouts, settlement_batches, settlement_items
 

@@ -24,7 +24,7 @@ from autosettle.domain.fees import (
 from autosettle.domain.money import Money, currency
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.services.settlement import (
+from autosettle.services.settlement_items import (
     business_calendar,
     fee_schedule,
     schedule_from_versions,

@@ -28,7 +28,7 @@ from autosettle.domain.calendar import SHANGHAI, BusinessCalendar
 from autosettle.domain.errors import ConflictError, ValidationError
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.services.settlement import business_calendar
+from autosettle.services.settlement_items import business_calendar
 from autosettle.store.tables import (
     calendar_overrides,
     payouts,

@@ -54,7 +54,7 @@ from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.response_codes import ResponseCode, describe
-from autosettle.services import settlement
+from autosettle.services import settlement_items
 from autosettle.services.context import ServiceContext
 from autosettle.store.payments import TransactionRecord
 from autosettle.store.uow import UnitOfWork
@@ -704,7 +704,7 @@ def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord
             f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
             reference=event.txn_id)
         uow.ledger.post(entry, now)
-    settlement.record_items(uow, record, chain, events, now)
+    settlement_items.record_items(uow, record, chain, events, now)
 
 
 # -- reversals ---------------------------------------------------------------------------------

@@ -152,15 +152,12 @@ class SettlementRepository:
     # -- items --------------------------------------------------------------------------
     def add_item(self, item: SettlementItem) -> bool:
         """Insert unless (merchant, txn, kind) exists; False when it did (idempotent)."""
-        exists = self._conn.execute(select(settlement_items.c.item_id).where(
-            settlement_items.c.merchant_id == item.merchant_id,
-            settlement_items.c.txn_id == item.txn_id,
-            settlement_items.c.kind == item.kind)).first()
-        if exists is not None:
-            return False
-        self._conn.execute(insert(settlement_items).values(
-            **{f.name: getattr(item, f.name) for f in fields(SettlementItem)}))
-        return True
+        module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        values = {f.name: getattr(item, f.name) for f in fields(SettlementItem)}
+        result = self._conn.execute(
+            module.insert(settlement_items).values(**values).on_conflict_do_nothing(
+                index_elements=["merchant_id", "txn_id", "kind"]))
+        return bool(result.rowcount)
 
     def items_of_txn(self, merchant_id: str, txn_id: str) -> list[SettlementItem]:
         rows = self._conn.execute(select(settlement_items).where(
