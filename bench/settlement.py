@@ -20,13 +20,13 @@ the least any settlement must do, read every row once. The issue's target: ours 
 reference time and ≤ 1 GiB peak RSS. The table's "ours/ref" column is a rate ratio (1.0 =
 as fast); the notes give the time ratio the target is stated in.
 
-Afterwards the run is checked (every item claimed once, totals, payouts, ledger balanced);
+Afterwards the run is checked (every item settled once, totals, payouts, ledger balanced);
 the benchmark fails rather than report numbers for wrong work. Then, for the notes, the
-*floor*: one ``UPDATE`` writing ``batch_id`` of every row, rolled back. Marking each item
-with its batch is how settlement guarantees that no item is ever paid twice, and with this
-schema (``batch_id`` in two indexes; on PostgreSQL an update of an indexed column rewrites
-the row and every index entry) that write alone costs far more than reading the rows once;
-the notes say how far ours is from that floor, too.
+*write floor*: the rows the run wrote (batches, cursors, journal entries and lines,
+payouts) written once more by plain ``INSERT .. SELECT`` statements in one transaction that
+is rolled back — what any settlement must write with this schema, with no Python at all.
+Batch membership is kept by per-merchant cursors (no item row is written by a run), so the
+floor grows with the merchants, not the items.
 """
 
 from __future__ import annotations
@@ -87,9 +87,29 @@ PG_DATABASE = "autosettle_bench_settlement"  # its own: other benchmarks may run
 
 REFERENCE_SQL = ("SELECT merchant_id, SUM(amount_minor), SUM(fee_minor) "
                  "FROM settlement_items GROUP BY merchant_id")
-FLOOR_SQL = "UPDATE settlement_items SET batch_id = batch_id || '+'"
-"""Writing one indexed column of every row once, rolled back: what marking each item as
-settled costs at the least with this schema (measured after the run, for the notes)."""
+FLOOR_SQL = (
+    # Every row a run writes, once more (keys suffixed with "+"), with no Python at all.
+    "INSERT INTO settlement_batches SELECT batch_id || '+', merchant_id, cycle, "
+    "settlement_date, run_key || '+', item_count, gross_minor, fee_minor, surcharge_minor, "
+    "debt_recovered_minor, debt_added_minor, payout_minor, currency, status, "
+    "expected_arrival, entry_id, created_at, from_date, from_item_id, through_date, "
+    "through_item_id FROM settlement_batches",
+    "INSERT INTO settlement_cursors SELECT merchant_id, cycle || '+', through_date, "
+    "through_item_id, updated_at FROM settlement_cursors",
+    "INSERT INTO journal_entries (idempotency_key, fingerprint, kind, merchant_id, reference, "
+    "created_at) SELECT idempotency_key || '+', fingerprint, kind, merchant_id, reference, "
+    "created_at FROM journal_entries WHERE kind = 'settlement'",
+    "INSERT INTO journal_lines (entry_id, account_code, merchant_id, currency, amount_minor) "
+    "SELECT copy.entry_id, l.account_code, l.merchant_id, l.currency, l.amount_minor "
+    "FROM journal_lines l JOIN journal_entries e ON e.entry_id = l.entry_id "
+    "JOIN journal_entries copy ON copy.idempotency_key = e.idempotency_key || '+' "
+    "WHERE e.kind = 'settlement'",
+    "INSERT INTO payouts SELECT substr(payout_id, 1, 31) || '+', merchant_id, "
+    "batch_id || '+', account_id, amount_minor, currency, status, attempts, "
+    "expected_arrival, file_name, failure_reason, created_at, updated_at FROM payouts",
+)
+"""The write floor (measured after the run, for the notes), rolled back."""
+
 
 @dataclass(frozen=True, slots=True)
 class Size:
@@ -222,10 +242,11 @@ def run_reference(ctx: ServiceContext) -> tuple[float, dict[str, tuple[int, int]
 
 
 def run_floor(ctx: ServiceContext) -> float:
-    """:data:`FLOOR_SQL` in a transaction that is rolled back (seconds)."""
+    """:data:`FLOOR_SQL` in one transaction that is rolled back (seconds)."""
     with ctx.db.engine.connect() as conn:
         started = time.perf_counter()
-        conn.exec_driver_sql(FLOOR_SQL)
+        for statement in FLOOR_SQL:
+            conn.exec_driver_sql(statement)
         seconds = time.perf_counter() - started
         conn.rollback()
     return seconds
@@ -247,7 +268,7 @@ def _check(ctx: ServiceContext, summary: settlement.RunSummary, size: Size,
         problems.append(f"{summary.blocked_payouts} payouts blocked")
     with ctx.db.unit_of_work() as uow:
         conn = uow.connection
-        left = uow.settlement.due_groups(RUN_DATE, settlement.NEXT_DAY)
+        left = uow.claims.unsettled_groups(RUN_DATE, settlement.NEXT_DAY)
         b = settlement_batches.c
         batch_rows = conn.execute(select(b.merchant_id, b.gross_minor, b.fee_minor,
                                          b.payout_minor, b.debt_added_minor)).all()
@@ -300,7 +321,7 @@ def run_one(url: str, data_dir: Path, size: Size, progress: Callable[[str], None
         seconds = time.perf_counter() - started
         peak = peak_rss_bytes()
         payout_count, debts = _check(ctx, summary, size, expected)
-        progress(f"{NAME} {label}: floor (one UPDATE of every row, rolled back)")
+        progress(f"{NAME} {label}: write floor (the run's rows again, rolled back)")
         floor_seconds = run_floor(ctx)
     finally:
         ctx.db.dispose()
@@ -322,10 +343,13 @@ def _measurement(database: str, size: Size, result: Result) -> Measurement:
         peak_rss_bytes=result.peak_rss_bytes, unit="items",
         notes=f"time ours/reference = {time_ratio:.1f}x ({result.seconds:.2f} s vs "
               f"{result.reference_seconds:.3f} s), {verdict} the target (<= "
-              f"{TARGET_TIME_RATIO_MAX:.0f}x, <= 1 GiB); floor (one UPDATE writing batch_id "
-              f"of every row) {result.floor_seconds:.2f} s = "
-              f"{result.floor_seconds / result.reference_seconds:.1f}x the reference, ours = "
-              f"{result.seconds / result.floor_seconds:.1f}x the floor; "
+              f"{TARGET_TIME_RATIO_MAX:.0f}x, <= 1 GiB); write floor (the rows the run wrote, "
+              f"written again by INSERT .. SELECT) {result.floor_seconds:.2f} s, reference + "
+              f"floor = {(result.reference_seconds + result.floor_seconds):.2f} s = "
+              f"{(result.reference_seconds + result.floor_seconds) / result.reference_seconds:.1f}"
+              f"x the reference; "
+              f"ours = {result.seconds / (result.reference_seconds + result.floor_seconds):.1f}"
+              f"x reference + floor; "
               f"{result.batches:,} batches, {result.payouts:,} payouts, "
               f"{result.debt_batches} debt batches; loading "
               f"took {result.load_seconds:.1f} s (not counted)")

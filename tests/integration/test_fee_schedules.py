@@ -93,7 +93,7 @@ def captures(ctx: ServiceContext) -> list[SettlementItem]:
 def history(ctx: ServiceContext) -> tuple[list[BatchRecord], list[SettlementItem]]:
     with ctx.db.unit_of_work() as uow:
         batches = uow.settlement.batches(MID, None, None, 100)
-        items = [i for b in batches for i in uow.settlement.items_of_batch(b.batch_id)]
+        items = [i for b in batches for i in uow.claims.items_of_batch(b.batch_id)]
     return batches, items
 
 

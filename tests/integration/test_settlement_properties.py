@@ -299,8 +299,8 @@ def finish(w: World) -> None:
         merchants.set_merchant_status(w.ctx, SYSTEM, mid, MerchantStatus.ACTIVE)
     with w.ctx.db.unit_of_work() as uow:
         due = sorted(set(uow.connection.execute(
-            select(settlement_items.c.due_date).where(settlement_items.c.batch_id.is_(None)))
-            .scalars()))
+            select(settlement_items.c.due_date).select_from(uow.claims.with_cursors())
+            .where(uow.claims.unsettled_condition())).scalars()))
     for day in due:   # a run claims everything due by its date (T cycles: on workdays)
         settle_day(w, day, "final")
     check(w, final=True)
@@ -313,7 +313,13 @@ def check(w: World, final: bool = False) -> None:
     ctx = w.ctx
     with ctx.db.unit_of_work() as uow:
         conn = uow.connection
-        items = [SettlementItem(**{f.name: r._mapping[f.name] for f in fields(SettlementItem)})
+        # Batch membership as the cursors define it, worked out in Python item by item
+        # (independently of the SQL range sums a run uses).
+        member: dict[int, str | None] = {}
+        for mid, _ in w.shops:
+            member.update(uow.claims.batches_of_items(mid))
+        items = [SettlementItem(**{f.name: r._mapping[f.name] for f in fields(SettlementItem)
+                                   if f.name != "batch_id"}, batch_id=member[r.item_id])
                  for r in conn.execute(select(settlement_items))]
         batches = [r._mapping for r in conn.execute(select(settlement_batches))]
         payout_rows = {r.batch_id: r for r in conn.execute(select(payouts))}

@@ -19,7 +19,7 @@ from autosettle.services import merchants
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.settlement_items import business_calendar
 from autosettle.store.settlement import SettlementItem
-from autosettle.store.tables import payouts, settlement_batches, settlement_items
+from autosettle.store.tables import payouts, settlement_batches
 
 
 class ClockLike(Protocol):
@@ -106,8 +106,9 @@ def payout_total(ctx: ServiceContext, merchant_id: str | None = None) -> int:
 
 def unclaimed_items(ctx: ServiceContext) -> int:
     with ctx.db.unit_of_work() as uow:
-        return int(uow.connection.execute(select(func.count()).where(
-            settlement_items.c.batch_id.is_(None))).scalar() or 0)
+        return int(uow.connection.execute(
+            select(func.count()).select_from(uow.claims.with_cursors())
+            .where(uow.claims.unsettled_condition())).scalar() or 0)
 
 
 def ledger_balanced(ctx: ServiceContext) -> bool:

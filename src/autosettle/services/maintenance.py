@@ -232,7 +232,8 @@ def _waiting(ctx: ServiceContext, merchant_id: str, first: date,
         for cycle, due, cur, amount in uow.connection.execute(
                 select(i.cycle, i.due_date, i.currency,
                        func.sum(i.amount_minor - i.fee_minor))
-                .where(i.merchant_id == merchant_id, i.batch_id.is_(None),
+                .select_from(uow.claims.with_cursors())
+                .where(i.merchant_id == merchant_id, uow.claims.unsettled_condition(),
                        i.held.is_(False), i.due_date >= first, i.due_date <= last)
                 .group_by(i.cycle, i.due_date, i.currency)):
             key = (cycle, due, cur)

@@ -91,7 +91,7 @@ def verify_batches(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecor
     * the items: as many as the batch says, summing to its gross and fees, all of the
       batch's merchant. ``item_totals`` (batch → merchant → totals) are the items as read
       back from the database in the caller's transaction, e.g. by
-      ``SettlementRepository.claim_many``; without them they are read here;
+      the settlement run's scan; without them they are read here;
     * the ledger: the batch's entry balances and posts exactly what the batch says
       (unsettled +gross, fee income −fees, payable −payout, receivable ±debt), so the
       ledger stays balanced; every entry is balanced by construction (and, on PostgreSQL,
@@ -99,7 +99,7 @@ def verify_batches(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecor
     * the payout is no more than the merchant's payable.
     """
     totals = item_totals if item_totals is not None else \
-        uow.settlement.batch_item_totals([b.batch_id for _, b in batches])
+        uow.claims.batch_item_totals([b.batch_id for _, b in batches])
     payable_codes = {m.merchant_id: Account(AccountType.MERCHANT_PAYABLE, m.merchant_id).code
                      for m, _ in batches}
     payables = uow.settlement.account_balances(list(payable_codes.values()))

@@ -4,8 +4,9 @@
 here: :func:`record_items`, :func:`business_calendar`, :func:`fee_schedule`).
 
 **Runs.** :func:`settle` settles every item due by a date for the given cycles: per merchant
-and cycle, in one database transaction, it claims the items (``UPDATE .. WHERE batch_id IS
-NULL``: an item can never be in two batches), nets them, takes the same-day surcharge and
+and cycle, in one database transaction, it sums the due items past the merchant's cursor
+and moves the cursor (:mod:`autosettle.store.settlement_claims`: an item can never be in two
+batches, and no item row is written by a run), nets them, takes the same-day surcharge and
 any debt from earlier negative batches, posts one balanced entry and writes the payout
 instruction. A negative net becomes debt (``merchant_receivable``), never a negative payout:
 ``paid + fees + Δdebt = captured − refunded − reversed`` to the fen.
@@ -36,7 +37,8 @@ from autosettle.services.settlement_items import (
     business_calendar,
     schedule_from_versions,
 )
-from autosettle.store.settlement import BatchRecord, Claim, DueGroup, ItemTotals
+from autosettle.store.settlement import BatchRecord, Claim, ItemTotals
+from autosettle.store.settlement_claims import Advance, DueScan
 from autosettle.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,6 @@ SETTLEABLE_STATUSES = (MerchantStatus.ACTIVE,)
 
 CHUNK_MERCHANTS_MAX = 500
 """Merchants settled per database transaction (each batch is still all-or-nothing)."""
-CHUNK_ITEMS_MAX = 50_000
-"""Items claimed per database transaction, so a chunk of big merchants stays short."""
 RUN_KEY_LENGTH_MAX = 40
 _BATCH_KEY_PREFIX = 20  # + "~" + 12 hex digits + ":T1:CNY" = 40 characters
 
@@ -95,9 +95,9 @@ def settle(ctx: ServiceContext, run_date: date, cycles: Sequence[str] = NEXT_DAY
     merchant twice, so re-running changes nothing. T cycles only settle on workdays.
 
     Merchants are settled in chunks, one database transaction per chunk (every batch with
-    its items, entry and payout commits or rolls back whole). If a chunk fails, its
+    its entry, payout and cursor move commits or rolls back whole). If a chunk fails, its
     merchants are settled again one by one, so one merchant's failure never stops the
-    others; ``progress``, if callable, is called once per merchant group settled.
+    others; ``progress``, if callable, is called once per merchant looked at.
     """
     cycles = tuple(SettlementCycle.parse(c).value for c in cycles)
     key = run_key or f"{run_date.isoformat()}:{'+'.join(cycles)}"
@@ -106,19 +106,19 @@ def settle(ctx: ServiceContext, run_date: date, cycles: Sequence[str] = NEXT_DAY
     summary = RunSummary(run_date, key, cycles)
     with ctx.db.unit_of_work() as uow:
         calendar = business_calendar(uow)
-        groups = uow.settlement.due_groups(run_date, cycles)
+        merchant_ids = uow.claims.merchant_ids()
     workday = calendar.is_workday(run_date)
-    groups = [g for g in groups if workday or not g.cycle.startswith("T")]
-    for chunk in _chunks(groups):
+    run_cycles = tuple(c for c in cycles if workday or not c.startswith("T"))
+    for chunk in _chunks(merchant_ids) if run_cycles else []:
         try:
-            summary.add(_settle_chunk(ctx, chunk, run_date, key, calendar))
+            summary.add(_settle_chunk(ctx, chunk, run_cycles, run_date, key, calendar))
         except Exception:
             log.warning("settlement chunk of %d merchants failed; settling them one by one",
-                        len({g.merchant_id for g in chunk}), exc_info=True)
-            for single in _by_merchant(chunk):
-                merchant_id = single[0].merchant_id
+                        len(chunk), exc_info=True)
+            for merchant_id in chunk:
                 try:
-                    summary.add(_settle_chunk(ctx, single, run_date, key, calendar))
+                    summary.add(_settle_chunk(ctx, [merchant_id], run_cycles, run_date, key,
+                                              calendar))
                 except Exception as exc:  # one merchant's failure never stops the others
                     log.exception("settlement of %s failed", merchant_id)
                     summary.errors.append(f"{merchant_id}: {type(exc).__name__}: {exc}")
@@ -134,34 +134,17 @@ def settle(ctx: ServiceContext, run_date: date, cycles: Sequence[str] = NEXT_DAY
     return summary
 
 
-def _by_merchant(groups: Sequence[DueGroup]) -> list[list[DueGroup]]:
-    """``groups`` (ordered by merchant) split per merchant."""
-    result: list[list[DueGroup]] = []
-    for group in groups:
-        if result and result[-1][0].merchant_id == group.merchant_id:
-            result[-1].append(group)
-        else:
-            result.append([group])
-    return result
+def merchant_count(ctx: ServiceContext) -> int:
+    """How many merchants a run looks at (the length of its progress bar)."""
+    with ctx.db.unit_of_work() as uow:
+        return len(uow.claims.merchant_ids())
 
 
-def _chunks(groups: Sequence[DueGroup]) -> list[list[DueGroup]]:
-    """Whole merchants per chunk, up to :data:`CHUNK_MERCHANTS_MAX` merchants and (unless
-    one merchant alone has more) :data:`CHUNK_ITEMS_MAX` items."""
-    chunks: list[list[DueGroup]] = []
-    current: list[DueGroup] = []
-    merchants = items = 0
-    for per_merchant in _by_merchant(groups):
-        count = sum(g.item_count for g in per_merchant)
-        if current and (merchants >= CHUNK_MERCHANTS_MAX or items + count > CHUNK_ITEMS_MAX):
-            chunks.append(current)
-            current, merchants, items = [], 0, 0
-        current.extend(per_merchant)
-        merchants += 1
-        items += count
-    if current:
-        chunks.append(current)
-    return chunks
+def _chunks(merchant_ids: Sequence[str]) -> list[list[str]]:
+    """Merchants per database transaction: :data:`CHUNK_MERCHANTS_MAX` at a time. A run
+    writes a few rows per merchant whatever its item count, so chunks stay short."""
+    return [list(merchant_ids[k:k + CHUNK_MERCHANTS_MAX])
+            for k in range(0, len(merchant_ids), CHUNK_MERCHANTS_MAX)]
 
 
 def batch_key(run_key: str, cycle: str, cur_code: str) -> str:
@@ -188,48 +171,67 @@ class _Planned:
     entry: JournalEntry | None
 
 
-def _settle_chunk(ctx: ServiceContext, groups: Sequence[DueGroup], run_date: date, key: str,
-                  calendar: BusinessCalendar) -> RunSummary:
-    """Settle the groups of a few merchants in one unit of work; what it did."""
+def _claims(uow: UnitOfWork, scan: DueScan, found: dict[str, Merchant], run_date: date,
+            key: str, part: RunSummary) -> list[tuple[Merchant, Claim, str]]:
+    """One claim per due (merchant, cycle, currency) group that may be settled now.
+
+    A (merchant, cycle) is settled whole or not at all: its cursor covers every currency,
+    so if one of its batches already exists for this run key (a re-run), none is made.
+    """
+    groups = scan.groups
+    merchant_ids = sorted({g.merchant_id for g in groups})
+    keys = {(g.cycle, g.currency): batch_key(key, g.cycle, g.currency) for g in groups}
+    taken = uow.settlement.batch_runs(merchant_ids, list(keys.values()))
+    skipped = {(g.merchant_id, g.cycle) for g in groups
+               if (g.merchant_id, keys[(g.cycle, g.currency)]) in taken}
+    counts = uow.settlement.batch_counts(merchant_ids, run_date)
+    claims: list[tuple[Merchant, Claim, str]] = []
+    for group in groups:
+        merchant = found.get(group.merchant_id)
+        if merchant is None:
+            continue
+        if (group.merchant_id, group.cycle) in skipped:
+            part.skipped_existing += 1
+            continue
+        if merchant.status not in SETTLEABLE_STATUSES:
+            if group.merchant_id not in part.carried_merchants:
+                part.carried_merchants.append(group.merchant_id)
+            continue
+        seq = counts.get(group.merchant_id, 0) + 1
+        counts[group.merchant_id] = seq
+        batch_id = f"{group.merchant_id}-{run_date:%Y%m%d}-{group.cycle}-{seq:02d}"
+        claims.append((merchant, Claim(batch_id, group.merchant_id, group.cycle,
+                                       group.currency), keys[(group.cycle, group.currency)]))
+    return claims
+
+
+def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequence[str],
+                  run_date: date, key: str, calendar: BusinessCalendar) -> RunSummary:
+    """Settle a few merchants in one unit of work; what it did."""
     now = ctx.now()
     part = RunSummary(run_date, key, ())
-    merchant_ids = sorted({g.merchant_id for g in groups})
     with ctx.db.unit_of_work() as uow:
         found = uow.settlement.lock_merchants(merchant_ids)
-        keys = {(g.cycle, g.currency): batch_key(key, g.cycle, g.currency) for g in groups}
-        taken = uow.settlement.batch_runs(merchant_ids, list(keys.values()))
-        counts = uow.settlement.batch_counts(merchant_ids, run_date)
-        claims: list[tuple[Merchant, Claim, str]] = []
-        for group in groups:
-            merchant = found.get(group.merchant_id)
-            if merchant is None:
-                continue
-            run_key = keys[(group.cycle, group.currency)]
-            if (group.merchant_id, run_key) in taken:
-                part.skipped_existing += 1
-                continue
-            if merchant.status not in SETTLEABLE_STATUSES:
-                if group.merchant_id not in part.carried_merchants:
-                    part.carried_merchants.append(group.merchant_id)
-                continue
-            seq = counts.get(group.merchant_id, 0) + 1
-            counts[group.merchant_id] = seq
-            batch_id = f"{group.merchant_id}-{run_date:%Y%m%d}-{group.cycle}-{seq:02d}"
-            claims.append((merchant, Claim(batch_id, group.merchant_id, group.cycle,
-                                           group.currency), run_key))
-        claimed = uow.settlement.claim_many([c for _, c, _ in claims], run_date)
-        claims = [c for c in claims if c[1].batch_id in claimed]
+        uow.claims.lock_merchants_for_run(merchant_ids)
+        scan = uow.claims.scan_due(merchant_ids, cycles, run_date, uow.claims.upto_item_id())
+        claims = _claims(uow, scan, found, run_date, key, part)
         if not claims:
             return part
-        totals = {batch_id: ItemTotals.total(per_merchant.values())
-                  for batch_id, per_merchant in claimed.items()}
-        planned = _plan_chunk(uow, claims, totals, run_date)
+        totals = {(g.merchant_id, g.cycle, g.currency): ItemTotals(
+            g.item_count, g.gross_minor, g.fee_minor) for g in scan.groups}
+        claimed = {c.batch_id: {c.merchant_id: totals[(c.merchant_id, c.cycle, c.currency)]}
+                   for _, c, _ in claims}
+        planned = _plan_chunk(uow, claims, {
+            c.batch_id: totals[(c.merchant_id, c.cycle, c.currency)] for _, c, _ in claims},
+            run_date)
         posted = iter(uow.ledger.post_batch([p.entry for p in planned if p.entry], now))
         arrival = {cycle: _arrival(run_date, cycle, calendar)
                    for cycle in {p.claim.cycle for p in planned}}
         batches: list[tuple[Merchant, BatchRecord]] = []
         for p in planned:
             entry_id = next(posted).entry_id if p.entry is not None else None
+            before = scan.cursors.get((p.claim.merchant_id, p.claim.cycle))
+            after = scan.new_cursor(p.claim.merchant_id, p.claim.cycle)
             batches.append((p.merchant, BatchRecord(
                 batch_id=p.claim.batch_id, merchant_id=p.claim.merchant_id, cycle=p.claim.cycle,
                 settlement_date=run_date, run_key=p.run_key, item_count=p.totals.item_count,
@@ -237,10 +239,15 @@ def _settle_chunk(ctx: ServiceContext, groups: Sequence[DueGroup], run_date: dat
                 surcharge_minor=p.surcharge, debt_recovered_minor=p.plan.debt_recovered,
                 debt_added_minor=p.plan.debt_added, payout_minor=p.plan.payout,
                 currency=p.claim.currency, status="settled",
-                expected_arrival=arrival[p.claim.cycle], entry_id=entry_id, created_at=now)))
+                expected_arrival=arrival[p.claim.cycle], entry_id=entry_id, created_at=now,
+                from_date=before.through_date if before else None,
+                from_item_id=before.through_item_id if before else None,
+                through_date=after.through_date, through_item_id=after.through_item_id)))
         uow.settlement.add_batches([b for _, b in batches])
-        # The checks before money leaves compare each batch with its items as read back
-        # right after the claim, in this transaction (no second read of a million rows).
+        uow.claims.advance(scan, [Advance(c.batch_id, c.merchant_id, c.cycle, c.currency)
+                                  for _, c, _ in claims], now)
+        # The checks before money leaves compare each batch with its items as summed by the
+        # scan in this transaction (no second read of a million rows).
         blocked = instruct_payouts(uow, batches, now, claimed)
     for p in planned:
         part.batches += 1
@@ -345,7 +352,7 @@ def hold_transaction(ctx: ServiceContext, merchant_id: str, txn_id: str,
                      held: bool = True) -> int:
     """Keep a transaction's unsettled items out of settlement (risk hold), or release them."""
     with ctx.db.unit_of_work() as uow:
-        return uow.settlement.set_held(merchant_id, txn_id, held)
+        return uow.claims.set_held(merchant_id, txn_id, held)
 
 
 def expected_settlement(ctx: ServiceContext, business_day: date, cycle: str) -> date:

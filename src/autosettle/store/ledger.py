@@ -93,14 +93,15 @@ class LedgerRepository:
             return [self.post(entry, at) for entry in entries]
         statement = (
             self._insert_entry()
-            .values([{"idempotency_key": e.idempotency_key, "fingerprint": e.fingerprint(),
-                      "kind": e.kind, "merchant_id": e.merchant_id, "reference": e.reference,
-                      "created_at": at} for e in entries])
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(journal_entries.c.entry_id, journal_entries.c.idempotency_key)
         )
-        created = {row.idempotency_key: row.entry_id
-                   for row in self._conn.execute(statement)}
+        # executemany with RETURNING: SQLAlchemy batches it into multi-row INSERTs
+        # ("insertmanyvalues") from one cached compilation.
+        created = {row.idempotency_key: row.entry_id for row in self._conn.execute(
+            statement, [{"idempotency_key": e.idempotency_key, "fingerprint": e.fingerprint(),
+                         "kind": e.kind, "merchant_id": e.merchant_id,
+                         "reference": e.reference, "created_at": at} for e in entries])}
         lines = [
             {"entry_id": created[entry.idempotency_key], "account_code": line.account.code,
              "merchant_id": line.account.merchant_id, "currency": line.amount.currency.code,

@@ -1,9 +1,9 @@
 """Repositories for settlement: items, batches, payouts, alerts, fee schedules, calendar
 overrides, maintenance windows and job leases.
 
-Aggregations run in SQL (``GROUP BY``) and batch membership is claimed with set-based
-``UPDATE .. WHERE batch_id IS NULL``, so a run never loads a million rows into Python and an
-item can never land in two batches. The ``*_many`` / ``*_for`` methods serve a settlement run
+Aggregations run in SQL (``GROUP BY``), so a run never loads a million rows into Python;
+which items are in which batch is kept by cursors (:mod:`.settlement_claims`), so items are
+written once and never updated by a run. The ``*_many`` / ``*_for`` methods serve a run
 that handles many merchants per transaction: a fixed number of statements per chunk of
 merchants instead of a dozen per merchant.
 """
@@ -11,12 +11,13 @@ merchants instead of a dozen per merchant.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.merchants import Merchant, SettlementAccount
@@ -34,6 +35,19 @@ from autosettle.store.tables import (
     settlement_batches,
     settlement_items,
 )
+
+ADVISORY_NAMESPACE = 0x5E771E
+"""First key of the PostgreSQL advisory locks that order item inserts against runs."""
+
+
+def item_lock_key(merchant_id: str) -> int:
+    """The second advisory-lock key of a merchant (a signed 32-bit CRC; a collision only
+    makes two merchants wait for each other)."""
+    value = zlib.crc32(merchant_id.encode())
+    return value - 2**32 if value >= 2**31 else value
+
+
+_ITEM_LOCK = text("SELECT pg_advisory_xact_lock_shared(:ns, :key)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +68,6 @@ class SettlementItem:
     held: bool
     batch_id: str | None
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DueGroup:
-    merchant_id: str
-    cycle: str
-    currency: str
-    item_count: int
-    gross_minor: int
-    fee_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,10 @@ class BatchRecord:
     expected_arrival: date
     entry_id: int | None
     created_at: datetime
+    from_date: date | None = None
+    from_item_id: int | None = None
+    through_date: date | None = None
+    through_item_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +153,26 @@ def _build(cls: Any, row: Row[Any]) -> Any:
     return cls(**{f.name: m[f.name] for f in fields(cls)})
 
 
+def build_item(row: Row[Any]) -> SettlementItem:
+    item: SettlementItem = _build(SettlementItem, row)
+    return item
+
+
 class SettlementRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     # -- items --------------------------------------------------------------------------
     def add_item(self, item: SettlementItem) -> bool:
-        """Insert unless (merchant, txn, kind) exists; False when it did (idempotent)."""
+        """Insert unless (merchant, txn, kind) exists; False when it did (idempotent).
+
+        On PostgreSQL the insert first takes the merchant's shared advisory lock, so that a
+        settlement run never moves its cursor past an item that is not yet committed
+        (:mod:`autosettle.store.settlement_claims`)."""
         module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        if module is postgresql:
+            self._conn.execute(_ITEM_LOCK, {"ns": ADVISORY_NAMESPACE,
+                                            "key": item_lock_key(item.merchant_id)})
         values = {f.name: getattr(item, f.name) for f in fields(SettlementItem)}
         result = self._conn.execute(
             module.insert(settlement_items).values(**values).on_conflict_do_nothing(
@@ -171,86 +191,6 @@ class SettlementRepository:
             settlement_items.c.source_txn_id == source_txn_id)
             .order_by(settlement_items.c.item_id))
         return [_build(SettlementItem, r) for r in rows]
-
-    def items_of_batch(self, batch_id: str, limit: int = 100_000) -> list[SettlementItem]:
-        rows = self._conn.execute(select(settlement_items).where(
-            settlement_items.c.batch_id == batch_id).order_by(settlement_items.c.item_id)
-            .limit(limit))
-        return [_build(SettlementItem, r) for r in rows]
-
-    def set_held(self, merchant_id: str, txn_id: str, held: bool) -> int:
-        result = self._conn.execute(update(settlement_items).where(
-            settlement_items.c.merchant_id == merchant_id,
-            settlement_items.c.source_txn_id == txn_id,
-            settlement_items.c.batch_id.is_(None)).values(held=held))
-        return int(result.rowcount or 0)
-
-    def _due(self, run_date: date, cycles: Sequence[str]) -> Any:
-        c = settlement_items.c
-        return and_(c.batch_id.is_(None), c.held.is_(False), c.due_date <= run_date,
-                    c.cycle.in_(list(cycles)))
-
-    def due_groups(self, run_date: date, cycles: Sequence[str],
-                   merchant_ids: Sequence[str] | None = None) -> list[DueGroup]:
-        """Unsettled, unheld items due by ``run_date``, summed per merchant and cycle."""
-        c = settlement_items.c
-        query = (select(c.merchant_id, c.cycle, c.currency, func.count(),
-                        func.sum(c.amount_minor), func.sum(c.fee_minor))
-                 .where(self._due(run_date, cycles))
-                 .group_by(c.merchant_id, c.cycle, c.currency)
-                 .order_by(c.merchant_id, c.cycle))
-        if merchant_ids is not None:
-            query = query.where(c.merchant_id.in_(list(merchant_ids)))
-        return [DueGroup(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]))
-                for r in self._conn.execute(query)]
-
-    def claim(self, batch_id: str, merchant_id: str, cycle: str, currency: str,
-              run_date: date) -> tuple[int, int, int]:
-        """Attach every due item of the merchant to ``batch_id``; return its totals."""
-        c = settlement_items.c
-        self._conn.execute(update(settlement_items).where(
-            c.merchant_id == merchant_id, c.currency == currency,
-            self._due(run_date, [cycle])).values(batch_id=batch_id))
-        row = self._conn.execute(select(func.count(), func.coalesce(func.sum(c.amount_minor), 0),
-                                        func.coalesce(func.sum(c.fee_minor), 0))
-                                 .where(c.batch_id == batch_id)).one()
-        return int(row[0]), int(row[1]), int(row[2])
-
-    def claim_many(self, claims: Sequence[Claim],
-                   run_date: date) -> dict[str, dict[str, ItemTotals]]:
-        """:meth:`claim` for many batches: one executemany ``UPDATE``, then the totals of
-        what was claimed, read back from the items (:meth:`batch_item_totals`); batches
-        that got no item are missing."""
-        if not claims:
-            return {}
-        c = settlement_items.c
-        statement = update(settlement_items).where(
-            c.merchant_id == bindparam("claim_merchant"),
-            c.currency == bindparam("claim_currency"),
-            c.cycle == bindparam("claim_cycle"),
-            c.batch_id.is_(None), c.held.is_(False),
-            c.due_date <= bindparam("claim_run_date"),
-        ).values(batch_id=bindparam("claim_batch"))
-        self._conn.execute(statement, [
-            {"claim_merchant": k.merchant_id, "claim_currency": k.currency,
-             "claim_cycle": k.cycle, "claim_run_date": run_date, "claim_batch": k.batch_id}
-            for k in claims])
-        return self.batch_item_totals([k.batch_id for k in claims])
-
-    def batch_item_totals(self, batch_ids: Sequence[str]) -> dict[str, dict[str, ItemTotals]]:
-        """Count and sums of the items of each batch, per merchant found in it."""
-        if not batch_ids:
-            return {}
-        c = settlement_items.c
-        rows = self._conn.execute(
-            select(c.batch_id, c.merchant_id, func.count(), func.sum(c.amount_minor),
-                   func.sum(c.fee_minor))
-            .where(c.batch_id.in_(list(batch_ids)))
-            .group_by(c.batch_id, c.merchant_id))
-        result: dict[str, dict[str, ItemTotals]] = {}
-        for r in rows:
-            result.setdefault(r[0], {})[r[1]] = ItemTotals(int(r[2]), int(r[3]), int(r[4]))
-        return result
 
     def latest_business_date(self, merchant_id: str) -> date | None:
         """The latest business date among the merchant's items (None without any)."""

@@ -252,12 +252,39 @@ settlement_items = Table(
     Column("currency", String(3), nullable=False),
     Column("fee_schedule", String(60), nullable=False),
     Column("held", Boolean, nullable=False),
+    # Batches made before migration 0005 only; later membership is the batch's cursor range.
     Column("batch_id", String(48), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("merchant_id", "txn_id", "kind", name="uq_settlement_items_event"),
-    Index("ix_settlement_items_due", "merchant_id", "batch_id", "due_date"),
-    Index("ix_settlement_items_open", "batch_id", "due_date", "cycle"),
+    # What a run reads: the items recorded since a cursor (covering: no table lookups) ...
+    Index("ix_settlement_items_recorded", "merchant_id", "cycle", "item_id", "due_date", "held",
+          "currency", "amount_minor", "fee_minor"),
+    # ... and the items recorded before it that have fallen due since.
+    Index("ix_settlement_items_due", "merchant_id", "cycle", "due_date"),
     Index("ix_settlement_items_source", "merchant_id", "source_txn_id"),
+)
+
+settlement_cursors = Table(
+    # How far each merchant's items of a cycle are settled: every item with due_date <=
+    # through_date and item_id <= through_item_id is in a batch, except the held ones listed
+    # in settlement_carried. Advanced by each batch, in the batch's transaction.
+    "settlement_cursors", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("cycle", String(4), primary_key=True),
+    Column("through_date", Date, nullable=False),
+    Column("through_item_id", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+settlement_carried = Table(
+    # Items a cursor passed while they were held: settled by a later batch once released.
+    "settlement_carried", metadata,
+    Column("item_id", BigInteger, primary_key=True),
+    Column("merchant_id", String(15), nullable=False),
+    Column("cycle", String(4), nullable=False),
+    Column("carried_at", UTCDateTime, nullable=False),
+    Column("batch_id", String(48), nullable=True),
+    Index("ix_settlement_carried_open", "merchant_id", "batch_id"),
 )
 
 settlement_batches = Table(
@@ -279,9 +306,17 @@ settlement_batches = Table(
     Column("expected_arrival", Date, nullable=False),
     Column("entry_id", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The cursor before and after this batch: its items are those of the merchant, cycle
+    # and currency inside the new cursor and outside the old one (minus carried items),
+    # plus carried items that name it. NULL for batches made before migration 0005.
+    Column("from_date", Date, nullable=True),
+    Column("from_item_id", BigInteger, nullable=True),
+    Column("through_date", Date, nullable=True),
+    Column("through_item_id", BigInteger, nullable=True),
     UniqueConstraint("merchant_id", "run_key", name="uq_settlement_batches_run"),
     CheckConstraint("payout_minor >= 0", name="payout_not_negative"),
     Index("ix_settlement_batches_date", "settlement_date"),
+    Index("ix_settlement_batches_cursor", "merchant_id", "cycle", "through_item_id"),
 )
 
 payouts = Table(

@@ -38,6 +38,7 @@ from autosettle.store.settlement import (
     JobLeaseRepository,
     SettlementRepository,
 )
+from autosettle.store.settlement_claims import ClaimRepository
 from autosettle.store.terminal_keys import TerminalHostRepository
 
 _active = threading.local()
@@ -74,6 +75,7 @@ class UnitOfWork:
         self.reversals = ReversalQueue(conn)
         self.payment_rules = PaymentRulesRepository(conn)
         self.settlement = SettlementRepository(conn)
+        self.claims = ClaimRepository(conn)
         self.alerts = AlertRepository(conn)
         self.config = ConfigRepository(conn)
         self.leases = JobLeaseRepository(conn)

@@ -71,7 +71,7 @@ def _batch_views(ctx: ServiceContext, batches: list[BatchRecord],
     with ctx.db.unit_of_work() as uow:
         for batch in batches:
             payout = uow.settlement.payout_of_batch(batch.batch_id)
-            items = uow.settlement.items_of_batch(batch.batch_id, limit=items_max) \
+            items = uow.claims.items_of_batch(batch.batch_id, limit=items_max) \
                 if items_max else []
             views.append(SettlementPublic.of(batch, payout, items, items_max))
     return views
