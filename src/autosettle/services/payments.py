@@ -18,7 +18,12 @@ The flow of every operation (see shared/design/architecture.md):
    reversal is queued for the channel, retried until acknowledged.
 6. **One transaction** applies the answer: record, originals, and balanced ledger entries.
    An approval that arrives after the record was reversed moves no money: it is reversed at
-   the channel.
+   the channel. A record without originals (a sale) that is still pending is answered with
+   one conditional UPDATE; anything else is locked and re-read first.
+
+Step 2-4 read what a payment needs in one statement (terminal, merchant, rules, and the
+calendar and fee schedule stamps that price its settlement item), fresh for every payment;
+only what was parsed from an identical stamp is reused (``services.settlement_items``).
 
 Card data (PAN, expiry, PIN) only passes through memory on its way to the channel; the
 record keeps a keyed token, the masked PAN and the last four digits.
@@ -35,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -56,7 +62,8 @@ from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.response_codes import ResponseCode, describe
 from autosettle.services import settlement_items
 from autosettle.services.context import ServiceContext
-from autosettle.store.payments import TransactionRecord
+from autosettle.store.payment_ledger import post_entry
+from autosettle.store.payments import PaymentRules, TransactionRecord
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode
@@ -236,6 +243,7 @@ def _fingerprint(req: PaymentRequest, card: CardRef | None) -> str:
 class _Prepared:
     record: TransactionRecord
     original: TransactionRecord | None
+    terms: settlement_items.ItemTerms
 
 
 def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
@@ -244,28 +252,27 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
     now = ctx.now()
     today = business_date(now, ctx.settings.cutoff)
     with ctx.db.unit_of_work() as uow:
-        terminal = uow.terminals.get(req.merchant_id, req.terminal_id)
-        if terminal is None:
+        # The terminal, its merchant and its rules are read fresh by every payment (a
+        # suspension applies at once); only the parsed fee schedules and calendar are reused.
+        context = uow.payment_rules.context(req.merchant_id, req.terminal_id)
+        if context is None:
             if not uow.terminals.terminal_id_exists(req.terminal_id):
                 raise Rejected("terminal not registered", RC.TERMINAL_NOT_REGISTERED,
                                ErrorCode.NOT_FOUND)
             raise Rejected("terminal does not belong to this merchant", RC.INVALID_MERCHANT,
                            ErrorCode.NOT_FOUND)
-        merchant = uow.merchants.get(req.merchant_id)
-        if merchant is None:
-            raise Rejected("merchant not found", RC.INVALID_MERCHANT, ErrorCode.NOT_FOUND)
+        merchant = context.merchant
         existing = _find_duplicate(uow, req)
         if existing is not None:
             return _replay_later(existing, fingerprint)
-        batch_no = _batch_for(uow, req, now)
-        stan = req.stan or _next_stan(uow, req, batch_no)
+        batch_no, stan = _batch_and_stan(uow, req, now)
         amount = req.amount
         if amount is not None and amount.currency.code != merchant.currency:
             raise Rejected(f"this merchant accepts {merchant.currency} only", RC.INVALID_AMOUNT,
                            ErrorCode.CURRENCY_MISMATCH)
         original = _resolve_original(uow, req)
-        decision = _decide(uow, req, merchant.status, terminal.status, merchant.single_limit_minor,
-                           original, assert_card, today)
+        decision = _decide(uow, req, context.rules, merchant.status, context.terminal_status,
+                           merchant.single_limit_minor, original, assert_card, today)
         if isinstance(decision, tm.Permission):
             amount = decision.amount
         record = TransactionRecord(
@@ -300,7 +307,7 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             uow.transactions.add(record)
             return PaymentResult(decision.code, record, decision.message)
         uow.transactions.add(record)
-        return _Prepared(record, original)
+        return _Prepared(record, original, settlement_items.terms_for(context))
 
 
 def _replay_later(existing: TransactionRecord, fingerprint: str) -> PaymentResult:
@@ -326,6 +333,17 @@ def _find_duplicate(uow: UnitOfWork, req: PaymentRequest) -> TransactionRecord |
             return uow.transactions.find_by_trace(req.merchant_id, req.terminal_id, batch,
                                                   req.stan)
     return None
+
+
+def _batch_and_stan(uow: UnitOfWork, req: PaymentRequest, now: datetime) -> tuple[str, str]:
+    """The batch and trace number of a new record: the terminal's own, or the next of its
+    open batch, taken with the batch in one statement when the batch is open already."""
+    if req.batch_no is None and req.stan is None:
+        taken = uow.batches.take_open_stan(req.merchant_id, req.terminal_id)
+        if taken is not None:
+            return taken[0], _stan_text(taken[1])
+    batch_no = _batch_for(uow, req, now)
+    return batch_no, req.stan or _next_stan(uow, req, batch_no)
 
 
 def _batch_for(uow: UnitOfWork, req: PaymentRequest, now: datetime) -> str:
@@ -384,10 +402,10 @@ class _Decline:
     message: str
 
 
-def _decide(uow: UnitOfWork, req: PaymentRequest, merchant_status: MerchantStatus,
-            terminal_status: TerminalStatus, single_limit_minor: int | None,
-            original: TransactionRecord | None, card: CardRef | None,
-            today: date) -> tm.Permission | _Decline | None:
+def _decide(uow: UnitOfWork, req: PaymentRequest, rules: PaymentRules,
+            merchant_status: MerchantStatus, terminal_status: TerminalStatus,
+            single_limit_minor: int | None, original: TransactionRecord | None,
+            card: CardRef | None, today: date) -> tm.Permission | _Decline | None:
     """Step 3: the business rules. None means "go to the channel" with the request as is."""
     txn_type = tm.TxnType(req.txn_type)
     if merchant_status is not MerchantStatus.ACTIVE:
@@ -396,7 +414,6 @@ def _decide(uow: UnitOfWork, req: PaymentRequest, merchant_status: MerchantStatu
     if terminal_status is not TerminalStatus.ACTIVE:
         return _Decline(RC.NOT_PERMITTED_TO_TERMINAL, "terminal_not_active",
                         f"terminal is {terminal_status}")
-    rules = uow.payment_rules.get(req.merchant_id)
     if rules.allowed_txn_types is not None and txn_type.value not in rules.allowed_txn_types:
         return _Decline(RC.NOT_PERMITTED_TO_TERMINAL, "type_not_allowed",
                         f"{txn_type} is not enabled for this merchant")
@@ -486,7 +503,10 @@ def _batch_open(uow: UnitOfWork, record: TransactionRecord) -> bool:
 
 
 def _next_stan(uow: UnitOfWork, req: PaymentRequest, batch_no: str) -> str:
-    taken = uow.batches.take_stan(req.merchant_id, req.terminal_id, batch_no)
+    return _stan_text(uow.batches.take_stan(req.merchant_id, req.terminal_id, batch_no))
+
+
+def _stan_text(taken: int) -> str:
     return f"{(taken - 1) % 999_999 + 1:06d}"  # 000001..999999, then round again
 
 
@@ -522,13 +542,16 @@ def _send(ctx: ServiceContext, prepared: _Prepared, req: PaymentRequest) -> Paym
         return _give_up(ctx, record, RC.ISSUER_TIMEOUT, reverse_upstream=True)
     except ChannelError:
         return _give_up(ctx, record, RC.ISSUER_UNAVAILABLE, reverse_upstream=False)
-    return _apply_answer(ctx, record, answer)
+    return _apply_answer(ctx, record, answer, prepared.terms)
 
 
-def _apply_answer(ctx: ServiceContext, pending: TransactionRecord,
-                  answer: ChannelAnswer) -> PaymentResult:
+def _apply_answer(ctx: ServiceContext, pending: TransactionRecord, answer: ChannelAnswer,
+                  terms: settlement_items.ItemTerms | None = None) -> PaymentResult:
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
+        final = _apply_to_pending(ctx, uow, pending, answer, now, terms)
+        if final is not None:
+            return replace(_answer_of(final), balance_minor=answer.balance_minor)
         record = _locked(uow, pending)
         chain = _chain(uow, record)
         snapshot = _snapshot(record)
@@ -539,7 +562,8 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord,
         if isinstance(step, tm.Refusal):
             final = _refuse_answer(uow, record, step, answer, now)
         else:
-            final = _accept_answer(ctx, uow, record, chain, step, answer, now)
+            final = _accept_answer(ctx, uow, record, chain, step, answer, now,
+                                   terms) or _reload(uow, record)
     if isinstance(step, tm.Refusal):
         if answer.response_code is RC.APPROVED:
             # At once rather than at the next run of the queue: until then the cardholder's
@@ -547,6 +571,29 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord,
             process_reversals(ctx, only=(final.merchant_id, final.txn_id))
         return _answer_of(final)
     return replace(_answer_of(final), balance_minor=answer.balance_minor)
+
+
+def _apply_to_pending(ctx: ServiceContext, uow: UnitOfWork, pending: TransactionRecord,
+                      answer: ChannelAnswer, now: datetime,
+                      terms: settlement_items.ItemTerms | None) -> TransactionRecord | None:
+    """The usual case in one statement fewer: a record with no originals (a sale, a
+    pre-authorization, a balance inquiry) that is still exactly as we inserted it, pending.
+
+    The state machine runs on that record as inserted, and the UPDATE applies its step only
+    if the row is still pending (checked under the row lock, in the same statement); nothing
+    but a status change (a reversal, recovery) touches a pending record meanwhile. None: the
+    row changed, and the caller takes the general path (lock, re-read, decide).
+    """
+    if tm.CHAIN_DEPTH[tm.TxnType(pending.txn_type)] or \
+            pending.status != TxnStatus.PENDING.value:
+        return None
+    snapshot = _snapshot(pending)
+    step = tm.approve(snapshot, []) if answer.response_code is RC.APPROVED \
+        else tm.decline(snapshot)
+    if isinstance(step, tm.Refusal):
+        return None
+    return _accept_answer(ctx, uow, pending, (), step, answer, now, terms,
+                          if_status=TxnStatus.PENDING.value)
 
 
 def _refuse_answer(uow: UnitOfWork, record: TransactionRecord, step: tm.Refusal,
@@ -566,18 +613,31 @@ def _refuse_answer(uow: UnitOfWork, record: TransactionRecord, step: tm.Refusal,
 
 def _accept_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
                    chain: Sequence[TransactionRecord], step: tm.Transition,
-                   answer: ChannelAnswer, now: datetime) -> TransactionRecord:
-    """Apply the channel's approval or decline: the record, its originals, the ledger."""
+                   answer: ChannelAnswer, now: datetime,
+                   terms: settlement_items.ItemTerms | None,
+                   if_status: str | None = None) -> TransactionRecord | None:
+    """Apply the channel's approval or decline: the record, its originals, the ledger.
+
+    With ``if_status``: only if the record's status is still that (else None, nothing done).
+    """
     code = answer.response_code
-    updated = uow.transactions.update_returning(
-        record.merchant_id, record.txn_id, status=step.txn.status.value,
-        response_code=code.value, auth_code=(answer.auth_code or _auth_code())
-        if code is RC.APPROVED else None, channel_ref=answer.channel_ref,
+    values: dict[str, Any] = dict(
+        status=step.txn.status.value, response_code=code.value,
+        auth_code=(answer.auth_code or _auth_code()) if code is RC.APPROVED else None,
+        channel_ref=answer.channel_ref,
         refusal_reason=None if code is RC.APPROVED else "issuer_declined",
         answered_at=now, updated_at=now)
+    updated: TransactionRecord | None
+    if if_status is None:
+        updated = uow.transactions.update_returning(record.merchant_id, record.txn_id,
+                                                    **values)
+    elif uow.transactions.update_if(record.merchant_id, record.txn_id, if_status, **values):
+        updated = replace(record, **values)  # the row was ``record``: now it is this
+    else:
+        return None
     if code is RC.APPROVED:  # a decline leaves the originals as they were (step.chain is ())
         _save_chain(uow, chain, step.chain, now)
-        _post_events(ctx, uow, record, chain, step.events)
+        _post_events(ctx, uow, updated or record, chain, step.events, terms)
     # The originals and the ledger are other rows: the UPDATE's RETURNING is the final record.
     return updated or _reload(uow, record)
 
@@ -670,7 +730,8 @@ def _answer_of(record: TransactionRecord, replayed: bool = False) -> PaymentResu
 # -- ledger ------------------------------------------------------------------------------------
 
 def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
-                 chain: Sequence[TransactionRecord], events: Sequence[tm.Event]) -> None:
+                 chain: Sequence[TransactionRecord], events: Sequence[tm.Event],
+                 terms: settlement_items.ItemTerms | None = None) -> None:
     unsettled = Account(AccountType.MERCHANT_UNSETTLED, record.merchant_id)
     by_id = {r.txn_id: r for r in (record, *chain)}
     now = ctx.now()
@@ -703,8 +764,8 @@ def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord
             f"txn:{event.txn_id}:{event.kind.value}:{event.target_id}",
             f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
             reference=event.txn_id)
-        uow.ledger.post(entry, now)
-    settlement_items.record_items(uow, record, chain, events, now)
+        post_entry(uow.connection, entry, now)
+    settlement_items.record_items(uow, record, chain, events, now, terms)
 
 
 # -- reversals ---------------------------------------------------------------------------------

@@ -7,12 +7,25 @@ refund (−amount, −the pro-rata fee credit) and a reversal (the exact negatio
 of the transaction it reverses). The fee is fixed at that moment by the merchant's schedule
 in force on the business date, through :mod:`autosettle.domain.fees` (one rounding), and
 the due date by the merchant's cycle on the business calendar.
+
+What prices an item (the merchant, its fee schedule versions, the business calendar) comes
+as :class:`ItemTerms`. The payment service builds them from the one statement it reads a
+payment's context with (:func:`terms_for`), which carries the calendar overrides and the
+merchant's fee schedule specs as text (*stamps*); what was parsed from a stamp is kept per
+process, keyed by the stamp's exact content, so a change is seen by the very next payment
+and nothing is re-read per item. Due dates are memoised per calendar stamp, business date
+and cycle. Without terms (a reversal asked for by a terminal), :func:`record_items` reads
+them itself.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import BusinessCalendar, settlement_date
@@ -28,7 +41,7 @@ from autosettle.domain.fees import (
 )
 from autosettle.domain.merchants import Merchant
 from autosettle.domain.money import Money, currency
-from autosettle.store.payments import TransactionRecord
+from autosettle.store.payments import FEE_STAMP_SEPARATOR, PaymentContext, TransactionRecord
 from autosettle.store.settlement import SettlementItem
 from autosettle.store.uow import UnitOfWork
 
@@ -56,6 +69,98 @@ def schedule_from_versions(specs: Sequence[Mapping[str, object]], merchant: Merc
     return default_schedule_for(merchant.merchant_type.value, merchant.mcc)
 
 
+# -- terms: what prices an item, cached per process behind exact stamps ----------------------
+
+CACHE_ENTRIES_MAX = 4096
+"""Per cache; beyond it the cache starts again (merchants' schedules, calendars, due dates)."""
+_TRUE_TEXT = frozenset({"1", "true", "t"})
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTerms:
+    """The merchant, its own fee schedule versions (may be none) and the calendar."""
+
+    merchant: Merchant
+    schedules: tuple[FeeSchedule, ...]
+    calendar: BusinessCalendar
+    calendar_stamp: str | None = None
+    """The stamp ``calendar`` was parsed from (None: read without one; due dates uncached)."""
+
+    def schedule_on(self, on: date) -> FeeSchedule:
+        """:func:`fee_schedule` without a database read."""
+        if self.schedules:
+            try:
+                return schedule_for(self.schedules, on)
+            except NotFoundError:
+                pass
+        return default_schedule_for(self.merchant.merchant_type.value, self.merchant.mcc)
+
+    def due_date(self, business_day: date) -> date:
+        cycle = self.merchant.settlement_cycle.value
+        if self.calendar_stamp is None:
+            return settlement_date(business_day, cycle, self.calendar)
+        key = (self.calendar_stamp, business_day, cycle)
+        due = _due_dates.get(key)
+        if due is None:
+            due = settlement_date(business_day, cycle, self.calendar)
+            _remember(_due_dates, key, due)
+        return due
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+_cache_lock = threading.Lock()
+_calendars: dict[str, BusinessCalendar] = {}
+_schedules: dict[str, tuple[FeeSchedule, ...]] = {}
+_due_dates: dict[tuple[str, date, str], date] = {}
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> None:
+    with _cache_lock:
+        if len(cache) >= CACHE_ENTRIES_MAX:
+            cache.clear()
+        cache[key] = value
+
+
+def calendar_from_stamp(stamp: str) -> BusinessCalendar:
+    """The calendar whose overrides ``stamp`` lists (``day:flag`` items, comma-separated)."""
+    calendar = _calendars.get(stamp)
+    if calendar is None:
+        overrides = {}
+        for item in filter(None, stamp.split(",")):
+            day, _, flag = item.rpartition(":")
+            overrides[date.fromisoformat(day.strip()[:10])] = flag.strip().lower() in _TRUE_TEXT
+        calendar = BusinessCalendar(overrides)
+        _remember(_calendars, stamp, calendar)
+    return calendar
+
+
+def schedules_from_stamp(stamp: str) -> tuple[FeeSchedule, ...]:
+    """The fee schedule versions whose stored specs ``stamp`` joins (see PaymentContext)."""
+    schedules = _schedules.get(stamp)
+    if schedules is None:
+        schedules = tuple(schedule_from_dict(json.loads(spec))
+                          for spec in stamp.split(FEE_STAMP_SEPARATOR) if spec)
+        _remember(_schedules, stamp, schedules)
+    return schedules
+
+
+def terms_for(context: PaymentContext) -> ItemTerms:
+    """Terms from a payment's context, without a read: parsed once per distinct content."""
+    return ItemTerms(context.merchant, schedules_from_stamp(context.fee_stamp),
+                     calendar_from_stamp(context.calendar_stamp), context.calendar_stamp)
+
+
+def read_terms(uow: UnitOfWork, merchant_id: str) -> ItemTerms | None:
+    """Terms read afresh (no stamps at hand); None when the merchant does not exist."""
+    merchant = uow.merchants.get(merchant_id)
+    if merchant is None:
+        return None
+    schedules = tuple(schedule_from_dict(v) for v in
+                      uow.config.fee_schedule_versions(merchant_id))
+    return ItemTerms(merchant, schedules, business_calendar(uow))
+
+
 def _schedule_name(schedule: FeeSchedule) -> str:
     return f"{schedule.schedule_id}@v{schedule.version}"[:60]
 
@@ -64,24 +169,32 @@ def _schedule_name(schedule: FeeSchedule) -> str:
 
 def record_items(uow: UnitOfWork, record: TransactionRecord,
                  chain: Sequence[TransactionRecord], events: Sequence[tm.Event],
-                 now: datetime) -> None:
-    """Turn a transaction's money events into settlement items (same unit of work)."""
-    merchant = uow.merchants.get(record.merchant_id)
-    if merchant is None:
+                 now: datetime, terms: ItemTerms | None = None) -> None:
+    """Turn a transaction's money events into settlement items (same unit of work).
+
+    ``terms``: as the payment read them (:func:`terms_for`); read here when not given.
+    """
+    if not events:
         return
+    if terms is None:
+        terms = read_terms(uow, record.merchant_id)
+        if terms is None:
+            return
     by_id = {r.txn_id: r for r in (record, *chain)}
     for event in events:
-        for item in _items_for(uow, merchant, record, by_id, event, now):
+        for item in _items_for(uow, terms, record, by_id, event, now):
             uow.settlement.add_item(item)
 
 
-def _items_for(uow: UnitOfWork, merchant: Merchant, record: TransactionRecord,
+def _items_for(uow: UnitOfWork, terms: ItemTerms, record: TransactionRecord,
                by_id: dict[str, TransactionRecord], event: tm.Event,
                now: datetime) -> list[SettlementItem]:
+    if event.kind in (tm.EventKind.HOLD_PLACED, tm.EventKind.HOLD_RELEASED):
+        return []  # holds move no merchant money
+    merchant = terms.merchant
     cur = currency(record.currency)
-    with_calendar = business_calendar(uow)
-    due = settlement_date(record.business_date, merchant.settlement_cycle.value, with_calendar)
-    schedule = fee_schedule(uow, merchant, record.business_date)
+    due = terms.due_date(record.business_date)
+    schedule = terms.schedule_on(record.business_date)
 
     def item(kind: str, source: str, amount: int, fee: int,
              priced_by: FeeSchedule = schedule) -> SettlementItem:
@@ -105,11 +218,10 @@ def _items_for(uow: UnitOfWork, merchant: Merchant, record: TransactionRecord,
             captured = _capture_of(uow, record.merchant_id, event.target_id)
             # The sale's own terms govern its refunds: a later version (say, one that keeps
             # fees on refunds) applies to transactions from its effective date only.
-            terms = fee_schedule(uow, merchant, captured.business_date) if captured \
-                else schedule
-            credit = _refund_credit(uow, terms, captured, event, by_id)
+            priced = terms.schedule_on(captured.business_date) if captured else schedule
+            credit = _refund_credit(uow, priced, captured, event, by_id)
             return [item("refund", event.target_id, -event.amount.amount_minor,
-                         -credit.amount_minor, terms)]
+                         -credit.amount_minor, priced)]
         case tm.EventKind.REVERSED:
             return [
                 item(f"rev-{old.kind}"[:12], old.source_txn_id, -old.amount_minor,

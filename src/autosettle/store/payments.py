@@ -1,4 +1,14 @@
-"""Repositories for transactions, terminal batches and the reversal queue."""
+"""Repositories for transactions, terminal batches, the reversal queue and payment rules.
+
+The statements of a sale are built once at import (building a statement and its cache key
+costs more CPU than running it) and folded where one statement can do the work of several:
+:meth:`PaymentRulesRepository.context` reads the terminal, its merchant, the merchant's rules
+and the version stamps of its fee schedules and of the calendar overrides in one SELECT;
+:meth:`BatchRepository.take_open_stan` finds the open batch and takes its next trace number
+in one UPDATE .. RETURNING; :meth:`TransactionRepository.update_if` is conditional on the
+status the caller expects, so the answer to a pending sale needs no ``SELECT .. FOR UPDATE``
+first (and no row read back: the caller knows what it wrote).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +16,31 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql import Select
 
+from autosettle.domain.merchants import Merchant, TerminalStatus
+from autosettle.store.merchants import merchant_from_row
 from autosettle.store.tables import (
+    calendar_overrides,
+    fee_schedules,
     merchant_payment_rules,
+    merchants,
     pending_reversals,
     terminal_batches,
+    terminals,
     transactions,
 )
 
@@ -74,6 +103,14 @@ _TXN_BY_KEY = select(transactions).where(transactions.c.merchant_id == bindparam
 _UPDATE_TXN = update(transactions).where(transactions.c.merchant_id == bindparam("where_m"),
                                          transactions.c.txn_id == bindparam("where_t"))
 _UPDATE_TXN_RETURNING = _UPDATE_TXN.returning(*transactions.c)
+_UPDATE_TXN_IF = update(transactions).where(
+    transactions.c.merchant_id == bindparam("where_m"),
+    transactions.c.txn_id == bindparam("where_t"),
+    transactions.c.status == bindparam("where_status"))
+_TXN_BY_TRACE = select(transactions).where(transactions.c.merchant_id == bindparam("m"),
+                                           transactions.c.terminal_id == bindparam("term"),
+                                           transactions.c.batch_no == bindparam("batch"),
+                                           transactions.c.stan == bindparam("stan"))
 _OPEN_BATCH = select(terminal_batches).where(
     terminal_batches.c.merchant_id == bindparam("m"),
     terminal_batches.c.terminal_id == bindparam("term"),
@@ -84,8 +121,50 @@ _TAKE_STAN = update(terminal_batches).where(
     terminal_batches.c.terminal_id == bindparam("term"),
     terminal_batches.c.batch_no == bindparam("batch"),
 ).values(next_stan=terminal_batches.c.next_stan + 1).returning(terminal_batches.c.next_stan)
+_TAKE_OPEN_STAN = update(terminal_batches).where(
+    terminal_batches.c.merchant_id == bindparam("m"),
+    terminal_batches.c.terminal_id == bindparam("term"),
+    terminal_batches.c.status == "open",
+    terminal_batches.c.batch_no == select(func.max(terminal_batches.c.batch_no)).where(
+        terminal_batches.c.merchant_id == bindparam("m2"),
+        terminal_batches.c.terminal_id == bindparam("term2"),
+        terminal_batches.c.status == "open").scalar_subquery(),
+).values(next_stan=terminal_batches.c.next_stan + 1).returning(
+    terminal_batches.c.batch_no, terminal_batches.c.next_stan)
 _RULES = select(merchant_payment_rules).where(
     merchant_payment_rules.c.merchant_id == bindparam("m"))
+
+
+FEE_STAMP_SEPARATOR = "\n"
+"""Between the JSON specs of a merchant's fee schedule versions (JSON text has no raw
+newline)."""
+
+
+def _context_query(dialect: str) -> Select[Any]:
+    """One SELECT for everything a payment at a terminal needs to know before deciding."""
+    r, f, c = merchant_payment_rules.c, fee_schedules.c, calendar_overrides.c
+    aggregate = func.string_agg if dialect == "postgresql" else func.group_concat
+    day_flag = c.day.cast(String) + literal(":") + c.is_workday.cast(String)
+    return (
+        select(
+            terminals.c.status.label("terminal_status"), *merchants.c,
+            r.allowed_txn_types, r.allowed_card_kinds, r.completion_ratio_max,
+            select(aggregate(f.spec, literal(FEE_STAMP_SEPARATOR)))
+            .where(f.merchant_id == merchants.c.merchant_id)
+            .scalar_subquery().label("fee_stamp"),
+            select(aggregate(day_flag, literal(","))).select_from(calendar_overrides)
+            .scalar_subquery().label("calendar_stamp"),
+        )
+        .select_from(terminals.join(merchants, merchants.c.merchant_id
+                                    == terminals.c.merchant_id)
+                     .outerjoin(merchant_payment_rules, r.merchant_id
+                                == terminals.c.merchant_id))
+        .where(terminals.c.merchant_id == bindparam("m"),
+               terminals.c.terminal_id == bindparam("term"))
+    )
+
+
+_CONTEXT = {dialect: _context_query(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +223,8 @@ class TransactionRepository:
 
     def find_by_trace(self, merchant_id: str, terminal_id: str, batch_no: str,
                       stan: str) -> TransactionRecord | None:
-        row = self._conn.execute(select(transactions).where(
-            transactions.c.merchant_id == merchant_id,
-            transactions.c.terminal_id == terminal_id,
-            transactions.c.batch_no == batch_no, transactions.c.stan == stan)).first()
+        row = self._conn.execute(_TXN_BY_TRACE, {"m": merchant_id, "term": terminal_id,
+                                                 "batch": batch_no, "stan": stan}).first()
         return _record(row) if row else None
 
     def find_by_key(self, merchant_id: str, terminal_id: str,
@@ -179,6 +256,15 @@ class TransactionRepository:
         row = self._conn.execute(_UPDATE_TXN_RETURNING, {
             **values, "where_m": merchant_id, "where_t": txn_id}).first()
         return _record(row) if row else None
+
+    def update_if(self, merchant_id: str, txn_id: str, expected_status: str,
+                  **values: Any) -> bool:
+        """:meth:`update` only if the row's status is still ``expected_status`` (the check
+        and the row lock are one statement). True when it was, and the row is updated."""
+        result = self._conn.execute(_UPDATE_TXN_IF, {
+            **values, "where_m": merchant_id, "where_t": txn_id,
+            "where_status": expected_status})
+        return bool(result.rowcount == 1)
 
     def stuck_pending(self, older_than: datetime, limit: int) -> list[TransactionRecord]:
         rows = self._conn.execute(select(transactions).where(
@@ -245,6 +331,14 @@ class BatchRepository:
         self._conn.execute(insert(terminal_batches).values(
             merchant_id=merchant_id, terminal_id=terminal_id, batch_no=batch_no,
             status="open", next_stan=1, opened_at=at))
+
+    def take_open_stan(self, merchant_id: str, terminal_id: str) -> tuple[str, int] | None:
+        """Take the next trace number of the terminal's open batch (the latest, should there
+        be several) in one statement: ``(batch_no, trace)``, or None without an open batch."""
+        row = self._conn.execute(_TAKE_OPEN_STAN, {"m": merchant_id, "term": terminal_id,
+                                                   "m2": merchant_id,
+                                                   "term2": terminal_id}).first()
+        return (row.batch_no, int(row.next_stan) - 1) if row else None
 
     def take_stan(self, merchant_id: str, terminal_id: str, batch_no: str) -> int:
         """Reserve the next trace number of the batch (atomic increment)."""
@@ -325,20 +419,54 @@ class PaymentRules:
 DEFAULT_RULES = PaymentRules(None, None, "1.15")
 
 
+def _rules(row: Any) -> PaymentRules:
+    if row.allowed_txn_types is None:  # no row of its own (outer join)
+        return DEFAULT_RULES
+
+    def parse(text: str) -> frozenset[str] | None:
+        return None if text == "*" else frozenset(filter(None, text.split(",")))
+
+    return PaymentRules(parse(row.allowed_txn_types), parse(row.allowed_card_kinds),
+                        row.completion_ratio_max)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentContext:
+    """What a payment at a terminal is decided on, read in one statement, fresh each time.
+
+    ``fee_stamp`` (the stored specs of the merchant's fee schedule versions, joined by
+    :data:`FEE_STAMP_SEPARATOR`) and ``calendar_stamp`` (every calendar override as
+    ``day:flag``, comma-separated) are the content itself, in some order: the caller can
+    reuse what it parsed from an equal stamp before, and parse a new one without reading
+    anything else. Both are empty when there are none.
+    """
+
+    terminal_status: TerminalStatus
+    merchant: Merchant
+    rules: PaymentRules
+    fee_stamp: str
+    calendar_stamp: str
+
+
 class PaymentRulesRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get(self, merchant_id: str) -> PaymentRules:
         row = self._conn.execute(_RULES, {"m": merchant_id}).first()
+        return DEFAULT_RULES if row is None else _rules(row)
+
+    def context(self, merchant_id: str, terminal_id: str) -> PaymentContext | None:
+        """The terminal, its merchant, the rules and the stamps; None: no such terminal."""
+        query = _CONTEXT[self._conn.dialect.name]
+        row = self._conn.execute(query, {"m": merchant_id, "term": terminal_id}).first()
         if row is None:
-            return DEFAULT_RULES
-
-        def parse(text: str) -> frozenset[str] | None:
-            return None if text == "*" else frozenset(filter(None, text.split(",")))
-
-        return PaymentRules(parse(row.allowed_txn_types), parse(row.allowed_card_kinds),
-                            row.completion_ratio_max)
+            return None
+        return PaymentContext(
+            terminal_status=TerminalStatus(row.terminal_status),
+            merchant=merchant_from_row(row), rules=_rules(row),
+            fee_stamp=row.fee_stamp or "",
+            calendar_stamp=row.calendar_stamp or "")
 
     def put(self, merchant_id: str, rules: PaymentRules, at: datetime) -> None:
         def render(values: frozenset[str] | None) -> str:
