@@ -16,6 +16,14 @@ measurement), each with 1, 8 and 32 clients (threads):
   sent by one ``httpx.Client`` (keep-alive) per client thread to a real uvicorn server on
   127.0.0.1, started for the measurement in a child process (one worker: the default of
   ``autosettle serve``), so the clients do not share the server's interpreter lock.
+- ``service-2p``: as ``service``, with the clients split over :data:`PROCESSES` spawned
+  processes (each its own engine and simulator connection), started together: one Python
+  process is capped by its interpreter lock, a deployment runs one per core.
+- ``http-2w``: as ``http``, with uvicorn running :data:`PROCESSES` worker processes.
+
+The single-process cases stay the headline numbers; the multi-process ones show what a
+deployment with one process per core gets on the same machine (where the clients, the
+server processes and PostgreSQL share the same cores).
 
 Each client first sends :data:`WARMUP_SALES` untimed sales. Latency is measured per request
 by the client (p50 and p99 by nearest rank). Afterwards the run is checked: the number of
@@ -30,19 +38,31 @@ transaction is five statements (three UPDATEs, a SELECT, an INSERT) in one commi
 here is two commits (the pending record before the channel call, the answer after it) plus
 the simulator's own. The issue's targets: our sales/s at least half of pgbench's TPS at equal
 concurrency, and p99 under 50 ms at 32 clients; the report says which are met and asserts
-nothing. Mind what is compared: pgbench's client is C with ``-j`` threads, ours are Python
+nothing.
+
+The database floor, same run, PostgreSQL: ``bench/sale_floor.sql`` holds the statements one
+approved sale executes (the same SQL and count, in the same two transactions, captured from a
+sale and made static with pgbench variables so rows never collide), run with ``pgbench -f`` at
+each client count in a database migrated and seeded like the sales'. Its TPS is what the
+database work of a sale alone allows, without Python and without the simulator; the notes
+compare it with tpcb-like and say when it is below the target ratio already. A sale is
+counted through engine events before the floor runs, and a differing count is noted.
+
+Mind what is compared: pgbench's client is C with ``-j`` threads, ours are Python
 threads sharing one interpreter lock (and, over HTTP, the client threads cost CPU of their
 own on the same machine as the server and the database).
 
 ``--quick``: 1 and 8 clients, :data:`SECONDS_QUICK` s per case, pgbench 1 s per client
-count; the whole benchmark in under 30 s.
+count; the whole benchmark in about a minute and a half.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -53,6 +73,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -106,7 +127,11 @@ PGBENCH_SCALE_QUICK = 10  # as the full run: at a smaller scale the branch rows 
 # pgbench at 8 clients measures lock waits rather than throughput
 PGBENCH_JOBS_MAX = 2
 PGBENCH_TIMEOUT_MARGIN_S = 60
-MODES = ("service", "http")
+MODES = ("service", "http", "service-2p", "http-2w")
+PROCESSES = 2
+"""Processes of the ``service-2p`` and ``http-2w`` cases: one per core of the bench machine
+(a production deployment runs several API processes against one database)."""
+PROCESS_START_TIMEOUT_S = 60.0
 MERCHANT_ID = "898310054110001"
 MERCHANT_NAME = "Bench Supermarket Co., Ltd."
 TERMINAL_PREFIX = "BT"  # + 6 digits = the 8 characters of field 41
@@ -118,6 +143,8 @@ SALE_AMOUNT_MINOR_MAX = 50_000  # 500.00 CNY
 SEED = 20_260_918
 PG_DATABASE = "autosettle_bench_payments"  # its own: other benchmarks may run meanwhile
 PGBENCH_DATABASE = "autosettle_bench_pgbench"
+FLOOR_DATABASE = "autosettle_bench_sale_floor"
+FLOOR_SCRIPT = Path(__file__).resolve().with_name("sale_floor.sql")
 PGBENCH_PATH = "/usr/bin/pgbench"
 SERVE_ENV = "AUTOSETTLE_BENCH_SERVE"
 RSS_PREFIX = "peak_rss_bytes="
@@ -225,13 +252,37 @@ def _free_port() -> int:
         return port
 
 
-def serve(db_url: str, data_dir: str, port: int) -> None:
+def app_from_environment() -> object:
+    """The app of one uvicorn worker process (``http-2w``): its own engine and simulator."""
+    from autosettle.api.app import create_app
+
+    spec = json.loads(os.environ[SERVE_ENV])
+    directory = Path(spec["data_dir"])
+    ctx = ServiceContext(settings=bench_settings(spec["db_url"], directory),
+                         db=Database(spec["db_url"]), channel=IssuerSimulator(sim_url(directory)))
+    return create_app(ctx)
+
+
+def serve(db_url: str, data_dir: str, port: int, workers: int = 1) -> None:
     """The child process: the API on ``port`` over ``db_url`` and the simulator in
-    ``data_dir``, until SIGTERM; then its peak RSS on stdout (``peak_rss_bytes=N``)."""
+    ``data_dir``, until SIGTERM; then its peak RSS on stdout (``peak_rss_bytes=N``).
+
+    With ``workers`` > 1, uvicorn's supervisor runs that many worker processes (each with
+    its own engine and simulator connection; SQLite's lock and busy timeout order the
+    writers of different processes) and the peak RSS reported is the largest worker's.
+    """
     import uvicorn
 
     from autosettle.api.app import create_app
 
+    if workers > 1:
+        uvicorn.run("bench.payments:app_from_environment", factory=True, workers=workers,
+                    host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                    lifespan="off")
+        rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        sys.stdout.write(f"{RSS_PREFIX}{rss_kib * 1024}\n")
+        sys.stdout.flush()
+        os._exit(0)
     directory = Path(data_dir)
     sim = IssuerSimulator(sim_url(directory))
     ctx = ServiceContext(settings=bench_settings(db_url, directory), db=Database(db_url),
@@ -258,7 +309,7 @@ def serve_from_environment() -> None:
     """Entry point of the child: its arguments come in :data:`SERVE_ENV` (the database URL
     may hold a password: not on the command line)."""
     spec = json.loads(os.environ[SERVE_ENV])
-    serve(spec["db_url"], spec["data_dir"], int(spec["port"]))
+    serve(spec["db_url"], spec["data_dir"], int(spec["port"]), int(spec.get("workers", 1)))
 
 
 def _log_tail(path: Path) -> str:
@@ -269,12 +320,14 @@ def _log_tail(path: Path) -> str:
 
 
 @contextmanager
-def http_server(db_url: str, data_dir: Path) -> Iterator[tuple[str, list[int]]]:
+def http_server(db_url: str, data_dir: Path,
+                workers: int = 1) -> Iterator[tuple[str, list[int]]]:
     """Start :func:`serve` in a child process; yield its base URL and, after it stopped, a
     one-element list with its peak RSS (empty if it did not report one)."""
     port = _free_port()
     env = dict(os.environ)
-    env[SERVE_ENV] = json.dumps({"db_url": db_url, "data_dir": str(data_dir), "port": port})
+    env[SERVE_ENV] = json.dumps({"db_url": db_url, "data_dir": str(data_dir), "port": port,
+                                 "workers": workers})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO_ROOT),
                                                       os.environ.get("PYTHONPATH"))))
     log_path = data_dir / "api-server.log"
@@ -314,6 +367,55 @@ def http_server(db_url: str, data_dir: Path) -> Iterator[tuple[str, list[int]]]:
             if line.startswith(RSS_PREFIX):
                 rss.append(int(line[len(RSS_PREFIX):]))
         log_path.unlink(missing_ok=True)
+
+
+# -- the service layer in several processes (service-2p) ---------------------------------------
+
+def _service_process(url: str, data_dir: str, clients: list[int], seconds: float,
+                     barrier: Any, results: Any) -> None:
+    """One process of ``service-2p``: its share of the clients, in threads, as ``service``."""
+    directory = Path(data_dir)
+    sim = IssuerSimulator(sim_url(directory))
+    ctx = ServiceContext(settings=bench_settings(url, directory), db=Database(url),
+                         channel=sim)
+    try:
+        barrier.wait(PROCESS_START_TIMEOUT_S)
+        tallies, elapsed = drive([_service_sale(ctx, c) for c in clients], seconds,
+                                 SALE_AMOUNT_MINOR_MAX)
+        results.put((tallies, elapsed, peak_rss_bytes(), None))
+    except Exception as exc:  # reported by the parent
+        results.put(([], 0.0, 0, f"{type(exc).__name__}: {exc}"))
+    finally:
+        ctx.db.dispose()
+        sim.close()
+
+
+def drive_processes(url: str, data_dir: Path, clients: int, seconds: float,
+                    processes: int = PROCESSES) -> tuple[list[ClientTally], float, int]:
+    """``clients`` split over ``processes`` spawned processes that start together: every
+    tally, the longest process's timed window, the largest process's peak RSS."""
+    spawn = multiprocessing.get_context("spawn")
+    shares = [list(range(clients))[n::processes] for n in range(processes)]
+    shares = [share for share in shares if share]
+    barrier, results = spawn.Barrier(len(shares)), spawn.Queue()
+    children = [spawn.Process(target=_service_process,
+                              args=(url, str(data_dir), share, seconds, barrier, results))
+                for share in shares]
+    for child in children:
+        child.start()
+    try:
+        outcomes = [results.get(timeout=PROCESS_START_TIMEOUT_S + seconds * 10)
+                    for _ in children]
+    finally:
+        for child in children:
+            child.join(SERVER_STOP_TIMEOUT_S)
+            if child.is_alive():
+                child.kill()
+    errors = [error for *_, error in outcomes if error]
+    if errors:
+        raise BenchCheckFailed(f"{len(errors)} process(es) failed, first: {errors[0]}")
+    tallies = [tally for outcome in outcomes for tally in outcome[0]]
+    return tallies, max(o[1] for o in outcomes), max(o[2] for o in outcomes)
 
 
 # -- one measurement ----------------------------------------------------------------------------
@@ -367,17 +469,23 @@ def run_one(url: str, data_dir: Path, mode: str, clients: int, seconds: float) -
     sim = IssuerSimulator(sim_url(data_dir))
     ctx = ServiceContext(settings=bench_settings(url, data_dir), db=Database(url), channel=sim)
     try:
-        keys = seed(ctx, sim, clients, with_keys=mode == "http")
+        keys = seed(ctx, sim, clients, with_keys=mode.startswith("http"))
         reset_peak_rss()
         if mode == "service":
             tallies, elapsed = drive([_service_sale(ctx, c) for c in range(clients)], seconds,
                                      SALE_AMOUNT_MINOR_MAX)
             peak, server_peak = peak_rss_bytes(), None
+        elif mode == "service-2p":
+            sim.close()  # each process opens the simulator's file itself
+            tallies, elapsed, server_peak = drive_processes(url, data_dir, clients, seconds)
+            peak = peak_rss_bytes()
+            sim = IssuerSimulator(sim_url(data_dir))
         else:
             sim.close()  # the server process opens the simulator's file itself
             opened: list[httpx.Client] = []
+            workers = PROCESSES if mode == "http-2w" else 1
             try:
-                with http_server(url, data_dir) as (base_url, server_rss):
+                with http_server(url, data_dir, workers) as (base_url, server_rss):
                     tallies, elapsed = drive(
                         [_http_sale(base_url, keys[c], c, opened) for c in range(clients)],
                         seconds, SALE_AMOUNT_MINOR_MAX)
@@ -453,6 +561,105 @@ def run_pgbench(server: PostgresServer, executable: str, client_counts: tuple[in
     return runs
 
 
+# -- the database floor: a sale's statements alone, through pgbench ------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FloorRuns:
+    runs: dict[int, PgbenchRun]
+    sale_statements: int
+    script_statements: int
+
+
+def script_statements(path: Path = FLOOR_SCRIPT) -> int:
+    """SQL statements of the floor script (BEGIN and COMMIT included; no meta-commands)."""
+    return sum(1 for line in path.read_text().splitlines()
+               if line.strip() and not line.startswith(("--", "\\")))
+
+
+def _count_sale_statements(ctx: ServiceContext) -> int:
+    """Statements (BEGIN and COMMIT included, each row of an executemany) of one sale."""
+    from sqlalchemy import event
+
+    count = [0]
+
+    def executed(_conn: Any, _cursor: Any, _statement: Any, parameters: Any, _context: Any,
+                 executemany: bool) -> None:
+        count[0] += len(parameters) if executemany else 1
+
+    def ended(_conn: Any) -> None:
+        count[0] += 1
+
+    listeners = (("before_cursor_execute", executed), ("begin", ended), ("commit", ended))
+    for name, listener in listeners:
+        event.listen(ctx.db.engine, name, listener)
+    try:
+        approved, code = _service_sale(ctx, 0)(10**6 + 1, 100)
+    finally:
+        for name, listener in listeners:
+            event.remove(ctx.db.engine, name, listener)
+    if not approved:
+        raise BenchCheckFailed(f"the floor's counted sale was declined ({code})")
+    return count[0]
+
+
+def run_floor(server: PostgresServer, executable: str, client_counts: tuple[int, ...],
+              seconds: int, data_dir: Path, progress: Callable[[str], None]) -> FloorRuns:
+    """``pgbench -f sale_floor.sql`` at each client count, in a database migrated and
+    seeded as for the sales (a terminal per client, its batch opened by one sale)."""
+    runs: dict[int, PgbenchRun] = {}
+    with server.bench_database(FLOOR_DATABASE) as database:
+        migrate.upgrade(database.url)
+        remove_sim(data_dir)
+        sim = IssuerSimulator(sim_url(data_dir))
+        ctx = ServiceContext(settings=bench_settings(database.url, data_dir),
+                             db=Database(database.url), channel=sim)
+        try:
+            seed(ctx, sim, max(client_counts), with_keys=False)
+            for client in range(max(client_counts)):  # opens each terminal's batch
+                _service_sale(ctx, client)(10**6, 100)
+            sale_statements = _count_sale_statements(ctx)  # a sale in an open batch
+        finally:
+            ctx.db.dispose()
+            sim.close()
+            remove_sim(data_dir)
+        env = _pg_env(database.url)
+        for clients in client_counts:
+            jobs = min(clients, PGBENCH_JOBS_MAX)
+            progress(f"{NAME} sale floor: {clients} client(s), {seconds} s")
+            done = subprocess.run([executable, "-n", "-f", str(FLOOR_SCRIPT), "-D", "seq=0",
+                                   "-D", f"run={clients}", "-c", str(clients), "-j", str(jobs),
+                                   "-T", str(seconds)], env=env, check=True,
+                                  capture_output=True, text=True,
+                                  timeout=seconds + PGBENCH_TIMEOUT_MARGIN_S)
+            tps, latency = parse_pgbench(done.stdout)
+            runs[clients] = PgbenchRun(clients, jobs, tps, latency, seconds)
+    return FloorRuns(runs, sale_statements, script_statements())
+
+
+def floor_notes(floor: FloorRuns, references: dict[int, PgbenchRun]) -> list[str]:
+    """What the floor says: the database work of a sale alone, against tpcb-like."""
+    lines = [f"database floor (bench/{FLOOR_SCRIPT.name}): the statements of one sale, "
+             f"{floor.script_statements} in two transactions (a sale through the service "
+             f"executed {floor.sale_statements}), via pgbench -f; no Python, no simulator"]
+    if floor.sale_statements != floor.script_statements:
+        lines.append("database floor: the script and the sale differ in statement count: "
+                     "update bench/sale_floor.sql")
+    for clients, run in sorted(floor.runs.items()):
+        reference = references.get(clients)
+        line = (f"database floor, {clients} client(s): {run.tps:,.0f} sales/s of database "
+                f"work alone")
+        if run.latency_avg_ms is not None:
+            line += f", latency average {run.latency_avg_ms:.2f} ms"
+        if reference is not None and reference.tps > 0:
+            ratio = run.tps / reference.tps
+            line += f"; {ratio:.2f} × tpcb-like ({reference.tps:,.0f})"
+            if ratio < TARGET_RATIO_MIN:
+                line += (f": the database work of a sale alone is below {TARGET_RATIO_MIN:g} × "
+                         "tpcb-like at this client count")
+        lines.append(line)
+    return lines
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 def _measurement(database: str, mode: str, clients: int, result: Result,
@@ -520,11 +727,14 @@ def run(config: BenchConfig) -> BenchReport:
     report.facts.update({
         "clients": list(client_counts), "seconds_per_case": seconds,
         "warmup_sales_per_client": WARMUP_SALES, "seed": SEED,
-        "simulator_latency_ms": 0, "http_server": "uvicorn, 1 worker, child process",
+        "simulator_latency_ms": 0,
+        "http_server": f"uvicorn, child process: 1 worker (http), {PROCESSES} (http-2w)",
+        "service_processes": f"1 (service), {PROCESSES} spawned (service-2p)",
         "pgbench_scale": scale, "pgbench_seconds": pg_seconds,
         "targets": {"ratio_min": TARGET_RATIO_MIN, "p99_ms_max_at_32": TARGET_P99_MS_MAX},
     })
     server: PostgresServer | None = None
+    executable: str | None = None
     references: dict[int, PgbenchRun] = {}
     if config.sqlite_only:
         report.notes.append("PostgreSQL and pgbench skipped (--sqlite-only): no reference")
@@ -543,6 +753,12 @@ def run(config: BenchConfig) -> BenchReport:
                 report.facts["pgbench_tps"] = {str(c): r.tps for c, r in references.items()}
         with temp_directory("autosettle-bench-") as tmp:
             data_dir = Path(tmp)
+            if server is not None and executable is not None:
+                floor = run_floor(server, executable, client_counts, pg_seconds, data_dir,
+                                  config.progress)
+                report.facts["sale_floor_tps"] = {str(c): r.tps for c, r in floor.runs.items()}
+                report.facts["sale_statements"] = floor.sale_statements
+                report.notes.extend(floor_notes(floor, references))
 
             def fresh_sqlite(label: str) -> AbstractContextManager[str]:
                 return sqlite_database(data_dir, label)
