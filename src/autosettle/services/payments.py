@@ -62,7 +62,6 @@ from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.response_codes import ResponseCode, describe
 from autosettle.services import settlement_items
 from autosettle.services.context import ServiceContext
-from autosettle.store.payment_ledger import post_entry
 from autosettle.store.payments import PaymentRules, TransactionRecord
 from autosettle.store.uow import UnitOfWork
 
@@ -764,7 +763,7 @@ def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord
             f"txn:{event.txn_id}:{event.kind.value}:{event.target_id}",
             f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
             reference=event.txn_id)
-        post_entry(uow.connection, entry, now)
+        uow.ledger.post(entry, now)
     settlement_items.record_items(uow, record, chain, events, now, terms)
 
 

@@ -38,7 +38,7 @@ from autosettle.services.settlement_items import (
     schedule_from_versions,
 )
 from autosettle.store.settlement import BatchRecord, Claim, ItemTotals
-from autosettle.store.settlement_claims import Advance, DueScan
+from autosettle.store.settlement_claims import DueScan
 from autosettle.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,7 @@ def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequ
                 from_item_id=before.through_item_id if before else None,
                 through_date=after.through_date, through_item_id=after.through_item_id)))
         uow.settlement.add_batches([b for _, b in batches])
-        uow.claims.advance(scan, [Advance(c.batch_id, c.merchant_id, c.cycle, c.currency)
-                                  for _, c, _ in claims], now)
+        uow.claims.advance(scan, [c for _, c, _ in claims], now)
         # The checks before money leaves compare each batch with its items as summed by the
         # scan in this transaction (no second read of a million rows).
         blocked = instruct_payouts(uow, batches, now, claimed)

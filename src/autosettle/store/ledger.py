@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.errors import ConflictError, ErrorCode, InvariantViolation
 from autosettle.domain.ledger import JournalEntry
+from autosettle.store.bulk import insert_rows
 from autosettle.store.tables import journal_entries, journal_lines
 
 
@@ -30,34 +31,37 @@ class BalanceRow:
     balance_minor: int
 
 
+def _insert_entry(module: Any, *returning: Any) -> Any:
+    return (module.insert(journal_entries)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(*returning))
+
+
+_DIALECTS: dict[str, Any] = {"postgresql": postgresql, "sqlite": sqlite}
+_INSERT_ENTRY_RETURNING_ID = {name: _insert_entry(module, journal_entries.c.entry_id)
+                              for name, module in _DIALECTS.items()}
+_INSERT_LINES = insert(journal_lines)
+
+
 class LedgerRepository:
     """Posts entries exactly once per idempotency key and derives balances from lines."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def _insert_entry(self) -> Any:
-        dialect = self._conn.dialect.name
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        return module.insert(journal_entries)
-
     def post(self, entry: JournalEntry, at: datetime) -> PostedEntry:
         """Insert ``entry`` unless its key exists; a same-key, different-content retry is a
         409-style :class:`ConflictError`.
 
         ``INSERT .. ON CONFLICT DO NOTHING`` makes a concurrent duplicate wait for the first
-        transaction and then find its row, so two racing posts give one entry.
+        transaction and then find its row, so two racing posts give one entry. The
+        statements are built once per dialect (building them costs more than running them).
         """
         fingerprint = entry.fingerprint()
-        statement = (
-            self._insert_entry()
-            .values(idempotency_key=entry.idempotency_key, fingerprint=fingerprint,
-                    kind=entry.kind, merchant_id=entry.merchant_id,
-                    reference=entry.reference, created_at=at)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(journal_entries.c.entry_id)
-        )
-        entry_id = self._conn.execute(statement).scalar()
+        entry_id = self._conn.execute(_INSERT_ENTRY_RETURNING_ID[self._conn.dialect.name], {
+            "idempotency_key": entry.idempotency_key, "fingerprint": fingerprint,
+            "kind": entry.kind, "merchant_id": entry.merchant_id,
+            "reference": entry.reference, "created_at": at}).scalar()
         if entry_id is None:
             existing = self._conn.execute(
                 select(journal_entries.c.entry_id, journal_entries.c.fingerprint)
@@ -71,7 +75,7 @@ class LedgerRepository:
                     ErrorCode.IDEMPOTENCY_CONFLICT,
                 )
             return PostedEntry(existing.entry_id, entry.idempotency_key, created=False)
-        self._conn.execute(insert(journal_lines), [
+        self._conn.execute(_INSERT_LINES, [
             {
                 "entry_id": entry_id,
                 "account_code": line.account.code,
@@ -84,32 +88,26 @@ class LedgerRepository:
         return PostedEntry(entry_id, entry.idempotency_key, created=True)
 
     def post_batch(self, entries: list[JournalEntry], at: datetime) -> list[PostedEntry]:
-        """Post many entries with one multi-row INSERT for the entries and one executemany
-        for the lines; keys seen before fall back to :meth:`post` (replay or conflict)."""
+        """Post many entries with one bulk INSERT for the entries and one for the lines
+        (:func:`autosettle.store.bulk.insert_rows`); keys seen before fall back to
+        :meth:`post` (replay or conflict)."""
         if not entries:
             return []
         keys = [e.idempotency_key for e in entries]
         if len(set(keys)) != len(keys):
             return [self.post(entry, at) for entry in entries]
-        statement = (
-            self._insert_entry()
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(journal_entries.c.entry_id, journal_entries.c.idempotency_key)
-        )
-        # executemany with RETURNING: SQLAlchemy batches it into multi-row INSERTs
-        # ("insertmanyvalues") from one cached compilation.
-        created = {row.idempotency_key: row.entry_id for row in self._conn.execute(
-            statement, [{"idempotency_key": e.idempotency_key, "fingerprint": e.fingerprint(),
-                         "kind": e.kind, "merchant_id": e.merchant_id,
-                         "reference": e.reference, "created_at": at} for e in entries])}
-        lines = [
+        rows = [{"idempotency_key": e.idempotency_key, "fingerprint": e.fingerprint(),
+                 "kind": e.kind, "merchant_id": e.merchant_id, "reference": e.reference,
+                 "created_at": at} for e in entries]
+        created = {key: entry_id for entry_id, key in insert_rows(
+            self._conn, journal_entries, rows, conflict=["idempotency_key"],
+            returning=["entry_id", "idempotency_key"])}
+        insert_rows(self._conn, journal_lines, [
             {"entry_id": created[entry.idempotency_key], "account_code": line.account.code,
              "merchant_id": line.account.merchant_id, "currency": line.amount.currency.code,
              "amount_minor": line.amount.amount_minor}
             for entry in entries if entry.idempotency_key in created for line in entry.lines
-        ]
-        if lines:
-            self._conn.execute(insert(journal_lines), lines)
+        ])
         return [
             PostedEntry(created[e.idempotency_key], e.idempotency_key, created=True)
             if e.idempotency_key in created else self.post(e, at)

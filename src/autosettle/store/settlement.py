@@ -17,10 +17,11 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, text, update
+from sqlalchemy import Connection, Integer, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.merchants import Merchant, SettlementAccount
+from autosettle.store.bulk import insert_rows
 from autosettle.store.merchants import _account, _merchant
 from autosettle.store.tables import (
     alerts,
@@ -47,7 +48,6 @@ def item_lock_key(merchant_id: str) -> int:
     return value - 2**32 if value >= 2**31 else value
 
 
-_ITEM_LOCK = text("SELECT pg_advisory_xact_lock_shared(:ns, :key)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +72,25 @@ class SettlementItem:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Attach the due items of (merchant, cycle, currency) to ``batch_id``."""
+    """A batch to make for (merchant, cycle, currency): its items, cursor move and carries."""
 
     batch_id: str
     merchant_id: str
     cycle: str
     currency: str
+
+
+_ITEM_KEY = ["merchant_id", "txn_id", "kind"]
+_ITEM_COLUMNS = [f.name for f in fields(SettlementItem)]
+_ADD_ITEM = sqlite.insert(settlement_items).on_conflict_do_nothing(index_elements=_ITEM_KEY)
+_ADD_ITEM_LOCKED = postgresql.insert(settlement_items).from_select(
+    _ITEM_COLUMNS,
+    # The shared lock is taken while the one-row SELECT runs, before the row gets its id.
+    select(*[bindparam(n, type_=settlement_items.c[n].type) for n in _ITEM_COLUMNS])
+    .select_from(select(func.pg_advisory_xact_lock_shared(
+        bindparam("lock_ns", type_=Integer), bindparam("lock_key", type_=Integer)))
+        .subquery("item_lock")),
+).on_conflict_do_nothing(index_elements=_ITEM_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,14 +182,12 @@ class SettlementRepository:
         On PostgreSQL the insert first takes the merchant's shared advisory lock, so that a
         settlement run never moves its cursor past an item that is not yet committed
         (:mod:`autosettle.store.settlement_claims`)."""
-        module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
-        if module is postgresql:
-            self._conn.execute(_ITEM_LOCK, {"ns": ADVISORY_NAMESPACE,
-                                            "key": item_lock_key(item.merchant_id)})
         values = {f.name: getattr(item, f.name) for f in fields(SettlementItem)}
-        result = self._conn.execute(
-            module.insert(settlement_items).values(**values).on_conflict_do_nothing(
-                index_elements=["merchant_id", "txn_id", "kind"]))
+        if self._conn.dialect.name == "postgresql":
+            values.update(lock_ns=ADVISORY_NAMESPACE, lock_key=item_lock_key(item.merchant_id))
+            result = self._conn.execute(_ADD_ITEM_LOCKED, values)
+        else:
+            result = self._conn.execute(_ADD_ITEM, values)
         return bool(result.rowcount)
 
     def items_of_txn(self, merchant_id: str, txn_id: str) -> list[SettlementItem]:
@@ -272,9 +283,8 @@ class SettlementRepository:
 
     # -- batches ------------------------------------------------------------------------
     def add_batches(self, batches: Sequence[BatchRecord]) -> None:
-        if batches:
-            self._conn.execute(insert(settlement_batches), [
-                {f.name: getattr(b, f.name) for f in fields(BatchRecord)} for b in batches])
+        insert_rows(self._conn, settlement_batches,
+                    [{f.name: getattr(b, f.name) for f in fields(BatchRecord)} for b in batches])
 
     def add_batch(self, batch: BatchRecord) -> None:
         self._conn.execute(insert(settlement_batches).values(
@@ -315,9 +325,8 @@ class SettlementRepository:
 
     # -- payouts ------------------------------------------------------------------------
     def add_payouts(self, records: Sequence[PayoutRecord]) -> None:
-        if records:
-            self._conn.execute(insert(payouts), [
-                {f.name: getattr(p, f.name) for f in fields(PayoutRecord)} for p in records])
+        insert_rows(self._conn, payouts,
+                    [{f.name: getattr(p, f.name) for f in fields(PayoutRecord)} for p in records])
 
     def add_payout(self, payout: PayoutRecord) -> None:
         self._conn.execute(insert(payouts).values(

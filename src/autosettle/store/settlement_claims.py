@@ -9,18 +9,22 @@ ones), plus the carried items that name it. Items are never written again after 
 recorded, so settling a million of them writes one row per merchant, not per item.
 
 A run for date D with new high-water item id H takes, per (merchant, cycle) with cursor
-(d, h) — (0001-01-01, 0) without one — and D' = max(D, d):
+(d, h) — (0001-01-01, 0) without one — and d <= D:
 
-* the items recorded since: ``h < item_id <= H`` and ``due_date <= D'`` (index
+* the items recorded since: ``h < item_id <= H`` and ``due_date <= D`` (index
   ``ix_settlement_items_recorded``, which covers every column the sums need);
 * the items recorded before that have fallen due since: ``item_id <= h`` and
-  ``d < due_date <= D'`` (index ``ix_settlement_items_due``);
+  ``d < due_date <= D`` (index ``ix_settlement_items_due``);
 * carried items that are no longer held;
 
-and moves the cursor to (D', H). The sets are disjoint by construction, so no item can be in
-two batches. H must not pass an item that is not yet committed: SQLite has one writer at a
-time; on PostgreSQL every item insert holds a shared advisory lock on its merchant
-(:func:`item_lock_key`) and a run takes the same locks exclusively before reading H.
+and moves the cursor to (D, H). A run dated before a merchant's cursor (d > D: a late
+catch-up or a re-run of an old date) leaves that merchant alone: its late items wait for
+the next run, so that no batch ever holds an item due after the batch's date.
+
+The sets are disjoint by construction, so no item can be in two batches. H must not pass an
+item that is not yet committed: SQLite has one writer at a time; on PostgreSQL every item
+insert holds a shared advisory lock on its merchant (:func:`item_lock_key`) and a run takes
+the same locks exclusively before reading H.
 """
 
 from __future__ import annotations
@@ -35,16 +39,17 @@ from sqlalchemy import (
     Connection,
     and_,
     func,
-    insert,
     or_,
     select,
     text,
+    union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.store.bulk import insert_rows
 from autosettle.store.settlement import (
     ADVISORY_NAMESPACE,
+    Claim,
     ItemTotals,
     SettlementItem,
     build_item,
@@ -97,17 +102,9 @@ class DueScan:
 
     def new_cursor(self, merchant_id: str, cycle: str) -> Cursor:
         old = self.cursors.get((merchant_id, cycle), START)
-        return Cursor(max(old.through_date, self.run_date), self.upto_item_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Advance:
-    """A batch made for (merchant, cycle, currency): move the cursor, record carried items."""
-
-    batch_id: str
-    merchant_id: str
-    cycle: str
-    currency: str
+        if old.through_date > self.run_date:
+            raise ValueError("a run never moves a cursor back")  # scan_due leaves it alone
+        return Cursor(self.run_date, self.upto_item_id)
 
 
 class ClaimRepository:
@@ -160,12 +157,14 @@ class ClaimRepository:
         """Sum what is due by ``run_date`` for these merchants and cycles, per currency."""
         cursors = self.cursors(merchant_ids, cycles)
         scan = DueScan(upto_item_id, run_date, cursors, [], {}, {})
-        if not merchant_ids:
+        ahead = {k for k, c in cursors.items() if c.through_date > run_date}
+        keys = [(m, cy) for m in sorted(set(merchant_ids)) for cy in cycles
+                if (m, cy) not in ahead]
+        if not keys:
             return scan
         sums: dict[tuple[str, str, str], list[int]] = {}
         held_keys: set[tuple[str, str]] = set()
-        for sql, params in self._range_sums(merchant_ids, cycles, run_date, upto_item_id,
-                                            cursors):
+        for sql, params in self._range_sums(keys, run_date, upto_item_id, cursors):
             for m, cy, cur, held, count, gross, fee in self._conn.exec_driver_sql(
                     sql, tuple(params)):
                 if held:
@@ -178,6 +177,8 @@ class ClaimRepository:
         if held_keys:
             scan.held = self._held_ids(sorted(held_keys), run_date, upto_item_id, cursors)
         for m, cy, cur, item_id, amount, fee in self._released(merchant_ids, cycles):
+            if (m, cy) in ahead:
+                continue
             scan.released.setdefault((m, cy, cur), []).append(int(item_id))
             acc = sums.setdefault((m, cy, cur), [0, 0, 0])
             acc[0] += 1
@@ -187,24 +188,30 @@ class ClaimRepository:
                        for (m, cy, cur), a in sorted(sums.items()) if a[0]]
         return scan
 
-    def _range_sums(self, merchant_ids: Sequence[str], cycles: Sequence[str], run_date: date,
-                    upto: int, cursors: dict[tuple[str, str], Cursor]) -> list[Any]:
+    def _range_sums(self, keys: Sequence[tuple[str, str]], run_date: date, upto: int,
+                    cursors: dict[tuple[str, str], Cursor]) -> list[Any]:
         """The two range sums as (SQL, parameters), written out by hand: with thousands of
-        bound values SQLAlchemy's compiler would cost more than the queries themselves."""
-        keys = [(m, cy) for m in sorted(set(merchant_ids)) for cy in cycles]
+        bound values SQLAlchemy's compiler would cost more than the queries themselves.
+        On PostgreSQL the ranges travel as arrays (``unnest``)."""
         day: Any = (lambda d: d) if self._postgres else (lambda d: d.isoformat())
 
         def bounds(key: tuple[str, str]) -> list[Any]:
             cursor = cursors.get(key, START)
             return [key[0], key[1], cursor.through_item_id, day(cursor.through_date),
-                    day(max(run_date, cursor.through_date))]
+                    day(run_date)]
+
+        def parameters(chosen: Sequence[tuple[str, str]]) -> list[Any]:
+            rows = [bounds(k) for k in chosen]
+            if self._postgres:  # one array per column
+                return [list(column) for column in zip(*rows, strict=True)]
+            return [v for row in rows for v in row]
 
         statements = [(_range_sql("since", len(keys), self._postgres),
-                       [v for k in keys for v in bounds(k)] + [upto])]
+                       [*parameters(keys), upto])]
         older = [k for k in keys if k in cursors and run_date > cursors[k].through_date]
         if older:
             statements.append((_range_sql("fallen", len(older), self._postgres),
-                               [v for k in older for v in bounds(k)]))
+                               parameters(older)))
         return statements
 
     def _held_ids(self, keys: Sequence[tuple[str, str]], run_date: date, upto: int,
@@ -213,9 +220,8 @@ class ClaimRepository:
         result: dict[tuple[str, str], list[int]] = {}
         for m, cy in keys:
             cursor = cursors.get((m, cy), START)
-            due_by = max(run_date, cursor.through_date)
             rows = self._conn.execute(select(i.item_id).where(
-                i.merchant_id == m, i.cycle == cy, i.held.is_(True), i.due_date <= due_by,
+                i.merchant_id == m, i.cycle == cy, i.held.is_(True), i.due_date <= run_date,
                 i.item_id <= upto,
                 or_(i.item_id > cursor.through_item_id, i.due_date > cursor.through_date))
                 .order_by(i.item_id))
@@ -231,7 +237,7 @@ class ClaimRepository:
                    k.batch_id.is_(None), i.held.is_(False))
             .order_by(k.item_id)))
 
-    def advance(self, scan: DueScan, made: Sequence[Advance], at: datetime) -> None:
+    def advance(self, scan: DueScan, made: Sequence[Claim], at: datetime) -> None:
         """After the batches in ``made`` are written: move their cursors, carry the held
         items they passed, and give released carried items to their batch."""
         if not made:
@@ -239,21 +245,16 @@ class ClaimRepository:
         moved: dict[tuple[str, str], Cursor] = {}
         for a in made:
             moved[(a.merchant_id, a.cycle)] = scan.new_cursor(a.merchant_id, a.cycle)
-        module: Any = postgresql if self._postgres else sqlite
-        statement = module.insert(settlement_cursors)
-        self._conn.execute(statement.on_conflict_do_update(
-            index_elements=["merchant_id", "cycle"],
-            set_={"through_date": statement.excluded.through_date,
-                  "through_item_id": statement.excluded.through_item_id,
-                  "updated_at": statement.excluded.updated_at}),
-            [{"merchant_id": m, "cycle": cy, "through_date": c.through_date,
-              "through_item_id": c.through_item_id, "updated_at": at}
-             for (m, cy), c in moved.items()])
-        carried = [{"item_id": item_id, "merchant_id": m, "cycle": cy, "carried_at": at,
-                    "batch_id": None}
-                   for (m, cy) in moved for item_id in scan.held.get((m, cy), [])]
-        if carried:
-            self._conn.execute(insert(settlement_carried), carried)
+        insert_rows(self._conn, settlement_cursors, [
+            {"merchant_id": m, "cycle": cy, "through_date": c.through_date,
+             "through_item_id": c.through_item_id, "updated_at": at}
+            for (m, cy), c in moved.items()],
+            conflict=["merchant_id", "cycle"],
+            update=["through_date", "through_item_id", "updated_at"])
+        insert_rows(self._conn, settlement_carried, [
+            {"item_id": item_id, "merchant_id": m, "cycle": cy, "carried_at": at,
+             "batch_id": None}
+            for (m, cy) in moved for item_id in scan.held.get((m, cy), [])])
         k = settlement_carried.c
         for a in made:
             ids = scan.released.get((a.merchant_id, a.cycle, a.currency), [])
@@ -271,20 +272,27 @@ class ClaimRepository:
                                           i.batch_id == batch.batch_id)
         old_date = batch.from_date or NEVER
         old_id = batch.from_item_id or 0
+        mine = (i.merchant_id == batch.merchant_id, i.cycle == batch.cycle,
+                i.currency == batch.currency)
+        # Two index ranges, as a run reads them: recorded since the old cursor (due by the
+        # new one), and recorded before it but fallen due since; plus carried items that
+        # name this batch, minus carried items that do not.
+        since = select(i.item_id).where(*mine, i.item_id > old_id,
+                                        i.item_id <= batch.through_item_id,
+                                        i.due_date <= batch.through_date)
+        fallen = select(i.item_id).where(*mine, i.item_id <= old_id,
+                                         i.due_date > old_date,
+                                         i.due_date <= batch.through_date)
+        named = select(k.item_id).where(k.merchant_id == batch.merchant_id,
+                                        k.batch_id == batch.batch_id)
         carried_elsewhere = select(k.item_id).where(
             k.merchant_id == batch.merchant_id,
             or_(k.batch_id.is_(None), k.batch_id != batch.batch_id))
-        in_range = and_(
-            i.merchant_id == batch.merchant_id, i.cycle == batch.cycle,
-            i.currency == batch.currency,
-            i.due_date <= batch.through_date, i.item_id <= batch.through_item_id,
-            or_(i.due_date > old_date, i.item_id > old_id),
-            i.item_id.not_in(carried_elsewhere))
-        named = select(k.item_id).where(k.merchant_id == batch.merchant_id,
-                                        k.batch_id == batch.batch_id)
-        return select(*columns).where(or_(in_range, and_(
-            i.merchant_id == batch.merchant_id, i.currency == batch.currency,
-            i.item_id.in_(named))))
+        members = union_all(since, fallen, named)
+        return select(*columns).where(i.item_id.in_(members),
+                                      i.item_id.not_in(carried_elsewhere),
+                                      i.merchant_id == batch.merchant_id,
+                                      i.currency == batch.currency)
 
     def items_of_batch(self, batch_id: str, limit: int = 100_000) -> list[SettlementItem]:
         """The items of a batch, by item id (empty for an unknown batch)."""
@@ -409,15 +417,18 @@ _RANGE_JOIN = {
 
 @lru_cache(maxsize=64)
 def _range_sql(kind: str, rows: int, postgres: bool) -> str:
-    """``WITH r(m, cy, h, d, due_by) AS (VALUES ...)`` joined to the items, summed per
-    merchant, cycle, currency and held flag; ``rows`` VALUES rows of five parameters."""
-    p = "%s" if postgres else "?"
+    """The ranges ``r(m, cy, h, d, due_by)`` joined to the items, summed per merchant,
+    cycle, currency and held flag. SQLite: ``rows`` VALUES rows of five parameters;
+    PostgreSQL: five array parameters, unnested (one parameter each, whatever the rows)."""
     if postgres:
-        row = (f"(CAST({p} AS VARCHAR), CAST({p} AS VARCHAR), CAST({p} AS BIGINT), "
-               f"CAST({p} AS DATE), CAST({p} AS DATE))")
+        ranges = ("r AS (SELECT * FROM unnest(CAST(%s AS VARCHAR[]), CAST(%s AS VARCHAR[]), "
+                  "CAST(%s AS BIGINT[]), CAST(%s AS DATE[]), CAST(%s AS DATE[])) "
+                  "AS r(m, cy, h, d, due_by))")
+        p = "%s"
     else:
-        row = f"({p}, {p}, {p}, {p}, {p})"
-    return (f"WITH r(m, cy, h, d, due_by) AS (VALUES {', '.join([row] * rows)}) "
+        ranges = f"r(m, cy, h, d, due_by) AS (VALUES {', '.join(['(?, ?, ?, ?, ?)'] * rows)})"
+        p = "?"
+    return (f"WITH {ranges} "
             "SELECT i.merchant_id, i.cycle, i.currency, i.held, COUNT(*), "
             "SUM(i.amount_minor), SUM(i.fee_minor) "
             "FROM r JOIN settlement_items i ON i.merchant_id = r.m AND i.cycle = r.cy AND "
