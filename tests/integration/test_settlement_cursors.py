@@ -39,12 +39,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from jobtools import add_merchant, fee_of
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
 from autosettle.config import Settings
-from autosettle.domain.merchants import AccountType as BankAccountType
-from autosettle.domain.merchants import CycleCode, MerchantStatus, MerchantType
+from autosettle.domain.merchants import MerchantStatus
 from autosettle.services import merchants, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.settlement_items import business_calendar
@@ -66,23 +66,10 @@ CAFE = "898310058120002"
 KIOSK = "898310059990003"
 MON, TUE, WED, THU, FRI, SAT = (date(2026, 9, d) for d in range(14, 20))
 NEXT_MON = date(2026, 9, 21)
-FEE_PER_MILLE = 6
 PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def add_shop(ctx: ServiceContext, merchant_id: str, cycle: str) -> None:
-    legal = f"Shop {merchant_id} Co., Ltd."
-    merchants.create_merchant(ctx, SYSTEM, merchants.NewMerchant(
-        merchant_id, legal, MerchantType.ENTERPRISE, "5411", settlement_cycle=CycleCode(cycle)))
-    merchants.add_settlement_account(ctx, SYSTEM, merchant_id, merchants.NewSettlementAccount(
-        "ICBC", f"62122602{merchant_id[-8:]}7", legal, BankAccountType.CORPORATE))
-
-
-def fee_of(amount_minor: int) -> int:
-    return amount_minor * FEE_PER_MILLE // 1000
-
 
 def new_item(merchant_id: str, cycle: str, due: date, amount: int, at: datetime,
              txn: str | None = None, currency: str = "CNY",
@@ -232,7 +219,7 @@ def span(batch: BatchRecord) -> tuple[Cursor | None, Cursor]:
 
 def test_items_recorded_after_an_intraday_run_land_in_the_next_batch(
         ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "D0")
+    add_merchant(ctx, SHOP, "D0")
     first = record(ctx, SHOP, WED, 10_000)
     later = record(ctx, SHOP, FRI, 40_000)  # recorded first, due after both runs
     run1 = settlement.settle(ctx, WED, ("D0",), run_key="wed-d0-1")
@@ -270,7 +257,7 @@ def test_items_recorded_after_an_intraday_run_land_in_the_next_batch(
 
 def test_items_not_yet_due_are_left_out_and_settled_on_their_due_date(
         ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "T1")
+    add_merchant(ctx, SHOP, "T1")
     due_tue = record(ctx, SHOP, TUE, 10_000)
     due_wed = record(ctx, SHOP, WED, 20_000)  # captured before the TUE run, due WED
     due_thu = record(ctx, SHOP, THU, 30_000)
@@ -308,7 +295,7 @@ def test_items_not_yet_due_are_left_out_and_settled_on_their_due_date(
 
 def test_held_item_is_carried_and_taken_by_a_later_batch_once_released(
         ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "D0")
+    add_merchant(ctx, SHOP, "D0")
     held = record(ctx, SHOP, WED, 7_000)
     plain = record(ctx, SHOP, WED, 10_000)
     brief = record(ctx, SHOP, WED, 3_000)  # held and released before any run
@@ -359,10 +346,8 @@ def test_held_item_is_carried_and_taken_by_a_later_batch_once_released(
 def test_held_item_of_another_currency_falling_due_later(ctx: ServiceContext) -> None:
     """A held item in the "fallen due" range of a merchant with items in two currencies
     (the cursor is per merchant and cycle, batches per currency) is carried when its due
-    date comes, and taken by a batch of its own currency once released. (T1: same-day
-    cycles charge a surcharge from the merchant's CNY fee schedule, so they cannot take
-    items in another currency; merchants accept one currency anyway.)"""
-    add_shop(ctx, SHOP, "T1")
+    date comes, and taken by a batch of its own currency once released."""
+    add_merchant(ctx, SHOP, "T1")
     cny_tue = record(ctx, SHOP, TUE, 10_000)
     hkd_thu = record(ctx, SHOP, THU, 5_000, currency="HKD")  # held before it is due
     hkd_tue = record(ctx, SHOP, TUE, 6_000, currency="HKD")
@@ -399,10 +384,27 @@ def test_held_item_of_another_currency_falling_due_later(ctx: ServiceContext) ->
         [cny_tue, hkd_thu, hkd_tue, cny_thu])
 
 
+def test_same_day_item_in_a_foreign_currency_does_not_block_the_merchant(
+        ctx: ServiceContext) -> None:
+    """A D0 merchant's schedule prices CNY; an HKD item gets its own batch, no surcharge,
+    and the CNY batch is settled and charged as usual (it used to fail the whole run)."""
+    add_merchant(ctx, SHOP, "D0")
+    cny = record(ctx, SHOP, TUE, 10_000)
+    hkd = record(ctx, SHOP, TUE, 6_000, currency="HKD")
+    summary = settlement.settle(ctx, TUE, ("D0",))
+    assert summary.errors == [] and (summary.batches, summary.items) == (2, 2)
+    state = books(ctx, SHOP)
+    by_currency = {b.currency: b for b in state.batches.values()}
+    assert state.items[by_currency["CNY"].batch_id] == [cny]
+    assert state.items[by_currency["HKD"].batch_id] == [hkd]
+    assert by_currency["HKD"].surcharge_minor == 0
+    assert by_currency["CNY"].payout_minor > 0 and by_currency["HKD"].payout_minor > 0
+
+
 def test_hold_after_settlement_touches_only_the_unsettled_refund(ctx: ServiceContext) -> None:
     """A risk hold on a sale whose capture is settled holds its later refund only; the
     refund is carried, then settled on its own once released (as debt: it is negative)."""
-    add_shop(ctx, SHOP, "D1")
+    add_merchant(ctx, SHOP, "D1")
     sale = record(ctx, SHOP, TUE, 50_000)
     assert settlement.settle(ctx, TUE).items == 1
     refund = replace(new_item(SHOP, "D1", WED, -20_000, ctx.now()), source_txn_id=sale,
@@ -435,8 +437,8 @@ def test_hold_after_settlement_touches_only_the_unsettled_refund(ctx: ServiceCon
 # -- 3. re-runs and out-of-order runs ---------------------------------------------------------
 
 def test_rerunning_a_run_key_changes_nothing(ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "T1")
-    add_shop(ctx, CAFE, "D1")
+    add_merchant(ctx, SHOP, "T1")
+    add_merchant(ctx, CAFE, "D1")
     a = record(ctx, SHOP, TUE, 10_000)
     b = record(ctx, SHOP, TUE, 20_000)
     c = record(ctx, CAFE, TUE, 30_000)
@@ -466,7 +468,7 @@ def test_rerunning_a_run_key_changes_nothing(ctx: ServiceContext) -> None:
 
 
 def test_a_run_for_an_earlier_date_after_a_later_one(ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "T1")
+    add_merchant(ctx, SHOP, "T1")
     amounts: dict[str, int] = {}
 
     def sale(due: date, amount: int) -> str:
@@ -518,7 +520,7 @@ def test_a_run_for_an_earlier_date_after_a_later_one(ctx: ServiceContext) -> Non
 # -- 4. cycle changes and merchants under review ----------------------------------------------
 
 def test_cycle_change_settles_each_cycle_on_its_own_cursor(ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "T1")
+    add_merchant(ctx, SHOP, "T1")
     t_tue = record(ctx, SHOP, TUE, 1_000)
     t_wed = record(ctx, SHOP, WED, 2_000)  # T1, captured TUE before the change
     tue = settlement.settle(ctx, TUE, settlement.ALL_CYCLES)
@@ -558,8 +560,8 @@ def test_cycle_change_settles_each_cycle_on_its_own_cursor(ctx: ServiceContext) 
 
 
 def test_merchant_under_review_keeps_its_cursor_until_active(ctx: ServiceContext) -> None:
-    add_shop(ctx, SHOP, "D1")
-    add_shop(ctx, CAFE, "D1")
+    add_merchant(ctx, SHOP, "D1")
+    add_merchant(ctx, CAFE, "D1")
     s1 = record(ctx, SHOP, TUE, 1_000)
     c1 = record(ctx, CAFE, TUE, 2_000)
     merchants.set_merchant_status(ctx, SYSTEM, SHOP, MerchantStatus.UNDER_REVIEW)
@@ -590,7 +592,7 @@ def test_random_walk_keeps_every_item_in_exactly_one_batch(ctx: ServiceContext,
     rnd = random.Random(seed)
     shops = [SHOP, CAFE]
     for mid in shops:
-        add_shop(ctx, mid, rnd.choice(WALK_CYCLES))
+        add_merchant(ctx, mid, rnd.choice(WALK_CYCLES))
     active = {mid: True for mid in shops}
     txns: dict[str, tuple[str, date, int]] = {}  # txn → (merchant, due, amount)
     held: set[str] = set()
@@ -706,8 +708,8 @@ def test_run_waits_for_an_uncommitted_item_insert(ctx: ServiceContext) -> None:
     if not ctx.db.is_postgres:
         pytest.skip("PostgreSQL only: on SQLite a run cannot even start while an item insert "
                     "holds the write lock, so there is no uncommitted item to pass")
-    add_shop(ctx, SHOP, "D0")
-    add_shop(ctx, CAFE, "D0")
+    add_merchant(ctx, SHOP, "D0")
+    add_merchant(ctx, CAFE, "D0")
     assert item_lock_key(SHOP) != item_lock_key(CAFE)
     early = record(ctx, SHOP, WED, 1_000)  # so the run makes a batch and moves the cursor
     pending = new_item(SHOP, "D0", WED, 2_000, ctx.now())
@@ -820,9 +822,9 @@ def test_migration_0005_on_legacy_data(legacy_url: str, tmp_path: Path) -> None:
     at = datetime(2026, 9, 16, 2, 0, tzinfo=UTC)
     old = _context(legacy_url, tmp_path, lambda: at)
     try:
-        add_shop(old, SHOP, "T1")
-        add_shop(old, CAFE, "D0")
-        add_shop(old, KIOSK, "D1")
+        add_merchant(old, SHOP, "T1")
+        add_merchant(old, CAFE, "D0")
+        add_merchant(old, KIOSK, "D1")
     finally:
         old.db.dispose()
 

@@ -171,8 +171,8 @@ class _Planned:
     entry: JournalEntry | None
 
 
-def _claims(uow: UnitOfWork, scan: DueScan, found: dict[str, Merchant], run_date: date,
-            key: str, part: RunSummary) -> list[tuple[Merchant, Claim, str]]:
+def _claims(uow: UnitOfWork, scan: DueScan, found: dict[str, Merchant], key: str,
+            part: RunSummary) -> list[tuple[Merchant, Claim, str]]:
     """One claim per due (merchant, cycle, currency) group that may be settled now.
 
     A (merchant, cycle) is settled whole or not at all: its cursor covers every currency,
@@ -184,7 +184,7 @@ def _claims(uow: UnitOfWork, scan: DueScan, found: dict[str, Merchant], run_date
     taken = uow.settlement.batch_runs(merchant_ids, list(keys.values()))
     skipped = {(g.merchant_id, g.cycle) for g in groups
                if (g.merchant_id, keys[(g.cycle, g.currency)]) in taken}
-    counts = uow.settlement.batch_counts(merchant_ids, run_date)
+    counts: dict[date, dict[str, int]] = {}
     claims: list[tuple[Merchant, Claim, str]] = []
     for group in groups:
         merchant = found.get(group.merchant_id)
@@ -197,9 +197,14 @@ def _claims(uow: UnitOfWork, scan: DueScan, found: dict[str, Merchant], run_date
             if group.merchant_id not in part.carried_merchants:
                 part.carried_merchants.append(group.merchant_id)
             continue
-        seq = counts.get(group.merchant_id, 0) + 1
-        counts[group.merchant_id] = seq
-        batch_id = f"{group.merchant_id}-{run_date:%Y%m%d}-{group.cycle}-{seq:02d}"
+        # The batch's date: the run's, or the cursor's when that is later (see
+        # store/settlement_claims.py); batch ids count the batches of that date.
+        day = scan.new_cursor(group.merchant_id, group.cycle).through_date
+        if day not in counts:
+            counts[day] = uow.settlement.batch_counts(merchant_ids, day)
+        seq = counts[day].get(group.merchant_id, 0) + 1
+        counts[day][group.merchant_id] = seq
+        batch_id = f"{group.merchant_id}-{day:%Y%m%d}-{group.cycle}-{seq:02d}"
         claims.append((merchant, Claim(batch_id, group.merchant_id, group.cycle,
                                        group.currency), keys[(group.cycle, group.currency)]))
     return claims
@@ -214,7 +219,7 @@ def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequ
         found = uow.settlement.lock_merchants(merchant_ids)
         uow.claims.lock_merchants_for_run(merchant_ids)
         scan = uow.claims.scan_due(merchant_ids, cycles, run_date, uow.claims.upto_item_id())
-        claims = _claims(uow, scan, found, run_date, key, part)
+        claims = _claims(uow, scan, found, key, part)
         if not claims:
             return part
         totals = {(g.merchant_id, g.cycle, g.currency): ItemTotals(
@@ -225,21 +230,24 @@ def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequ
             c.batch_id: totals[(c.merchant_id, c.cycle, c.currency)] for _, c, _ in claims},
             run_date)
         posted = iter(uow.ledger.post_batch([p.entry for p in planned if p.entry], now))
-        arrival = {cycle: _arrival(run_date, cycle, calendar)
-                   for cycle in {p.claim.cycle for p in planned}}
+        arrival: dict[tuple[str, date], date] = {}
         batches: list[tuple[Merchant, BatchRecord]] = []
         for p in planned:
             entry_id = next(posted).entry_id if p.entry is not None else None
             before = scan.cursors.get((p.claim.merchant_id, p.claim.cycle))
             after = scan.new_cursor(p.claim.merchant_id, p.claim.cycle)
+            day = after.through_date
+            if (p.claim.cycle, day) not in arrival:
+                arrival[(p.claim.cycle, day)] = _arrival(day, p.claim.cycle, calendar)
             batches.append((p.merchant, BatchRecord(
                 batch_id=p.claim.batch_id, merchant_id=p.claim.merchant_id, cycle=p.claim.cycle,
-                settlement_date=run_date, run_key=p.run_key, item_count=p.totals.item_count,
+                settlement_date=day, run_key=p.run_key, item_count=p.totals.item_count,
                 gross_minor=p.totals.gross_minor, fee_minor=p.totals.fee_minor,
                 surcharge_minor=p.surcharge, debt_recovered_minor=p.plan.debt_recovered,
                 debt_added_minor=p.plan.debt_added, payout_minor=p.plan.payout,
                 currency=p.claim.currency, status="settled",
-                expected_arrival=arrival[p.claim.cycle], entry_id=entry_id, created_at=now,
+                expected_arrival=arrival[(p.claim.cycle, day)], entry_id=entry_id,
+                created_at=now,
                 from_date=before.through_date if before else None,
                 from_item_id=before.through_item_id if before else None,
                 through_date=after.through_date, through_item_id=after.through_item_id)))
@@ -280,8 +288,11 @@ def _plan_chunk(uow: UnitOfWork, claims: Sequence[tuple[Merchant, Claim, str]],
         debt = max(debts[(claim.merchant_id, claim.currency)], 0)
         available = gross - fees - debt
         surcharge = 0
-        if claim.cycle in SAME_DAY:
-            schedule = schedule_from_versions(specs.get(claim.merchant_id, []), merchant, run_date)
+        schedule = schedule_from_versions(specs.get(claim.merchant_id, []), merchant,
+                                          run_date) if claim.cycle in SAME_DAY else None
+        # A schedule prices its own currency: a batch in another one (an item in a foreign
+        # currency) pays no surcharge rather than failing the merchant's whole run.
+        if schedule is not None and schedule.currency == cur:
             surcharge = payout_surcharge(schedule, claim.cycle,
                                          Money(max(available, 0), cur)).amount_minor
             if surcharge >= available:

@@ -9,17 +9,18 @@ ones), plus the carried items that name it. Items are never written again after 
 recorded, so settling a million of them writes one row per merchant, not per item.
 
 A run for date D with new high-water item id H takes, per (merchant, cycle) with cursor
-(d, h) — (0001-01-01, 0) without one — and d <= D:
+(d, h) — (0001-01-01, 0) without one — and D' = max(D, d):
 
-* the items recorded since: ``h < item_id <= H`` and ``due_date <= D`` (index
+* the items recorded since: ``h < item_id <= H`` and ``due_date <= D'`` (index
   ``ix_settlement_items_recorded``, which covers every column the sums need);
 * the items recorded before that have fallen due since: ``item_id <= h`` and
-  ``d < due_date <= D`` (index ``ix_settlement_items_due``);
+  ``d < due_date <= D'`` (index ``ix_settlement_items_due``);
 * carried items that are no longer held;
 
-and moves the cursor to (D, H). A run dated before a merchant's cursor (d > D: a late
-catch-up or a re-run of an old date) leaves that merchant alone: its late items wait for
-the next run, so that no batch ever holds an item due after the batch's date.
+and moves the cursor to (D', H). D' is the batch's settlement date. It is later than D
+only for a run dated before the merchant's cursor (a catch-up or a re-run of an old date
+after a later run): the items it finds (recorded late, due by d) were due when the cursor
+reached d, and the batch is dated d, so no batch holds an item due after its date.
 
 The sets are disjoint by construction, so no item can be in two batches. H must not pass an
 item that is not yet committed: SQLite has one writer at a time; on PostgreSQL every item
@@ -102,9 +103,7 @@ class DueScan:
 
     def new_cursor(self, merchant_id: str, cycle: str) -> Cursor:
         old = self.cursors.get((merchant_id, cycle), START)
-        if old.through_date > self.run_date:
-            raise ValueError("a run never moves a cursor back")  # scan_due leaves it alone
-        return Cursor(self.run_date, self.upto_item_id)
+        return Cursor(max(old.through_date, self.run_date), self.upto_item_id)
 
 
 class ClaimRepository:
@@ -157,9 +156,7 @@ class ClaimRepository:
         """Sum what is due by ``run_date`` for these merchants and cycles, per currency."""
         cursors = self.cursors(merchant_ids, cycles)
         scan = DueScan(upto_item_id, run_date, cursors, [], {}, {})
-        ahead = {k for k, c in cursors.items() if c.through_date > run_date}
-        keys = [(m, cy) for m in sorted(set(merchant_ids)) for cy in cycles
-                if (m, cy) not in ahead]
+        keys = [(m, cy) for m in sorted(set(merchant_ids)) for cy in cycles]
         if not keys:
             return scan
         sums: dict[tuple[str, str, str], list[int]] = {}
@@ -177,8 +174,6 @@ class ClaimRepository:
         if held_keys:
             scan.held = self._held_ids(sorted(held_keys), run_date, upto_item_id, cursors)
         for m, cy, cur, item_id, amount, fee in self._released(merchant_ids, cycles):
-            if (m, cy) in ahead:
-                continue
             scan.released.setdefault((m, cy, cur), []).append(int(item_id))
             acc = sums.setdefault((m, cy, cur), [0, 0, 0])
             acc[0] += 1
@@ -198,7 +193,7 @@ class ClaimRepository:
         def bounds(key: tuple[str, str]) -> list[Any]:
             cursor = cursors.get(key, START)
             return [key[0], key[1], cursor.through_item_id, day(cursor.through_date),
-                    day(run_date)]
+                    day(max(run_date, cursor.through_date))]
 
         def parameters(chosen: Sequence[tuple[str, str]]) -> list[Any]:
             rows = [bounds(k) for k in chosen]
@@ -220,8 +215,9 @@ class ClaimRepository:
         result: dict[tuple[str, str], list[int]] = {}
         for m, cy in keys:
             cursor = cursors.get((m, cy), START)
+            due_by = max(run_date, cursor.through_date)
             rows = self._conn.execute(select(i.item_id).where(
-                i.merchant_id == m, i.cycle == cy, i.held.is_(True), i.due_date <= run_date,
+                i.merchant_id == m, i.cycle == cy, i.held.is_(True), i.due_date <= due_by,
                 i.item_id <= upto,
                 or_(i.item_id > cursor.through_item_id, i.due_date > cursor.through_date))
                 .order_by(i.item_id))
