@@ -195,6 +195,24 @@ def apikeys_create(
         console.print(f"{issued.role} key (shown once): [bold]{issued.key}[/bold]")
 
 
+@apikeys_app.command("revoke")
+@guarded
+def apikeys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (the part after ask_).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke an API key: it stops working at once (revoking it again changes nothing)."""
+    try:
+        apikeys.revoke_api_key(context(), SYSTEM, key_id)
+    except AutosettleError as exc:
+        fail(exc)
+        return
+    if as_json:
+        emit_json({"key_id": key_id, "revoked": True})
+    else:
+        console.print(f"key {key_id} revoked")
+
+
 @demo_app.command("seed")
 @guarded
 def demo_seed(

@@ -235,6 +235,7 @@ def test_operator_only_routes_are_403_for_merchant_and_terminal_keys(
          {"bank_name": "B", "account_number": "6222000011112222",
           "holder_name": "x", "account_type": "corporate"}),
         ("PATCH", f"/v1/merchants/{MID_A}/terminals/{TID_A1}/status", {"status": "retired"}),
+        ("DELETE", f"/v1/api-keys/{key_id_of(world.operator)}", None),
     ]
     for method, path, body in calls:
         assert_error(client.request(method, path, json=body, headers=headers), 403,
@@ -256,6 +257,25 @@ def test_operator_can_issue_keys_over_the_api(client: TestClient, world: World) 
                            json={"role": "terminal", "name": "x", "merchant_id": MID_A,
                                  "terminal_id": TID_B1})
     assert_error(response, 404, "not_found")
+
+
+def key_id_of(headers: dict[str, str]) -> str:
+    """The key id inside a bearer key ``ask_<key id>_<secret>``."""
+    return headers["Authorization"].removeprefix("Bearer ").split("_")[1]
+
+
+def test_operator_revokes_a_key_over_the_api(client: TestClient, world: World) -> None:
+    issued = client.post("/v1/api-keys", headers=world.operator,
+                         json={"role": "merchant", "name": "till", "merchant_id": MID_A}).json()
+    key = bearer(issued["key"])
+    assert client.get(f"/v1/merchants/{MID_A}", headers=key).status_code == 200
+    response = client.delete(f"/v1/api-keys/{issued['key_id']}", headers=world.operator)
+    assert response.status_code == 204, response.text
+    assert_error(client.get(f"/v1/merchants/{MID_A}", headers=key), 401, "unauthenticated")
+    again = client.delete(f"/v1/api-keys/{issued['key_id']}", headers=world.operator)
+    assert again.status_code == 204  # idempotent
+    assert_error(client.delete("/v1/api-keys/nosuchkey", headers=world.operator), 404,
+                 "not_found")
 
 
 def test_key_secret_is_not_stored_in_clear(client: TestClient, ctx: ServiceContext,

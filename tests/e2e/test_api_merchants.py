@@ -320,6 +320,7 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
     expected = {
         "/healthz": {"get"},
         "/v1/api-keys": {"post"},
+        "/v1/api-keys/{key_id}": {"delete"},
         "/v1/merchants": {"get", "post"},
         "/v1/merchants/{merchant_id}": {"get"},
         "/v1/merchants/{merchant_id}/status": {"patch"},

@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 
 from autosettle.cli import app
 from autosettle.config import get_settings
+from autosettle.domain.errors import AuthError
 from autosettle.services import apikeys, demo, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
 from autosettle.services.demo import DEMO_MERCHANTS
@@ -157,6 +158,15 @@ def test_apikeys_create(migrated: Invoke) -> None:
     assert (who.role, who.merchant_id) == (Role.MERCHANT, MID)
     table = migrated("apikeys", "create", "--role", "operator", "--name", "ops").stdout
     assert "ask_" in table
+    revoked = as_json(migrated("apikeys", "revoke", issued["key_id"], "--json"))
+    assert revoked == {"key_id": issued["key_id"], "revoked": True}
+    ctx = build_context(get_settings())
+    try:
+        with pytest.raises(AuthError):
+            apikeys.authenticate(ctx, issued["key"])
+    finally:
+        ctx.db.dispose()
+        get_settings.cache_clear()
 
 
 BAD_COMMANDS: list[tuple[list[str], str]] = [

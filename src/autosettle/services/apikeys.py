@@ -92,7 +92,10 @@ def revoke_api_key(ctx: ServiceContext, who: Principal, key_id: str) -> None:
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        if uow.api_keys.get(key_id) is None:
+        stored = uow.api_keys.get(key_id)
+        if stored is None:
             raise NotFoundError(f"api key {key_id} not found")
+        if stored.revoked_at is not None:
+            return  # revoked already: the first revocation (and its audit) stands
         uow.api_keys.revoke(key_id, now)
         record(uow, who, "api_key.revoke", f"api-keys/{key_id}", now)

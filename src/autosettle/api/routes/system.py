@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
 
 from autosettle import __version__
@@ -31,3 +33,12 @@ def create_api_key(body: ApiKeyCreate, ctx: Ctx, who: Who, idem: Idem) -> Respon
         return ApiKeyIssued(key_id=issued.key_id, key=issued.key, role=issued.role,
                             merchant_id=issued.merchant_id, terminal_id=issued.terminal_id)
     return idem.run(issue, status_code=201)
+
+
+@router.delete("/v1/api-keys/{key_id}", status_code=204, tags=["auth"])
+def revoke_api_key(key_id: Annotated[str, Path(min_length=1, max_length=64)], ctx: Ctx,
+                   who: Who) -> Response:
+    """Revoke an API key (operator): it stops working at once. Revoking it again changes
+    nothing; an unknown key is 404."""
+    apikeys.revoke_api_key(ctx, who, key_id)
+    return Response(status_code=204)
