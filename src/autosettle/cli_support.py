@@ -6,6 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
+from datetime import date, datetime, time
 from typing import Annotated, Any, ParamSpec
 
 import typer
@@ -28,10 +29,13 @@ def context() -> ServiceContext:
 
 
 def emit_json(value: Any) -> None:
-    """Print ``value`` as indented JSON; dataclasses become objects, the rest text."""
+    """Print ``value`` as indented JSON; dataclasses become objects, dates and times ISO 8601
+    (``2026-09-18T01:00:00+00:00``, as the API writes them), the rest text."""
     def default(obj: Any) -> Any:
         if is_dataclass(obj) and not isinstance(obj, type):
             return asdict(obj)
+        if isinstance(obj, date | datetime | time):
+            return obj.isoformat()
         return str(obj)
     typer.echo(json.dumps(value, default=default, ensure_ascii=False, indent=2))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,8 @@ def test_merchants_add_and_list(migrated: Invoke) -> None:
     assert (added["merchant_type"], added["mcc"], added["settlement_cycle"]) == \
         ("individual", "5812", "D0")
     assert added["single_limit_minor"] == 500_000
+    created = datetime.fromisoformat(added["created_at"])  # ISO 8601, as the API writes it
+    assert "T" in added["created_at"] and created.tzinfo is not None
     listed = as_json(migrated("merchants", "list", "--json"))
     assert [m["merchant_id"] for m in listed] == [MID]
     assert listed[0]["legal_name"] == "CLI Test Co"
