@@ -272,13 +272,23 @@ def serve(db_url: str, data_dir: str, port: int, workers: int = 1) -> None:
     writers of different processes) and the peak RSS reported is the largest worker's.
     """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from autosettle.api.app import create_app
 
     if workers > 1:
-        uvicorn.run("bench.payments:app_from_environment", factory=True, workers=workers,
-                    host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                    lifespan="off")
+        # uvicorn.run(workers=N) binds socket.socket(AF_INET) with protocol 0, and asyncio
+        # only sets TCP_NODELAY on accepted sockets whose protocol is IPPROTO_TCP: answers
+        # written in two parts then wait out Nagle and delayed ACKs (about 40 ms each). So
+        # the listening socket is made here, as a TCP socket, and handed to the supervisor.
+        config = uvicorn.Config("bench.payments:app_from_environment", factory=True,
+                                workers=workers, host="127.0.0.1", port=port,
+                                log_level="warning", access_log=False, lifespan="off")
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.set_inheritable(True)
+        Multiprocess(config, sockets=[listener]).run()
         rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         sys.stdout.write(f"{RSS_PREFIX}{rss_kib * 1024}\n")
         sys.stdout.flush()
