@@ -224,11 +224,9 @@ def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequ
             return part
         totals = {(g.merchant_id, g.cycle, g.currency): ItemTotals(
             g.item_count, g.gross_minor, g.fee_minor) for g in scan.groups}
-        claimed = {c.batch_id: {c.merchant_id: totals[(c.merchant_id, c.cycle, c.currency)]}
-                   for _, c, _ in claims}
-        planned = _plan_chunk(uow, claims, {
-            c.batch_id: totals[(c.merchant_id, c.cycle, c.currency)] for _, c, _ in claims},
-            run_date)
+        by_batch = {c.batch_id: totals[(c.merchant_id, c.cycle, c.currency)]
+                    for _, c, _ in claims}
+        planned = _plan_chunk(uow, claims, by_batch, run_date)
         posted = iter(uow.ledger.post_batch([p.entry for p in planned if p.entry], now))
         arrival: dict[tuple[str, date], date] = {}
         batches: list[tuple[Merchant, BatchRecord]] = []
@@ -255,7 +253,8 @@ def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequ
         uow.claims.advance(scan, [c for _, c, _ in claims], now)
         # The checks before money leaves compare each batch with its items as summed by the
         # scan in this transaction (no second read of a million rows).
-        blocked = instruct_payouts(uow, batches, now, claimed)
+        blocked = instruct_payouts(uow, batches, now, {
+            c.batch_id: {c.merchant_id: by_batch[c.batch_id]} for _, c, _ in claims})
     for p in planned:
         part.batches += 1
         part.items += p.totals.item_count

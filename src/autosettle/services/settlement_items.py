@@ -61,9 +61,15 @@ def fee_schedule(uow: UnitOfWork, merchant: Merchant, on: date) -> FeeSchedule:
 def schedule_from_versions(specs: Sequence[Mapping[str, object]], merchant: Merchant,
                            on: date) -> FeeSchedule:
     """:func:`fee_schedule` from the stored versions of the merchant's schedule."""
-    if specs:
+    return _schedule_or_default([schedule_from_dict(v) for v in specs], merchant, on)
+
+
+def _schedule_or_default(schedules: Sequence[FeeSchedule], merchant: Merchant,
+                         on: date) -> FeeSchedule:
+    """The version in force on ``on``; without one, the default for the merchant's type."""
+    if schedules:
         try:
-            return schedule_for([schedule_from_dict(v) for v in specs], on)
+            return schedule_for(schedules, on)
         except NotFoundError:
             pass
     return default_schedule_for(merchant.merchant_type.value, merchant.mcc)
@@ -88,12 +94,7 @@ class ItemTerms:
 
     def schedule_on(self, on: date) -> FeeSchedule:
         """:func:`fee_schedule` without a database read."""
-        if self.schedules:
-            try:
-                return schedule_for(self.schedules, on)
-            except NotFoundError:
-                pass
-        return default_schedule_for(self.merchant.merchant_type.value, self.merchant.mcc)
+        return _schedule_or_default(self.schedules, self.merchant, on)
 
     def due_date(self, business_day: date) -> date:
         cycle = self.merchant.settlement_cycle.value

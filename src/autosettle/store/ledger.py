@@ -43,6 +43,18 @@ _INSERT_ENTRY_RETURNING_ID = {name: _insert_entry(module, journal_entries.c.entr
 _INSERT_LINES = insert(journal_lines)
 
 
+def _entry_row(entry: JournalEntry, at: datetime, fingerprint: str) -> dict[str, Any]:
+    return {"idempotency_key": entry.idempotency_key, "fingerprint": fingerprint,
+            "kind": entry.kind, "merchant_id": entry.merchant_id,
+            "reference": entry.reference, "created_at": at}
+
+
+def _line_rows(entry_id: int, entry: JournalEntry) -> list[dict[str, Any]]:
+    return [{"entry_id": entry_id, "account_code": line.account.code,
+             "merchant_id": line.account.merchant_id, "currency": line.amount.currency.code,
+             "amount_minor": line.amount.amount_minor} for line in entry.lines]
+
+
 class LedgerRepository:
     """Posts entries exactly once per idempotency key and derives balances from lines."""
 
@@ -58,10 +70,8 @@ class LedgerRepository:
         statements are built once per dialect (building them costs more than running them).
         """
         fingerprint = entry.fingerprint()
-        entry_id = self._conn.execute(_INSERT_ENTRY_RETURNING_ID[self._conn.dialect.name], {
-            "idempotency_key": entry.idempotency_key, "fingerprint": fingerprint,
-            "kind": entry.kind, "merchant_id": entry.merchant_id,
-            "reference": entry.reference, "created_at": at}).scalar()
+        entry_id = self._conn.execute(_INSERT_ENTRY_RETURNING_ID[self._conn.dialect.name],
+                                      _entry_row(entry, at, fingerprint)).scalar()
         if entry_id is None:
             existing = self._conn.execute(
                 select(journal_entries.c.entry_id, journal_entries.c.fingerprint)
@@ -75,16 +85,7 @@ class LedgerRepository:
                     ErrorCode.IDEMPOTENCY_CONFLICT,
                 )
             return PostedEntry(existing.entry_id, entry.idempotency_key, created=False)
-        self._conn.execute(_INSERT_LINES, [
-            {
-                "entry_id": entry_id,
-                "account_code": line.account.code,
-                "merchant_id": line.account.merchant_id,
-                "currency": line.amount.currency.code,
-                "amount_minor": line.amount.amount_minor,
-            }
-            for line in entry.lines
-        ])
+        self._conn.execute(_INSERT_LINES, _line_rows(entry_id, entry))
         return PostedEntry(entry_id, entry.idempotency_key, created=True)
 
     def post_batch(self, entries: list[JournalEntry], at: datetime) -> list[PostedEntry]:
@@ -96,18 +97,13 @@ class LedgerRepository:
         keys = [e.idempotency_key for e in entries]
         if len(set(keys)) != len(keys):
             return [self.post(entry, at) for entry in entries]
-        rows = [{"idempotency_key": e.idempotency_key, "fingerprint": e.fingerprint(),
-                 "kind": e.kind, "merchant_id": e.merchant_id, "reference": e.reference,
-                 "created_at": at} for e in entries]
+        rows = [_entry_row(e, at, e.fingerprint()) for e in entries]
         created = {key: entry_id for entry_id, key in insert_rows(
             self._conn, journal_entries, rows, conflict=["idempotency_key"],
             returning=["entry_id", "idempotency_key"])}
         insert_rows(self._conn, journal_lines, [
-            {"entry_id": created[entry.idempotency_key], "account_code": line.account.code,
-             "merchant_id": line.account.merchant_id, "currency": line.amount.currency.code,
-             "amount_minor": line.amount.amount_minor}
-            for entry in entries if entry.idempotency_key in created for line in entry.lines
-        ])
+            row for e in entries if e.idempotency_key in created
+            for row in _line_rows(created[e.idempotency_key], e)])
         return [
             PostedEntry(created[e.idempotency_key], e.idempotency_key, created=True)
             if e.idempotency_key in created else self.post(e, at)

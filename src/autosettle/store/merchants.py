@@ -39,9 +39,6 @@ def merchant_from_row(row: Row[Any]) -> Merchant:
     )
 
 
-_merchant = merchant_from_row  # the name other store modules import
-
-
 def _terminal(row: Row[Any]) -> Terminal:
     m = row._mapping
     return Terminal(

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.merchants import Merchant, SettlementAccount
 from autosettle.store.bulk import insert_rows
-from autosettle.store.merchants import _account, _merchant
+from autosettle.store.merchants import _account, merchant_from_row
 from autosettle.store.tables import (
     alerts,
     calendar_overrides,
@@ -46,8 +46,6 @@ def item_lock_key(merchant_id: str) -> int:
     makes two merchants wait for each other)."""
     value = zlib.crc32(merchant_id.encode())
     return value - 2**32 if value >= 2**31 else value
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +192,14 @@ class SettlementRepository:
         rows = self._conn.execute(select(settlement_items).where(
             settlement_items.c.merchant_id == merchant_id,
             settlement_items.c.txn_id == txn_id).order_by(settlement_items.c.item_id))
-        return [_build(SettlementItem, r) for r in rows]
+        return [build_item(r) for r in rows]
 
     def items_for_source(self, merchant_id: str, source_txn_id: str) -> list[SettlementItem]:
         rows = self._conn.execute(select(settlement_items).where(
             settlement_items.c.merchant_id == merchant_id,
             settlement_items.c.source_txn_id == source_txn_id)
             .order_by(settlement_items.c.item_id))
-        return [_build(SettlementItem, r) for r in rows]
+        return [build_item(r) for r in rows]
 
     def latest_business_date(self, merchant_id: str) -> date | None:
         """The latest business date among the merchant's items (None without any)."""
@@ -219,7 +217,7 @@ class SettlementRepository:
         rows = self._conn.execute(
             select(merchants).where(merchants.c.merchant_id.in_(list(merchant_ids)))
             .order_by(merchants.c.merchant_id).with_for_update())
-        return {r.merchant_id: _merchant(r) for r in rows}
+        return {r.merchant_id: merchant_from_row(r) for r in rows}
 
     def batch_runs(self, merchant_ids: Sequence[str],
                    run_keys: Sequence[str]) -> set[tuple[str, str]]:

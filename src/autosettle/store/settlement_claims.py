@@ -50,9 +50,11 @@ from sqlalchemy import (
 from autosettle.store.bulk import insert_rows
 from autosettle.store.settlement import (
     ADVISORY_NAMESPACE,
+    BatchRecord,
     Claim,
     ItemTotals,
     SettlementItem,
+    SettlementRepository,
     build_item,
     item_lock_key,
 )
@@ -201,12 +203,13 @@ class ClaimRepository:
                 return [list(column) for column in zip(*rows, strict=True)]
             return [v for row in rows for v in row]
 
-        statements = [(_range_sql("since", len(keys), self._postgres),
-                       [*parameters(keys), upto])]
+        def sql(kind: str, rows: int) -> str:  # PostgreSQL's arrays: one text any length
+            return _range_sql(kind, 0 if self._postgres else rows, self._postgres)
+
+        statements = [(sql("since", len(keys)), [*parameters(keys), upto])]
         older = [k for k in keys if k in cursors and run_date > cursors[k].through_date]
         if older:
-            statements.append((_range_sql("fallen", len(older), self._postgres),
-                               parameters(older)))
+            statements.append((sql("fallen", len(older)), parameters(older)))
         return statements
 
     def _held_ids(self, keys: Sequence[tuple[str, str]], run_date: date, upto: int,
@@ -260,8 +263,8 @@ class ClaimRepository:
                                    .values(batch_id=a.batch_id))
 
     # -- membership, read back ----------------------------------------------------------
-    def _batch_items_query(self, batch: Any, columns: Iterable[Any]) -> Any:
-        """The items of one batch row (a ``settlement_batches`` row or BatchRecord)."""
+    def _batch_items_query(self, batch: BatchRecord, columns: Iterable[Any]) -> Any:
+        """The items of one batch."""
         i, k = settlement_items.c, settlement_carried.c
         if batch.through_item_id is None:  # made before migration 0005
             return select(*columns).where(i.merchant_id == batch.merchant_id,
@@ -317,9 +320,8 @@ class ClaimRepository:
                                                                       int(r[3]))
         return result
 
-    def _batch(self, batch_id: str) -> Any:
-        return self._conn.execute(select(settlement_batches).where(
-            settlement_batches.c.batch_id == batch_id)).first()
+    def _batch(self, batch_id: str) -> BatchRecord | None:
+        return SettlementRepository(self._conn).batch(batch_id)
 
     def batches_of_items(self, merchant_id: str) -> dict[int, str | None]:
         """Every item of the merchant → the batch it is in (None: unsettled)."""
@@ -400,7 +402,6 @@ class ClaimRepository:
                                     .where(settlement_items.c.item_id.in_(ids))
                                     .values(held=held))
         return int(result.rowcount or 0)
-
 
 
 _RANGE_JOIN = {
