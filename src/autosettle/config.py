@@ -4,12 +4,13 @@ Secrets (the PAN token key and the data key-encrypting key) come from configurat
 never stored in the database. When they are not configured, :func:`load_settings` creates a
 random pair once in ``<data_dir>/secrets.json`` (mode 0600) so the embedded demo works out of
 the box; production sets them explicitly. See docs/configuration.md for every setting.
+Loading the settings makes an existing data directory private (0700): every file autosettle
+writes there is 0600 (autosettle/private_files.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from datetime import time
 from functools import lru_cache
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from autosettle.private_files import create_once, tighten_dir
 
 SECRET_KEY_BYTES = 32
 
@@ -86,24 +89,20 @@ class Settings(BaseSettings):
 
 
 def _generated_secrets(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "secrets.json"
-    if path.exists():
-        loaded: dict[str, str] = json.loads(path.read_text())
-        return loaded
-    data_dir.mkdir(parents=True, exist_ok=True)
     values = {
         "pan_token_key": secrets.token_hex(SECRET_KEY_BYTES),
         "data_key": secrets.token_hex(SECRET_KEY_BYTES),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(values, handle)
-    return values
+    # Made once, atomically: two processes starting together agree on one pair.
+    loaded: dict[str, str] = json.loads(
+        create_once(data_dir / "secrets.json", json.dumps(values).encode()))
+    return loaded
 
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, filling missing secrets from ``secrets.json``."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    tighten_dir(settings.data_dir)  # an older version made it 0755
     missing = {
         name for name in ("pan_token_key", "data_key")
         if not getattr(settings, name).get_secret_value()

@@ -4,12 +4,12 @@ terminals, verified settlement accounts, and API keys, seeded once."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
+from autosettle.private_files import open_private_text, private_dir, tighten_file
 from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewMerchant, NewSettlementAccount, NewTerminal
@@ -70,6 +70,7 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
     _seed_data(ctx)
     path = keys_file(ctx)
     if path.exists():
+        tighten_file(path)  # an older version may have left it readable by others
         try:
             existing: dict[str, str] = json.loads(path.read_text())
         except ValueError:
@@ -77,9 +78,8 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
         if _keys_work(ctx, existing):
             return existing
     keys = _issue_keys(ctx)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
+    private_dir(path.parent)
+    with open_private_text(path) as handle:
         json.dump(keys, handle, indent=2)
     return keys
 

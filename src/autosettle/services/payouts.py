@@ -21,6 +21,7 @@ from autosettle.domain.errors import ConflictError, NotFoundError
 from autosettle.domain.ledger import Account, AccountType, transfer
 from autosettle.domain.merchants import Merchant, holder_name_matches
 from autosettle.domain.money import Money, currency
+from autosettle.private_files import open_private_binary, open_private_text, private_dir
 from autosettle.services.audit import record
 from autosettle.services.context import SYSTEM, Principal, ServiceContext
 from autosettle.store.settlement import BatchRecord, ItemTotals, PayoutRecord
@@ -159,7 +160,9 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
     same payouts (idempotent) and adds any newly pending ones.
     """
     out = out_dir or ctx.settings.data_dir / "payouts"
-    out.mkdir(parents=True, exist_ok=True)
+    # 0700, files 0600: clear account numbers and holder names. A folder of the caller's
+    # choosing is created private but, if it exists, left as it is.
+    private_dir(out, tighten=out_dir is None)
     name = f"payouts-{on:%Y%m%d}"
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
@@ -172,7 +175,7 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
         lines = [(p, _account_row(ctx, uow, p)) for p in rows]
     csv_path = out / f"{name}.csv"
     fixed_path = out / f"{name}.txt"
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+    with open_private_text(csv_path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["payout_id", "merchant_id", "bank_name", "account_number",
                          "holder_name", "amount", "currency", "value_date", "reference"])
@@ -180,7 +183,7 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
             writer.writerow([p.payout_id, p.merchant_id, bank, number, holder,
                              Money(p.amount_minor, currency(p.currency)).format(), p.currency,
                              p.expected_arrival.isoformat(), p.batch_id])
-    with fixed_path.open("wb") as handle:
+    with open_private_binary(fixed_path) as handle:
         handle.write(_fixed_header(on, len(lines), sum(p.amount_minor for p, _ in lines)))
         for p, (bank, number, holder) in lines:
             handle.write(_fixed_detail(p, bank, number, holder))

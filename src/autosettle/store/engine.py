@@ -8,6 +8,11 @@ handler makes a waiting writer sleep and poll (up to 100 ms a nap), which under 
 concurrent writers turns into seconds of tail latency while the database sits idle. Other
 processes still meet on SQLite's lock and its busy timeout. PostgreSQL: psycopg 3, READ
 COMMITTED, pool pre-ping.
+
+A SQLite file is created 0600 (in a 0700 folder if the folder is new) before SQLite opens
+it: SQLite gives the ``-wal`` and ``-shm`` files the permissions of the database file, so
+they are 0600 too. A file an older version left readable by others is tightened, with its
+WAL and SHM (autosettle/private_files.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from autosettle.private_files import create_private_file, private_dir, tighten_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_POOL_SIZE = 32
@@ -101,10 +108,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
     file_lock: threading.Lock | None = None
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-        if not database.startswith("file:"):
-            file_lock = _file_lock(database)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _private_database_file(Path(database))
+        file_lock = _file_lock(database)
     engine = create_engine(url, connect_args={"check_same_thread": False,
                                               "factory": _QueuedConnection}, **kwargs)
 
@@ -128,6 +134,15 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the SQLite file ``path`` 0600 (its folder 0700 when new), or tighten it and
+    the WAL and SHM files an older version left readable by others."""
+    private_dir(path.parent, tighten=False)
+    create_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten_file(path.with_name(path.name + suffix))
 
 
 def is_postgres(engine: Engine) -> bool:

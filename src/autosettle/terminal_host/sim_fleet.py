@@ -38,6 +38,7 @@ from autosettle.domain.errors import ConflictError, NotFoundError, ValidationErr
 from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import NetworkManagementCode
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
+from autosettle.private_files import open_private, private_dir
 from autosettle.services import merchants, terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.demo import DEMO_MERCHANTS
@@ -51,7 +52,6 @@ log = logging.getLogger("autosettle.terminal_sim")
 KEYRING_FILE: Final = "terminal-sim-keys.json"
 KEYRING_VERSION: Final = 1
 LOCK_FILE: Final = "terminal-sim-{pool}.lock"
-FILE_MODE: Final = 0o600
 SIM_MERCHANT_PREFIX: Final = "89831009999"  # + 4 digits: the 15 characters of field 42
 SIM_TERMINAL_PREFIX: Final = "SM"  # + 6 digits: the 8 characters of field 41
 SIM_TERMINALS_PER_MERCHANT: Final = 8
@@ -204,9 +204,8 @@ class Keyring:
     def put(self, merchant_id: str, terminal_id: str, entry: KeyringEntry) -> None:
         """Add or replace one terminal's entry (read, change, write under a file lock:
         ``serve``'s fleet and a simulator run may provision at the same time)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self.path.with_name(self.path.name + ".lock"),
-                          os.O_RDWR | os.O_CREAT, FILE_MODE)
+        private_dir(self.path.parent)
+        lock_fd = open_private(self.path.with_name(self.path.name + ".lock"), os.O_RDWR)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             terminals = self._load()
@@ -214,11 +213,9 @@ class Keyring:
                 "components": list(entry.components), "kcv": entry.kcv,
                 "generation": entry.generation, "mac_algorithm": entry.mac_algorithm}
             temporary = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-            with os.fdopen(fd, "w") as handle:
+            with os.fdopen(open_private(temporary), "w") as handle:
                 json.dump({"version": KEYRING_VERSION, "terminals": terminals}, handle,
                           indent=1)
-            os.chmod(temporary, FILE_MODE)  # an older file may have had other bits
             os.replace(temporary, self.path)
         finally:
             os.close(lock_fd)  # closing releases the lock
@@ -238,8 +235,8 @@ class PoolLock:
     def acquire(self) -> bool:
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        private_dir(self.path.parent)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
