@@ -9,22 +9,33 @@ late (the issuer acted, the caller timed out), 91/96 answers, refusals, and reve
 are not acknowledged for a while.
 
 The simulator keeps its own state in its own database (a SQLite file by default), so it
-survives a restart of autosettle and tests can check both sides. Cards are keyed by a hash
-of the PAN and PINs are stored hashed: not even the simulator keeps a PAN in clear. Every
+survives a restart of autosettle and tests can check both sides. Cards are keyed by an
+HMAC-SHA256 of the PAN and PINs are stored as an HMAC-SHA256 of the card key and the PIN,
+both under a secret that is not in the database (by default ``issuer-sim.key`` beside
+``issuer-sim.db``, made once, mode 0600): not even the simulator keeps a PAN in clear, and
+its rows alone give away neither card numbers nor PINs, however short the PIN. Every
 operation is idempotent on the caller's reference; a reversal that arrives before the
 authorization it reverses leaves a tombstone, so the late authorization is refused (68).
+
+Its database carries a version and a check value of its secret (``sim_meta``). A database
+made before the hashes were keyed (no version), or under another secret, has card rows
+nobody can match any more: they are deleted when the simulator opens it (with a warning),
+and the card keys of past authorizations are cleared; ``autosettle demo seed`` (or the
+demo fleet, or the terminal simulator) makes the demo cards again.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -35,19 +46,27 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     insert,
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 
 from autosettle.channels.base import ChannelAnswer, ChannelRequest, ChannelUnavailable
 from autosettle.domain.cards import Expiry
 from autosettle.domain.money import CNY, Currency
 from autosettle.domain.response_codes import ResponseCode
-from autosettle.store.engine import make_engine
+from autosettle.private_files import create_once
+from autosettle.store.engine import make_engine, normalize_url
 
 PIN_TRIES_MAX = 3
 RC = ResponseCode
+SECRET_BYTES: Final = 32
+HASH_VERSION: Final = "2"
+"""Version 1 (no ``sim_meta`` row): unkeyed SHA-256 card keys and PIN hashes."""
+
+log = logging.getLogger("autosettle.issuer_sim")
 
 sim_metadata = MetaData()
 sim_cards = Table(
@@ -85,6 +104,12 @@ sim_daily_counts = Table(
     Column("count_max", Integer, nullable=False),
     Column("count_date", String(10), nullable=True),
     Column("count_used", Integer, nullable=False),
+)
+sim_meta = Table(
+    # hash_version (HASH_VERSION) and key_check (which secret made the hashes).
+    "sim_meta", sim_metadata,
+    Column("name", String(30), primary_key=True),
+    Column("value", String(64), nullable=False),
 )
 sim_faults = Table(
     "sim_faults", sim_metadata,
@@ -160,12 +185,33 @@ class CardState:
         return self.balance_minor + self.credit_limit_minor - self.held_minor
 
 
-def card_key(pan: str) -> str:
-    return hashlib.sha256(b"sim-card:" + pan.encode()).hexdigest()
+def default_key_file(url: str) -> Path | None:
+    """Where the simulator on ``url`` keeps its secret by default: beside its SQLite file
+    (``issuer-sim.key`` for ``issuer-sim.db``); None for any other database."""
+    parsed = make_url(normalize_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return path.with_name(path.stem + ".key")
 
 
-def _pin_hash(key: str, pin: str) -> str:
-    return hashlib.sha256(f"{key}:{pin}".encode()).hexdigest()
+def load_secret(key_file: Path) -> bytes:
+    """The secret in ``key_file``, made (random, mode 0600) by the first caller."""
+    text = create_once(key_file, secrets.token_hex(SECRET_BYTES).encode())
+    try:
+        secret = bytes.fromhex(text.decode("ascii").strip())
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise ValueError(f"{key_file} does not hold an issuer simulator secret (hex, "
+                         ">= 16 bytes); delete it and the simulator database with it")
+    return secret
+
+
+def _derive(secret: bytes, purpose: str) -> bytes:
+    return hmac.digest(secret, f"autosettle issuer-sim {purpose}".encode(), "sha256")
 
 
 class IssuerSimulator:
@@ -173,10 +219,72 @@ class IssuerSimulator:
 
     name = "issuer-sim"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secret: bytes | None = None, *,
+                 key_file: Path | None = None) -> None:
+        """Open (creating) the simulator's database at ``url``.
+
+        ``secret`` keys the card and PIN hashes. Without it, the secret is read from
+        ``key_file`` (made once), by default the file beside a SQLite database (see
+        :func:`default_key_file`); an in-memory database gets a random one. Any other
+        database needs ``secret`` or ``key_file``.
+        """
         self._engine = make_engine(url)
+        secret = secret if secret is not None else self._own_secret(url, key_file)
+        self._card_secret = _derive(secret, "card")
+        self._pin_secret = _derive(secret, "pin")
         sim_metadata.create_all(self._engine)
+        self._adopt(_derive(secret, "key check").hex()[:32])
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _own_secret(url: str, key_file: Path | None) -> bytes:
+        key_file = key_file or default_key_file(url)
+        if key_file is not None:
+            return load_secret(key_file)
+        if make_url(normalize_url(url)).get_backend_name() == "sqlite":
+            return secrets.token_bytes(SECRET_BYTES)  # in memory: lives as long as we do
+        raise ValueError("the issuer simulator needs a secret or a key file for a "
+                         "database other than a SQLite file")
+
+    def _adopt(self, key_check: str) -> None:
+        """Delete the cards whose hashes no longer match: unkeyed (before version 2) or
+        made under another secret; then record this version and secret."""
+        with self._engine.begin() as conn:
+            meta = {row.name: row.value for row in conn.execute(select(sim_meta))}
+            if meta == {"hash_version": HASH_VERSION, "key_check": key_check}:
+                return
+            stale = conn.execute(select(func.count()).select_from(sim_cards)).scalar_one()
+            if stale:
+                log.warning("issuer simulator: %d card(s) hashed %s are deleted; seed the "
+                            "demo again to recreate them", stale,
+                            "under another secret" if meta else "without a key")
+            conn.execute(sim_cards.delete())
+            conn.execute(sim_daily_counts.delete())
+            conn.execute(update(sim_auths).where(sim_auths.c.card_key.is_not(None))
+                         .values(card_key=None))
+            conn.execute(sim_meta.delete())
+            conn.execute(insert(sim_meta), [{"name": "hash_version", "value": HASH_VERSION},
+                                            {"name": "key_check", "value": key_check}])
+        if stale and self._engine.dialect.name == "sqlite":
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the SQLite file so that the deleted hashes leave no trace in free pages
+        or in the WAL."""
+        raw = self._engine.raw_connection()
+        try:
+            raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+            raw.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+
+    def card_key(self, pan: str) -> str:
+        """The card's key in the simulator's database: HMAC-SHA256 of the PAN."""
+        return hmac.digest(self._card_secret, pan.encode(), "sha256").hex()
+
+    def _pin_hash(self, key: str, pin: str) -> str:
+        return hmac.digest(self._pin_secret, f"{key}:{pin}".encode(), "sha256").hex()
 
     def close(self) -> None:
         self._engine.dispose()
@@ -191,7 +299,7 @@ class IssuerSimulator:
         ``daily_count_max`` limits the approved purchases (sales and pre-authorizations) per
         business date; the next one is declined 65 (exceeds frequency limit).
         """
-        key = card_key(pan)
+        key = self.card_key(pan)
         with self._engine.begin() as conn:
             conn.execute(sim_cards.delete().where(sim_cards.c.card_key == key))
             conn.execute(sim_daily_counts.delete().where(sim_daily_counts.c.card_key == key))
@@ -201,13 +309,14 @@ class IssuerSimulator:
             conn.execute(insert(sim_cards).values(
                 card_key=key, masked=pan[:6] + "*" * (len(pan) - 10) + pan[-4:], kind=kind,
                 status=status.value, expiry=expiry,
-                pin_hash=_pin_hash(key, pin) if pin is not None else None, pin_tries=0,
+                pin_hash=self._pin_hash(key, pin) if pin is not None else None, pin_tries=0,
                 balance_minor=balance_minor, credit_limit_minor=credit_limit_minor,
                 held_minor=0, currency=cur.code))
 
     def card(self, pan: str) -> CardState:
         with self._engine.connect() as conn:
-            row = conn.execute(select(sim_cards).where(sim_cards.c.card_key == card_key(pan)))
+            row = conn.execute(select(sim_cards).where(
+                sim_cards.c.card_key == self.card_key(pan)))
             found = row.first()
         if found is None:
             raise KeyError("no such card")
@@ -217,7 +326,7 @@ class IssuerSimulator:
     def has_card(self, pan: str) -> bool:
         with self._engine.connect() as conn:
             return conn.execute(select(sim_cards.c.card_key).where(
-                sim_cards.c.card_key == card_key(pan))).first() is not None
+                sim_cards.c.card_key == self.card_key(pan))).first() is not None
 
     def auth_state(self, reference: str) -> str | None:
         """``applied``, ``declined``, ``reversed`` or ``tombstone`` (None: never seen)."""
@@ -296,7 +405,7 @@ class IssuerSimulator:
             return ChannelAnswer(RC(seen.response_code), seen.auth_code, req.reference)
         original = self._original(conn, req.original_reference)
         if req.pan is not None:
-            key = card_key(req.pan)
+            key = self.card_key(req.pan)
         elif original is not None and original.card_key is not None:
             key = original.card_key
         else:
@@ -389,7 +498,8 @@ class IssuerSimulator:
                    pin: str | None) -> ResponseCode | None:
         if card.pin_tries >= PIN_TRIES_MAX:
             return RC.PIN_TRIES_EXCEEDED
-        if pin is not None and _pin_hash(key, pin) == card.pin_hash:
+        if pin is not None and hmac.compare_digest(self._pin_hash(key, pin),
+                                                   card.pin_hash):
             if card.pin_tries:
                 conn.execute(update(sim_cards).where(sim_cards.c.card_key == key)
                              .values(pin_tries=0))
