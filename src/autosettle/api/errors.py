@@ -32,6 +32,7 @@ HTTP_STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.ALREADY_EXISTS: 409,
     ErrorCode.INVALID_STATE: 409,
+    ErrorCode.BATCH_NOT_OPEN: 422,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.IDEMPOTENCY_IN_PROGRESS: 409,
     ErrorCode.UNAUTHENTICATED: 401,

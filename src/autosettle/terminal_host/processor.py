@@ -272,7 +272,8 @@ class Processor:
         result = payments.authorize(self.ctx, PaymentRequest(
             txn_type=spec.txn_type, merchant_id=request.merchant_id,
             terminal_id=request.terminal_id, amount=self._amount(request), card=card,
-            original=original, batch_no=request.batch_no, stan=request.fields["11"]))
+            original=original, batch_no=request.batch_no, stan=request.fields["11"],
+            own_batch_numbers=True))
         return Outcome(result.response_code, self._result_fields(request, result))
 
     def _amount(self, request: Request) -> Money | None:
