@@ -154,7 +154,8 @@ def test_a_batch_the_terminal_does_not_know_fails_the_checks(
     card = cards_for(merchant_id, terminal_id)[CardRole.DEBIT]
     rogue = payments.authorize(ctx, PaymentRequest(
         TxnType.SALE, merchant_id, terminal_id, Money(1_234),
-        CardInput(card.pan, CARD_EXPIRY, CARD_PIN), batch_no="000002", stan="900000"))
+        CardInput(card.pan, CARD_EXPIRY, CARD_PIN), batch_no="000002", stan="900000",
+        own_batch_numbers=True))
     assert rogue.approved
 
     summary = _run(ctx, prepare_fleet(ctx, create=1),

@@ -509,6 +509,38 @@ def test_reversal_refusals() -> None:
     refused(reverse(partly.chain[0]), RefusalReason.ALREADY_REFUNDED)
 
 
+FOLLOW_UP_TYPES = [t for t in TxnType if ORIGINAL_TYPES[t]]
+
+
+@pytest.mark.parametrize("txn_type", FOLLOW_UP_TYPES)
+def test_a_refused_follow_up_without_original_is_a_record(txn_type: TxnType) -> None:
+    """Issue 9: a follow-up naming an unknown original is kept declined, without one; every
+    rule reads it (a refusal, or a reversal with no effect) instead of raising."""
+    orphan = Transaction("x", txn_type, D, fen(100), fen(0), DAY, BATCH)
+    assert orphan.original_id is None
+    assert reverse(orphan) == AlreadyReversed("x", NoEffect.NOTHING_MOVED)
+    for operation, check in OPS.items():
+        expected = (RefusalReason.ORIGINAL_DECLINED if txn_type in ORIGINAL_TYPES[operation]
+                    else RefusalReason.WRONG_TYPE)
+        refused(check(orphan), expected)
+    for status in STATUSES[txn_type] - {D}:  # only a declined one may lack its original
+        with pytest.raises(InvariantViolation):
+            Transaction("x", txn_type, status, fen(100), fen(0), DAY, BATCH)
+
+
+@pytest.mark.parametrize("txn_type", FOLLOW_UP_TYPES)
+def test_reversal_of_a_declined_record_ignores_its_chain(txn_type: TxnType) -> None:
+    """A declined follow-up that named an original of the wrong type (a cancellation of a
+    sale): its "chain" is not its ancestry, and reversing it moves nothing (00)."""
+    sale = approved(TxnType.SALE)
+    declined = Transaction("y", txn_type, D, fen(100), fen(0), DAY, BATCH, sale.id)
+    for chain in ((), (sale,), (sale, sale)):
+        assert reverse(declined, chain) == AlreadyReversed("y", NoEffect.NOTHING_MOVED)
+    approved_void = Transaction("v", TxnType.VOID, A, fen(100), fen(0), DAY, BATCH, "other")
+    with pytest.raises(InvariantViolation):  # a record that moved money keeps the check
+        reverse(approved_void, (sale,))
+
+
 def test_reversal_of_void_restores_the_sale_pending_void_leaves_it_alone() -> None:
     sale = approved(TxnType.SALE)
     void = child(allowed(can_void(sale, True)), "v")

@@ -32,6 +32,7 @@ HTTP_STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.ALREADY_EXISTS: 409,
     ErrorCode.INVALID_STATE: 409,
+    ErrorCode.BATCH_NOT_OPEN: 422,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.IDEMPOTENCY_IN_PROGRESS: 409,
     ErrorCode.UNAUTHENTICATED: 401,
@@ -67,9 +68,9 @@ def install(app: FastAPI) -> None:
     """Register the exception handlers that give every error the same shape."""
 
     @app.exception_handler(AutosettleError)
-    async def _domain(_: Request, exc: AutosettleError) -> JSONResponse:
-        if HTTP_STATUS[exc.code] >= 500:
-            log.error("internal error: %s", exc.code)
+    async def _domain(request: Request, exc: AutosettleError) -> JSONResponse:
+        if HTTP_STATUS[exc.code] >= 500:  # a fault: its message is for the log only
+            return _fault(request, exc, exc.code)
         return error_response(exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
@@ -93,11 +94,23 @@ def install(app: FastAPI) -> None:
         return error_response(ErrorCode.UNAVAILABLE, "the database is unavailable; retry")
 
     @app.exception_handler(DBAPIError)
-    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        log.error("database error: %s", type(exc.orig).__name__)
-        return error_response(ErrorCode.INTERNAL, "internal error")
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        return _fault(request, exc, ErrorCode.INTERNAL)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(ErrorCode.INTERNAL, "internal error")
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _fault(request, exc, ErrorCode.INTERNAL)
+
+
+FAULT_MESSAGES: Mapping[ErrorCode, str] = {
+    ErrorCode.INTERNAL: "internal error; the details are in the server log",
+    ErrorCode.UNAVAILABLE: "the service is unavailable; retry",
+}
+"""What a client is told of a fault: never the exception's own text (it may name internal
+state, records or SQL)."""
+
+
+def _fault(request: Request, exc: BaseException, code: ErrorCode) -> JSONResponse:
+    """The one answer to a fault (5xx): a fixed message, and the traceback in the log."""
+    log.error("%s on %s %r", code.value, request.method, request.url.path, exc_info=exc)
+    return error_response(code, FAULT_MESSAGES.get(code, FAULT_MESSAGES[ErrorCode.INTERNAL]))

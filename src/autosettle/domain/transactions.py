@@ -299,7 +299,10 @@ class Transaction:
     """A snapshot of one transaction record; every rule below reads and returns these.
 
     ``refunded`` is the sum of *approved* refunds of this record (sales and completions only).
-    ``original_id`` names the record a void, refund, cancel or completion refers to.
+    ``original_id`` names the record a void, refund, cancel or completion refers to; only a
+    declined one may lack it (refused because the original it named is unknown). A declined
+    record may also name an original of the wrong type (the reason it was refused): rules
+    that follow ``original_id`` check the type (see :func:`reverse`).
     ``expires_on`` is the last day a pre-authorization can be completed or cancelled.
     """
 
@@ -323,7 +326,8 @@ class Transaction:
         require(self.refunded.is_zero or (self.type in ORIGINAL_TYPES[TxnType.REFUND]
                                           and self.status is TxnStatus.APPROVED),
                 f"{self.id}: only an approved sale or completion carries refunds")
-        require((self.original_id is None) == (not ORIGINAL_TYPES[self.type]),
+        require(self.original_id is None if not ORIGINAL_TYPES[self.type]
+                else self.original_id is not None or self.status is TxnStatus.DECLINED,
                 f"{self.type} {self.id}: original_id {self.original_id!r} is wrong")
         require((self.expires_on is None) == (self.type is not TxnType.PREAUTH),
                 f"{self.type} {self.id}: expires_on {self.expires_on!r} is wrong")
@@ -591,18 +595,19 @@ def reverse(txn: Transaction | None,
     """Reverse (冲正) ``txn``: undo it as if it had never been approved.
 
     Idempotent: an unknown, declined, already reversed, voided, cancelled or expired record is
-    acknowledged with :class:`AlreadyReversed`. Refused for a balance inquiry, for a record
-    with refunds (reverse the refunds first) and for a completed pre-authorization (reverse
-    the completion instead).
+    acknowledged with :class:`AlreadyReversed`, whatever ``chain`` holds (a declined record
+    may have no original, or one of the wrong type: it moved nothing, so nothing of it is
+    read). Refused for a balance inquiry, for a record with refunds (reverse the refunds
+    first) and for a completed pre-authorization (reverse the completion instead).
     """
     if txn is None:
         return AlreadyReversed(None, NoEffect.UNKNOWN_TRANSACTION)
     if txn.type not in REVERSIBLE_TYPES:
         return Refusal(RefusalReason.NOT_REVERSIBLE, f"a {txn.type} cannot be reversed")
-    _require_chain(txn, chain)
     plan = _REVERSAL[txn.status]
     if isinstance(plan, NoEffect):
         return AlreadyReversed(txn.id, plan)
+    _require_chain(txn, chain)
     if isinstance(plan, RefusalReason):
         return Refusal(plan, f"{txn.id} is {txn.status}")
     if txn.status is TxnStatus.PENDING:

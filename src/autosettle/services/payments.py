@@ -60,7 +60,7 @@ from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.response_codes import ResponseCode, describe
-from autosettle.services import settlement_items
+from autosettle.services import idempotency, settlement_items
 from autosettle.services.context import ServiceContext
 from autosettle.store.payments import PaymentRules, TransactionRecord
 from autosettle.store.uow import UnitOfWork
@@ -120,6 +120,10 @@ class PaymentRequest:
     batch_no: str | None = None
     stan: str | None = None
     idempotency_key: str | None = None
+    own_batch_numbers: bool = False
+    """True for a terminal that numbers its batches itself (ISO 8583 field 60.2, checked
+    against the batch the host expects): a number not seen before opens that batch. Any
+    other caller (REST) may name only an open batch of its terminal (``batch_not_open``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +171,7 @@ def authorize(ctx: ServiceContext, req: PaymentRequest) -> PaymentResult:
     card_ref = ctx.tokenizer.describe(req.card.pan) if req.card else None
     fingerprint = _fingerprint(req, card_ref)
     try:
-        try:
-            prepared = _prepare(ctx, req, fingerprint, card_ref)
-        except IntegrityError:  # a concurrent twin inserted the same trace or key first
-            prepared = _prepare(ctx, req, fingerprint, card_ref)
+        prepared = _prepare_once(ctx, req, fingerprint, card_ref)
     except Rejected as exc:
         return _rejected(exc.message, exc.response_code, exc.code)
     if isinstance(prepared, PaymentResult):
@@ -185,6 +186,8 @@ def authorize(ctx: ServiceContext, req: PaymentRequest) -> PaymentResult:
 
 def _check_shape(req: PaymentRequest) -> None:
     txn_type = tm.TxnType(req.txn_type)
+    if req.idempotency_key is not None:
+        idempotency.check_key(req.idempotency_key)  # the rule of every other POST
     if txn_type in _NEEDS_CARD and req.card is None:
         raise Rejected(f"a {txn_type} needs card data", RC.FORMAT_ERROR)
     if req.card is not None:
@@ -238,6 +241,22 @@ def _fingerprint(req: PaymentRequest, card: CardRef | None) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _prepare_once(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
+                  card_ref: CardRef | None) -> PaymentResult | _Prepared:
+    """:func:`_prepare`, again if its insert clashed on a trace or key: a concurrent twin
+    got there first (the retry replays it), or the trace counter lagged behind a trace in
+    use (the retry moves it past every used one). A clash that persists is a duplicate."""
+    try:
+        return _prepare(ctx, req, fingerprint, card_ref)
+    except IntegrityError:
+        pass
+    try:
+        return _prepare(ctx, req, fingerprint, card_ref, resync=True)
+    except IntegrityError:
+        raise Rejected("this trace number is already used in the batch",
+                       RC.DUPLICATE_TRANSMISSION, ErrorCode.IDEMPOTENCY_CONFLICT) from None
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     record: TransactionRecord
@@ -246,7 +265,7 @@ class _Prepared:
 
 
 def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
-             assert_card: CardRef | None) -> PaymentResult | _Prepared:
+             assert_card: CardRef | None, resync: bool = False) -> PaymentResult | _Prepared:
     """Steps 2-4 in one unit of work: duplicates, rules, then the pending (or declined) row."""
     now = ctx.now()
     today = business_date(now, ctx.settings.cutoff)
@@ -264,6 +283,8 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
         existing = _find_duplicate(uow, req)
         if existing is not None:
             return _replay_later(existing, fingerprint)
+        if resync:
+            uow.batches.resync_stans(req.merchant_id, req.terminal_id)
         batch_no, stan = _batch_and_stan(uow, req, now)
         amount = req.amount
         if amount is not None and amount.currency.code != merchant.currency:
@@ -335,29 +356,48 @@ def _find_duplicate(uow: UnitOfWork, req: PaymentRequest) -> TransactionRecord |
 
 
 def _batch_and_stan(uow: UnitOfWork, req: PaymentRequest, now: datetime) -> tuple[str, str]:
-    """The batch and trace number of a new record: the terminal's own, or the next of its
-    open batch, taken with the batch in one statement when the batch is open already."""
-    if req.batch_no is None and req.stan is None:
-        taken = uow.batches.take_open_stan(req.merchant_id, req.terminal_id)
-        if taken is not None:
-            return taken[0], _stan_text(taken[1])
-    batch_no = _batch_for(uow, req, now)
-    return batch_no, req.stan or _next_stan(uow, req, batch_no)
-
-
-def _batch_for(uow: UnitOfWork, req: PaymentRequest, now: datetime) -> str:
-    """The terminal's open batch; a terminal naming a new batch number opens it."""
-    open_batch = uow.batches.open_batch(req.merchant_id, req.terminal_id)
+    """The batch and trace number of a new record: the next of the terminal's open batch,
+    taken with the batch in one statement; or the terminal's own trace, which moves the
+    batch's counter past it in the same one statement (a later record without a trace of
+    its own never gets it again)."""
+    if req.stan is None:
+        if req.batch_no is None:
+            taken = uow.batches.take_open_stan(req.merchant_id, req.terminal_id)
+            if taken is not None:
+                return taken[0], _stan_text(taken[1])
+        batch_no = _batch_for(uow, req, now)
+        return batch_no, _next_stan(uow, req, batch_no)
+    stan = int(req.stan)
+    found: str | None
     if req.batch_no is None:
+        found = uow.batches.advance_open_stan(req.merchant_id, req.terminal_id, stan)
+    elif uow.batches.advance_stan(req.merchant_id, req.terminal_id, req.batch_no, stan):
+        found = req.batch_no
+    else:
+        found = None
+    return found or _batch_for(uow, req, now, next_stan=stan + 1), req.stan
+
+
+def _batch_for(uow: UnitOfWork, req: PaymentRequest, now: datetime,
+               next_stan: int = 1) -> str:
+    """The terminal's open batch, or a new one (its counter at ``next_stan``): the next
+    number when the request names none, the named one when the terminal numbers its own
+    batches (:attr:`PaymentRequest.own_batch_numbers`); anything else is refused."""
+    if req.batch_no is None:
+        open_batch = uow.batches.open_batch(req.merchant_id, req.terminal_id)
         if open_batch is not None:
             return open_batch.batch_no
         latest = uow.batches.latest(req.merchant_id, req.terminal_id)
         number = f"{int(latest.batch_no) % 999999 + 1:06d}" if latest else FIRST_BATCH_NO
-        uow.batches.add(req.merchant_id, req.terminal_id, number, now)
+        uow.batches.add(req.merchant_id, req.terminal_id, number, now, next_stan)
         return number
     known = uow.batches.get(req.merchant_id, req.terminal_id, req.batch_no)
+    if not req.own_batch_numbers and (known is None or known.status != "open"):
+        raise Rejected(f"batch {req.batch_no} is not this terminal's open batch: leave "
+                       "batch_no out (the host numbers batches)", RC.OPERATION_ERROR,
+                       ErrorCode.BATCH_NOT_OPEN)
     if known is None:
-        uow.batches.add(req.merchant_id, req.terminal_id, req.batch_no, now)
+        uow.batches.add(req.merchant_id, req.terminal_id, req.batch_no, now, next_stan)
     elif known.status != "open":
         raise Rejected(f"batch {req.batch_no} is closed: settle and start the next batch",
                        RC.OPERATION_ERROR, ErrorCode.INVALID_STATE)
@@ -844,6 +884,7 @@ def _tombstone(ctx: ServiceContext, uow: UnitOfWork, merchant_id: str, terminal_
         batch = current.batch_no if current else FIRST_BATCH_NO
     if uow.transactions.find_by_trace(merchant_id, terminal_id, batch, original.stan):
         return
+    uow.batches.advance_stan(merchant_id, terminal_id, batch, int(original.stan))
     merchant = uow.merchants.get(merchant_id)
     now = ctx.now()
     if tm.ORIGINAL_TYPES[tm.TxnType(txn_type)]:

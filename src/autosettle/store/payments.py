@@ -5,9 +5,10 @@ costs more CPU than running it) and folded where one statement can do the work o
 :meth:`PaymentRulesRepository.context` reads the terminal, its merchant, the merchant's rules
 and the version stamps of its fee schedules and of the calendar overrides in one SELECT;
 :meth:`BatchRepository.take_open_stan` finds the open batch and takes its next trace number
-in one UPDATE .. RETURNING; :meth:`TransactionRepository.update_if` is conditional on the
-status the caller expects, so the answer to a pending sale needs no ``SELECT .. FOR UPDATE``
-first (and no row read back: the caller knows what it wrote).
+in one UPDATE .. RETURNING (and :meth:`BatchRepository.advance_stan` moves the counter past
+a trace the terminal chose itself, also in one); :meth:`TransactionRepository.update_if` is
+conditional on the status the caller expects, so the answer to a pending sale needs no
+``SELECT .. FOR UPDATE`` first (and no row read back: the caller knows what it wrote).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     Row,
     String,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -131,6 +134,41 @@ _TAKE_OPEN_STAN = update(terminal_batches).where(
         terminal_batches.c.status == "open").scalar_subquery(),
 ).values(next_stan=terminal_batches.c.next_stan + 1).returning(
     terminal_batches.c.batch_no, terminal_batches.c.next_stan)
+STAN_MODULUS = 999_999
+"""Trace numbers run 000001..999999, then round again; ``next_stan`` only grows."""
+
+
+def _past(stan: Any) -> Any:
+    """``next_stan`` moved just past the trace ``stan`` when that trace is at or ahead of
+    it in the counter's current round (``max(counter, stan + 1)``, round-aware), else
+    unchanged: a trace the terminal chose itself is never handed out again."""
+    counter = terminal_batches.c.next_stan
+    position = (counter - 1) % STAN_MODULUS + 1  # the trace the counter hands out next
+    return case((position <= stan, counter + (stan - position) + 1), else_=counter)
+
+
+_OPEN_BATCH_OF_TERMINAL = (
+    terminal_batches.c.merchant_id == bindparam("m"),
+    terminal_batches.c.terminal_id == bindparam("term"),
+    terminal_batches.c.status == "open")
+_ADVANCE_STAN = update(terminal_batches).where(
+    *_OPEN_BATCH_OF_TERMINAL, terminal_batches.c.batch_no == bindparam("batch"),
+).values(next_stan=_past(bindparam("stan", type_=Integer))).returning(
+    terminal_batches.c.batch_no)
+_ADVANCE_OPEN_STAN = update(terminal_batches).where(
+    *_OPEN_BATCH_OF_TERMINAL,
+    terminal_batches.c.batch_no == select(func.max(terminal_batches.c.batch_no)).where(
+        terminal_batches.c.merchant_id == bindparam("m2"),
+        terminal_batches.c.terminal_id == bindparam("term2"),
+        terminal_batches.c.status == "open").scalar_subquery(),
+).values(next_stan=_past(bindparam("stan", type_=Integer))).returning(
+    terminal_batches.c.batch_no)
+_HIGHEST_USED_STAN = select(func.coalesce(func.max(transactions.c.stan.cast(Integer)), 0)).where(
+    transactions.c.merchant_id == terminal_batches.c.merchant_id,
+    transactions.c.terminal_id == terminal_batches.c.terminal_id,
+    transactions.c.batch_no == terminal_batches.c.batch_no).scalar_subquery()
+_RESYNC_STANS = update(terminal_batches).where(*_OPEN_BATCH_OF_TERMINAL).values(
+    next_stan=_past(_HIGHEST_USED_STAN))
 _RULES = select(merchant_payment_rules).where(
     merchant_payment_rules.c.merchant_id == bindparam("m"))
 
@@ -327,10 +365,11 @@ class BatchRepository:
             .order_by(terminal_batches.c.batch_no.desc())).first()
         return BatchRecord(**dict(row._mapping)) if row else None
 
-    def add(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime) -> None:
+    def add(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime,
+            next_stan: int = 1) -> None:
         self._conn.execute(insert(terminal_batches).values(
             merchant_id=merchant_id, terminal_id=terminal_id, batch_no=batch_no,
-            status="open", next_stan=1, opened_at=at))
+            status="open", next_stan=next_stan, opened_at=at))
 
     def take_open_stan(self, merchant_id: str, terminal_id: str) -> tuple[str, int] | None:
         """Take the next trace number of the terminal's open batch (the latest, should there
@@ -345,6 +384,27 @@ class BatchRepository:
         value = self._conn.execute(_TAKE_STAN, {"m": merchant_id, "term": terminal_id,
                                                 "batch": batch_no}).scalar()
         return int(value or 1) - 1
+
+    def advance_stan(self, merchant_id: str, terminal_id: str, batch_no: str,
+                     stan: int) -> bool:
+        """Move the counter of the *open* batch ``batch_no`` past ``stan``, a trace the
+        terminal chose itself. False: no such open batch (nothing changed)."""
+        row = self._conn.execute(_ADVANCE_STAN, {"m": merchant_id, "term": terminal_id,
+                                                 "batch": batch_no, "stan": stan}).first()
+        return row is not None
+
+    def advance_open_stan(self, merchant_id: str, terminal_id: str, stan: int) -> str | None:
+        """:meth:`advance_stan` on the terminal's open batch (the latest, should there be
+        several), in one statement: its number, or None without an open batch."""
+        row = self._conn.execute(_ADVANCE_OPEN_STAN, {"m": merchant_id, "term": terminal_id,
+                                                      "m2": merchant_id, "term2": terminal_id,
+                                                      "stan": stan}).first()
+        return str(row.batch_no) if row else None
+
+    def resync_stans(self, merchant_id: str, terminal_id: str) -> None:
+        """Move the counters of the terminal's open batches past every trace used in them
+        (repairs a counter that lags behind, e.g. in data written before it was kept)."""
+        self._conn.execute(_RESYNC_STANS, {"m": merchant_id, "term": terminal_id})
 
     def close(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime) -> None:
         self._conn.execute(update(terminal_batches).where(

@@ -16,9 +16,10 @@ The pipeline of a request (answers in brackets)::
     the service's answer ..................... [39 from the service], MAC'd
 
 Business rules live in the services; this module only maps fields to service calls and
-results back to fields. Every exception is caught here: a reversible financial request
-then gets no answer (the connection closes, so the terminal reverses: money may have moved
-before the failure), anything else is answered 96.
+results back to fields. Every exception is caught here and logged with its traceback: a
+reversible financial request that left a record under its trace then gets no answer (the
+connection closes, so the terminal reverses: money may have moved before the failure);
+anything else, including a financial request that left nothing, is answered 96.
 """
 
 from __future__ import annotations
@@ -159,11 +160,25 @@ class Processor:
             log.exception("terminal host: unexpected failure on %s from terminal %s",
                           decoded.fields.get(MTI_KEY), decoded.fields.get("41"))
         mti = response_mti(decoded.fields.get(MTI_KEY, ""))
-        if mti is None or classify(decoded.fields) in _REVERSIBLE:
+        if mti is None or (classify(decoded.fields) in _REVERSIBLE
+                           and not self._moved_nothing(decoded.fields)):
             # Money may have moved before the failure: no answer makes the terminal send
             # its stored reversal (store and forward), where a 96 could make it retry.
             return None
         return self._encode(frame, self._bare(decoded.fields, mti, RC.SYSTEM_MALFUNCTION))
+
+    def _moved_nothing(self, fields: MessageFields) -> bool:
+        """True when no record carries the trace of this failed financial message, so it
+        moved nothing and a 96 tells the truth; False when one does, or when it cannot be
+        told (the record may hold money: the terminal's reversal must undo it)."""
+        try:
+            batch_no = f"{parse_field60(fields['60']).batch_no:06d}"
+            return terminal_batches.find_message(self.ctx, fields["42"], fields["41"],
+                                                 batch_no, fields["11"]) is None
+        except Exception:
+            log.warning("terminal host: could not tell whether a failed message moved money",
+                        exc_info=True)
+            return False
 
     def _undecodable(self, frame: Frame) -> bytes | None:
         mti = frame.payload[:2].hex()
@@ -272,7 +287,8 @@ class Processor:
         result = payments.authorize(self.ctx, PaymentRequest(
             txn_type=spec.txn_type, merchant_id=request.merchant_id,
             terminal_id=request.terminal_id, amount=self._amount(request), card=card,
-            original=original, batch_no=request.batch_no, stan=request.fields["11"]))
+            original=original, batch_no=request.batch_no, stan=request.fields["11"],
+            own_batch_numbers=True))
         return Outcome(result.response_code, self._result_fields(request, result))
 
     def _amount(self, request: Request) -> Money | None:
