@@ -64,7 +64,6 @@ FAILED = "failed"
 DEFERRED = "deferred"
 ABANDONED = "abandoned"
 SUPERSEDED = "superseded"
-STATUSES = (RUNNING, DONE, FAILED, DEFERRED, ABANDONED, SUPERSEDED)
 
 JobFn = Callable[[], Mapping[str, Any] | None]
 
