@@ -198,6 +198,12 @@ def test_calendar_answers_near_the_last_date_are_typed_errors(
     same_day = client.get("/v1/calendar/settlement-date?date=9999-12-31&cycle=D0",
                           headers=headers)
     assert same_day.status_code == 200 and same_day.json()["settlement_date"] == "9999-12-31"
+    # the default period of the cycle costs: 30 days back, but not before year 1
+    early = client.get(f"/v1/merchants/{SHOP}/cycle-costs?date_to=0001-01-05",
+                       headers=headers)
+    assert early.status_code == 200, early.text
+    assert (early.json()["date_from"], early.json()["date_to"]) == ("0001-01-01",
+                                                                    "0001-01-05")
 
 
 def test_a_maintenance_window_may_not_start_years_ahead(
