@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -225,11 +226,11 @@ def demo_seed(
     if as_json:
         emit_json(keys)
         return
-    _print_demo_keys(keys)
+    _print_demo_keys(keys, demo.keys_file(ctx))
 
 
-def _print_demo_keys(keys: dict[str, str]) -> None:
-    console.print("[bold]demo API keys[/bold] (also in var/demo-keys.json):")
+def _print_demo_keys(keys: dict[str, str], path: Path) -> None:
+    console.print(f"[bold]demo API keys[/bold] (also in {path}):", soft_wrap=True)
     for who, key in keys.items():
         console.print(f"  {who:<36} {key}", soft_wrap=True)
 

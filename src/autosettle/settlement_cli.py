@@ -23,7 +23,14 @@ from autosettle.domain.calendar import SHANGHAI, BusinessCalendar, SettlementCyc
 from autosettle.domain.calendar import settlement_date as calendar_settlement_date
 from autosettle.domain.errors import ValidationError
 from autosettle.domain.money import Money
-from autosettle.services import leases, maintenance, payouts, settlement, settlement_items
+from autosettle.services import (
+    business_dates,
+    leases,
+    maintenance,
+    payouts,
+    settlement,
+    settlement_items,
+)
 from autosettle.services.context import SYSTEM
 from autosettle.store.uow import Database
 
@@ -66,13 +73,16 @@ def settle(
     cycles: Annotated[str, typer.Option(help="Comma-separated cycles.")] = "T1,D1",
     as_json: JsonFlag = False,
 ) -> None:
-    """Settle every item due by a date (idempotent: a second run changes nothing)."""
+    """Settle every item due by a date (idempotent: a second run changes nothing).
+
+    The date may not be after the current business date (Shanghai, cut-off 23:00)."""
     run_date = _day(on)
     parsed = tuple(dict.fromkeys(SettlementCycle.parse(c).value
                                  for c in cycles.split(",") if c.strip()))
     if not parsed:
         raise ValidationError("--cycles names no cycle")
     ctx = context()
+    business_dates.require_run_date(ctx, run_date)  # refused before the bar is drawn
     total = settlement.merchant_count(ctx)  # the bar moves per merchant looked at
     if as_json:
         done = leases.settle_now(ctx, SYSTEM, run_date, parsed)
@@ -113,7 +123,9 @@ def payouts_export(
     on: Annotated[str, typer.Option("--date", help="Payouts due by this date.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Write the payout files (CSV and fixed-width) for a date; pending payouts become sent."""
+    """Write the payout files (CSV and fixed-width) for a date; pending payouts become sent.
+
+    The date may not be after the current business date."""
     file = payouts.export_payouts(context(), _day(on))
     if as_json:
         emit_json({"date": file.date.isoformat(), "csv": str(file.csv_path),

@@ -269,3 +269,61 @@ def test_seed_replaces_revoked_keys(ctx: ServiceContext) -> None:
     fresh = demo.seed(ctx)
     assert fresh["operator"] != keys["operator"]
     assert apikeys.authenticate(ctx, fresh["operator"]).role is Role.OPERATOR
+
+
+# -- issue 9, defect 11 -------------------------------------------------------------------
+
+def test_demo_seed_prints_where_the_keys_really_are(migrated: Invoke, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("AUTOSETTLE_DATA_DIR", str(elsewhere))
+    shown = migrated("demo", "seed").stdout
+    path = elsewhere / "demo-keys.json"
+    assert path.exists()
+    assert f"(also in {path})" in shown
+    assert "var/demo-keys.json" not in shown
+
+
+def test_terminal_commands_check_what_they_are_given_before_anything(
+        migrated: Invoke, db_path: Path) -> None:
+    migrated("merchants", "add", "--merchant-id", MID, "--legal-name", "CLI Test Co",
+             "--mcc", "5411")
+    migrated("terminals", "add", "--merchant-id", MID, "--terminal-id", "CLI00001")
+    migrated("terminals", "provision", "--merchant-id", MID, "--terminal-id", "CLI00001",
+             "--json")
+    runner = CliRunner()
+
+    def run(*args: str, answer: str = "") -> Result:
+        get_settings.cache_clear()
+        result = runner.invoke(app, list(args), input=answer)
+        get_settings.cache_clear()
+        assert result.exception is None or isinstance(result.exception, SystemExit), args
+        return result
+
+    def key_status() -> str:
+        shown = as_json(migrated("terminals", "status", "--merchant-id", MID, "--json"))
+        return str(shown[0]["key_status"])
+
+    before = counts(db_path)
+    for terminal_id, code in (("CLI00009", "not_found"), ("CLI0000!", "validation_failed")):
+        # the terminal is looked up first: an error, and no question asked (nor answered)
+        refused = run("terminals", "reset-tmk", "--merchant-id", MID, "--terminal-id",
+                      terminal_id, answer="y\n")
+        assert refused.exit_code == 2 and code in refused.output, refused.output
+        assert "Reset the TMK" not in refused.output
+    for args, code in ((["batch-flags", "--merchant-id", "xx"], "validation_failed"),
+                       (["batch-flags", "--merchant-id", "898310099990009"], "not_found"),
+                       (["status", "--merchant-id", "xx"], "validation_failed"),
+                       (["status", "--merchant-id", "898310099990009"], "not_found")):
+        refused = run("terminals", *args)
+        assert refused.exit_code == 2 and code in refused.output, (args, refused.output)
+    kept = run("terminals", "reset-tmk", "--merchant-id", MID, "--terminal-id", "CLI00001",
+               answer="n\n")
+    assert kept.exit_code == 1 and "Reset the TMK of terminal CLI00001" in kept.output
+    assert counts(db_path) == before and key_status() == "active"
+    assert as_json(migrated("terminals", "batch-flags", "--merchant-id", MID, "--json")) == []
+
+    reset = run("terminals", "reset-tmk", "--merchant-id", MID, "--terminal-id", "CLI00001",
+                answer="y\n")
+    assert reset.exit_code == 0 and "TMK reset" in reset.output, reset.output
+    assert key_status() != "active"

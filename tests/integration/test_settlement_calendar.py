@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from jobtools import advance_clock_to
 
 from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.calendar import SHANGHAI, WARNING_YEAR_UNCOVERED, BusinessCalendar
@@ -78,6 +79,7 @@ def batches_of(ctx: ServiceContext, cycle: str) -> list[BatchRecord]:
 
 
 def settle_on(ctx: ServiceContext, day: date, cycles: tuple[str, ...]) -> int:
+    advance_clock_to(ctx, day)  # a run may not be dated after the current business date
     return settlement.settle(ctx, day, cycles, run_key=f"{day}:{'+'.join(cycles)}").batches
 
 
@@ -222,6 +224,7 @@ def test_uncovered_year_falls_back_to_weekends_and_alerts(shops: ServiceContext,
     txn = sale(shops, "T1")
     assert item_of(shops, "T1", txn).due_date == date(2031, 3, 10)   # Monday
     assert settle_on(shops, date(2031, 3, 8), ("T1",)) == 0          # Saturday
+    advance_clock_to(shops, date(2031, 3, 10))
     run = settlement.settle(shops, date(2031, 3, 10), ("T1",))
     assert (run.batches, run.errors) == (1, [])
     assert settle_on(shops, date(2031, 3, 11), ("T1",)) == 0

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from jobtools import add_merchant, fee_of
+from jobtools import add_merchant, advance_clock_to, fee_of
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
@@ -652,6 +652,7 @@ def test_random_walk_keeps_every_item_in_exactly_one_batch(ctx: ServiceContext,
             key = rnd.choice(used_keys) if reuse else f"walk-{step}"
             before = {t for t, b in check().items() if b is not None}
             cursors_before = all_cursors(ctx)
+            advance_clock_to(ctx, run_day)  # a run is never dated after the business date
             summary = settlement.settle(ctx, run_day, cycles, run_key=key)
             assert not summary.errors, summary.errors
             used_keys.append(key)
@@ -681,6 +682,7 @@ def test_random_walk_keeps_every_item_in_exactly_one_batch(ctx: ServiceContext,
         assert settlement.hold_transaction(ctx, txns[txn][0], txn, False) == 1
     for mid in shops:
         merchants.set_merchant_status(ctx, SYSTEM, mid, MerchantStatus.ACTIVE)
+    advance_clock_to(ctx, NEXT_MON)
     settlement.settle(ctx, NEXT_MON, settlement.ALL_CYCLES, run_key="walk-final")
     latest_run = NEXT_MON
     where = check()
@@ -863,7 +865,8 @@ def test_migration_0005_on_legacy_data(legacy_url: str, tmp_path: Path) -> None:
 
     migrate.upgrade(legacy_url)
     assert migrate.current_revision(legacy_url) not in (None, "0004")
-    ctx = _context(legacy_url, tmp_path, lambda: at)
+    clock = [at]
+    ctx = _context(legacy_url, tmp_path, lambda: clock[0])
     try:
         ids = item_ids(ctx, SHOP)
         cafe_ids = item_ids(ctx, CAFE)
@@ -900,6 +903,7 @@ def test_migration_0005_on_legacy_data(legacy_url: str, tmp_path: Path) -> None:
         assert cafe.unsettled() == set()
 
         assert settlement.hold_transaction(ctx, SHOP, i3.txn_id, held=False) == 1
+        clock[0] = at + timedelta(days=1)  # a run may not be dated after the business date
         thu = settlement.settle(ctx, THU)
         assert (thu.batches, thu.items, thu.gross_minor) == (1, 2, 10_000)
         shop = books(ctx, SHOP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from jobtools import advance_clock_to
 
 from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
@@ -60,8 +61,10 @@ def test_t1_settlement_with_fees_refund_and_payout(shops: ServiceContext) -> Non
     pay(shops, TxnType.VOID, None, pan=None, original=s3.record.txn_id)  # type: ignore[union-attr]
     # Friday 2026-09-18 → T+1 is Sunday 2026-09-20, an in-lieu workday
     assert settlement.expected_settlement(shops, date(2026, 9, 18), "T1") == date(2026, 9, 20)
+    advance_clock_to(shops, date(2026, 9, 19))
     early = settlement.settle(shops, date(2026, 9, 19))
     assert early.batches == 0
+    advance_clock_to(shops, date(2026, 9, 20))
     run = settlement.settle(shops, date(2026, 9, 20))
     assert run.batches == 1, run
     fee_s1 = 1800

@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from sqlalchemy import select
 
 from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
-from autosettle.domain.calendar import business_date
+from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.domain.cards import CardKind
 from autosettle.domain.fees import transaction_fee
 from autosettle.domain.ledger import Account, AccountType
@@ -281,7 +281,9 @@ def batch_counts(w: World, merchant_ids: list[str]) -> dict[str, int]:
 
 
 def settle_day(w: World, day: date, key: str) -> int:
-    """An intraday (T0+D0) and a next-day (T1+D1) run for ``day``; the batches made."""
+    """An intraday (T0+D0) and a next-day (T1+D1) run for ``day``; the batches made. The
+    clock moves to ``day`` first if it is behind (a run is never dated in the future)."""
+    w.clock[0] = max(w.clock[0], datetime.combine(day, time(2, 0), SHANGHAI).astimezone(UTC))
     made = 0
     for cycles in (settlement.SAME_DAY, settlement.NEXT_DAY):
         summary = settlement.settle(w.ctx, day, cycles, run_key=f"{key}:{day}:{cycles[0]}")

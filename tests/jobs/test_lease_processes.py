@@ -1,6 +1,8 @@
 """Leases across OS processes (both databases): two processes racing for one run settle it
 once; a process killed (SIGKILL) half-way through a run is taken over after its lease
-expires, the run completes, and no merchant is paid twice."""
+expires, the run completes, and no merchant is paid twice; a manual run killed so is shown
+and recorded as abandoned (never ``running`` for ever) and the next run of its date settles
+the rest, again paying nobody twice."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from jobtools import (
 
 from autosettle.jobs.settlement import build_scheduler
 from autosettle.services import leases
-from autosettle.services.context import ServiceContext
+from autosettle.services.context import SYSTEM, ServiceContext
 
 CHILD = Path(__file__).with_name("settle_child.py")
 BUSINESS_DAY = date(2026, 9, 18)  # Friday: T+1 is Sunday 2026-09-20, an in-lieu workday
@@ -54,10 +56,10 @@ def seed(ctx: ServiceContext, merchants: int) -> dict[str, int]:
 
 
 def spawn(db_url: str, tmp_path: Path, owner: str, delay_s: float,
-          start_at: float) -> subprocess.Popen[str]:
+          start_at: float, *mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(CHILD), db_url, str(tmp_path / "child"), NOW.isoformat(),
-         RUN_DAY.isoformat(), str(CHILD_LEASE_S), str(delay_s), str(start_at), owner],
+         RUN_DAY.isoformat(), str(CHILD_LEASE_S), str(delay_s), str(start_at), owner, *mode],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -130,3 +132,43 @@ def test_sigkill_during_a_run_then_restart_completes_it_without_paying_twice(
     again = scheduler.tick()  # nothing is due twice
     assert again.ran("settle-daily") == [] and again.ran("payouts-daily") == []
     assert_paid_once(ctx, expected)
+
+
+def kill_half_way(ctx: ServiceContext, child: subprocess.Popen[str], total: int) -> int:
+    """SIGKILL ``child`` once it has settled a few merchants; how many it settled."""
+    deadline = time.monotonic() + WAIT_S_MAX
+    while batch_count(ctx) < 4:
+        if child.poll() is not None:
+            raise AssertionError(f"the child ended early: {child.communicate()}")
+        assert time.monotonic() < deadline, "the child never settled anything"
+        time.sleep(POLL_S)
+    os.kill(child.pid, signal.SIGKILL)
+    child.communicate(timeout=WAIT_S_MAX)
+    assert child.returncode == -signal.SIGKILL
+    settled = batch_count(ctx)
+    assert 4 <= settled < total, "the kill should land half-way"
+    return settled
+
+
+def test_sigkill_during_a_manual_run_leaves_it_abandoned_not_running(
+        ctx: ServiceContext, clock: ClockLike, db_url: str, tmp_path: Path) -> None:
+    expected = seed(ctx, 24)
+    child = spawn(db_url, tmp_path, "-", 0.1, 0.0, "manual")
+    settled_before = kill_half_way(ctx, child, len(expected))
+    [dead] = leases.recent_runs(ctx, leases.JOB_MANUAL_SETTLE)
+    clock.now = NOW                                   # its lease (the default) still stands
+    assert leases.recent_runs(ctx)[0].status == "running"
+
+    clock.now = NOW + timedelta(seconds=leases.LEASE_S_DEFAULT + 1)
+    assert leases.recent_runs(ctx)[0].status == "abandoned"
+    again = leases.settle_now(ctx, SYSTEM, RUN_DAY)   # the operator runs the date again
+    assert again.outcome.status == "done"
+    assert again.outcome.counts["batches"] == len(expected) - settled_before
+    assert_paid_once(ctx, expected)
+    runs = {r.run_key: r for r in leases.recent_runs(ctx, leases.JOB_MANUAL_SETTLE)}
+    assert runs[dead.run_key].status == "abandoned"
+    assert runs[again.outcome.run_key].status == "done"
+    with ctx.db.unit_of_work() as uow:
+        row = uow.leases.get(leases.JOB_MANUAL_SETTLE, dead.run_key)
+    assert row is not None and row["status"] == "abandoned"   # recorded, not only shown
+    assert row["error"].startswith("abandoned: owner ")

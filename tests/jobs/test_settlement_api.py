@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from jobtools import ClockLike, add_merchant, add_sales, fee_of, mid
+from jobtools import ClockLike, add_merchant, add_sales, advance_clock_to, fee_of, mid
 
 from autosettle.services import apikeys, payouts
 from autosettle.services.context import SYSTEM, Role, ServiceContext
@@ -50,6 +50,7 @@ def test_settlements_payouts_and_alerts_are_scoped_to_their_merchant(
         client: TestClient, ctx: ServiceContext, keys: Keys) -> None:
     amounts = [100_000, 2_345]
     net = add_sales(ctx, A, FRIDAY, amounts)
+    advance_clock_to(ctx, date(2026, 9, 20))  # T+1 of Friday: Sunday, an in-lieu workday
     error(client.post("/v1/settlement-runs", json={"date": "2026-09-20"}, headers=keys.a),
           403, "forbidden")
     error(client.post("/v1/settlement-runs", json={"date": "2026-09-20", "cycles": ["X9"]},

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from autosettle.cli import app
 from autosettle.config import get_settings
-from autosettle.domain.calendar import SHANGHAI
+from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.services.context import ServiceContext, build_context
 
 Invoke = Callable[..., Result]
@@ -105,3 +105,32 @@ def test_settle_export_announce_and_list_runs(cli: Invoke, ctx: ServiceContext,
     assert "validation_failed" in cli("maintenance", "announce", "--start", end.isoformat(),
                                       "--end", start.isoformat(), "--note", "x",
                                       code=2).stderr
+
+
+def test_far_future_and_ancient_dates_are_clean_errors(cli: Invoke, ctx: ServiceContext,
+                                                       data_dir: Path) -> None:
+    add_merchant(ctx, A, "T1")
+    add_sales(ctx, A, date(2026, 9, 18), [100_000])
+    today = business_date(datetime.now(SHANGHAI))
+    ahead = (today + timedelta(days=2)).isoformat()  # two days: never today, whatever the hour
+    for args in (("settle", "--date", "9999-12-31"), ("settle", "--date", ahead, "--json"),
+                 ("settle", "--date", "1999-12-31"),
+                 ("payouts", "export", "--date", "9999-12-31"),
+                 ("payouts", "export", "--date", ahead, "--json"),
+                 ("calendar", "next", "--cycle", "T1", "--date", "9999-12-31"),
+                 ("calendar", "next", "--cycle", "D1", "--date", "9999-12-31", "--json")):
+        refused = cli(*args, code=2)
+        assert "date_out_of_range" in refused.stderr, (args, refused.stderr)
+        assert "Traceback" not in refused.stderr and "settling" not in refused.stderr
+        assert refused.exception is None or isinstance(refused.exception, SystemExit), args
+    assert json.loads(cli("jobs", "runs", "--json").stdout) == []
+    assert not (data_dir / "payouts").exists()
+    assert cli("calendar", "next", "--cycle", "D0", "--date", "9999-12-31").stdout == \
+        "9999-12-31\n"
+    settled = json.loads(cli("settle", "--date", "2026-09-20", "--json").stdout)
+    assert (settled["status"], settled["batches"]) == ("done", 1)
+    with ctx.db.unit_of_work() as uow:
+        [batch] = uow.settlement.batches(A, None, None, 10)
+        assert batch.settlement_date == date(2026, 9, 20)
+        assert uow.ledger.balance(f"merchant_unsettled:{A}", "CNY") == 0
+        assert uow.ledger.balance(f"merchant_payable:{A}", "CNY") == -batch.payout_minor

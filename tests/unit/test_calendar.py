@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from autosettle.domain.calendar import (
     CUTOFF_DEFAULT,
+    SETTLEMENT_DATE_MIN,
     SHANGHAI,
     WARNING_YEAR_UNCOVERED,
     BusinessCalendar,
@@ -28,10 +29,11 @@ from autosettle.domain.calendar import (
     CycleKind,
     SettlementCycle,
     business_date,
+    check_settlement_date,
     coverage_warnings,
     settlement_date,
 )
-from autosettle.domain.errors import ValidationError
+from autosettle.domain.errors import ErrorCode, ValidationError
 
 D = date.fromisoformat
 T1 = SettlementCycle.T1
@@ -333,3 +335,61 @@ def test_general_cycles() -> None:
         SettlementCycle.parse("T+3")
     with pytest.raises(ValidationError):
         Cycle(CycleKind.T, -1)
+
+
+# -- the edges of the calendar and the dates a run may carry (issue 9, defect 2) -----------
+
+@given(st.dates(min_value=date(9999, 11, 1)),
+       st.sampled_from([*SettlementCycle, Cycle(CycleKind.T, 30), Cycle(CycleKind.D, 30)]))
+def test_near_the_last_date_an_answer_or_a_typed_error_never_overflow(
+        d: date, cycle: SettlementCycle | Cycle) -> None:
+    cal = BusinessCalendar()
+    result: date | ValidationError
+    try:
+        result = settlement_date(d, cycle, cal)
+    except ValidationError as exc:
+        result = exc
+    if isinstance(result, ValidationError):
+        assert result.code is ErrorCode.DATE_OUT_OF_RANGE
+        assert "9999-12-31" in result.message
+    else:
+        assert d <= result <= date.max
+
+
+@pytest.mark.parametrize("cycle", ["T1", "D1", "T+3"])
+def test_the_settlement_date_after_the_last_date_is_date_out_of_range(cycle: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        settlement_date(date.max, cycle, BusinessCalendar())
+    assert caught.value.code is ErrorCode.DATE_OUT_OF_RANGE
+    assert settlement_date(date.max, "D0", BusinessCalendar()) == date.max
+    assert settlement_date(date.max, "T0", BusinessCalendar()) == date.max  # a Friday
+
+
+def test_business_date_after_the_cutoff_of_the_last_date_is_date_out_of_range() -> None:
+    last = datetime(9999, 12, 31, 22, 59, tzinfo=SHANGHAI)
+    assert business_date(last) == date.max
+    with pytest.raises(ValidationError) as caught:
+        business_date(last.replace(hour=23))
+    assert caught.value.code is ErrorCode.DATE_OUT_OF_RANGE
+
+
+def test_a_run_or_export_may_be_dated_up_to_the_current_business_date() -> None:
+    today = D("2026-09-18")
+    assert check_settlement_date(today, today) == today
+    assert check_settlement_date(D("2026-09-17"), today) == D("2026-09-17")
+    assert check_settlement_date(SETTLEMENT_DATE_MIN, today) == SETTLEMENT_DATE_MIN
+    for day, words in ((D("2026-09-19"), "after the current business date 2026-09-18"),
+                       (date.max, "9999-12-31 is in the future"),
+                       (D("2003-12-31"), "before 2004-01-01"),
+                       (date.min, "before 2004-01-01")):
+        with pytest.raises(ValidationError) as caught:
+            check_settlement_date(day, today, "a payout export")
+        assert caught.value.code is ErrorCode.DATE_OUT_OF_RANGE
+        assert words in caught.value.message and "a payout export" in caught.value.message
+    with pytest.raises(ValidationError):
+        check_settlement_date(datetime(2026, 9, 18, tzinfo=SHANGHAI), today)
+
+
+def test_the_first_allowed_date_is_the_first_year_of_the_holiday_data() -> None:
+    assert BusinessCalendar.covers(SETTLEMENT_DATE_MIN.year)
+    assert not BusinessCalendar.covers(SETTLEMENT_DATE_MIN.year - 1)

@@ -29,6 +29,7 @@ HTTP_STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.UNBALANCED_ENTRY: 422,
     ErrorCode.INVALID_ENTRY: 422,
     ErrorCode.VALIDATION_FAILED: 422,
+    ErrorCode.DATE_OUT_OF_RANGE: 422,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.ALREADY_EXISTS: 409,
     ErrorCode.INVALID_STATE: 409,

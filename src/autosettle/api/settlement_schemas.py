@@ -333,7 +333,9 @@ class SettlementDatePublic(BaseModel):
 # -- settlement runs ------------------------------------------------------------------------
 
 class SettlementRunCreate(Strict):
-    date: date
+    date: Annotated[date, Field(description=(
+        "The run's settlement date: not after the current business date (Asia/Shanghai, "
+        "23:00 cut-off) and not before 2004-01-01, else 422 date_out_of_range"))]
     cycles: list[CycleCode] = Field(default_factory=lambda: [CycleCode.T1, CycleCode.D1],
                                     min_length=1, max_length=4)
 
@@ -341,7 +343,10 @@ class SettlementRunCreate(Strict):
 class JobRunPublic(BaseModel):
     job_name: str
     run_key: str
-    status: str = Field(description="running, done, failed or deferred")
+    status: str = Field(description=(
+        "running, done, failed, deferred (held back by a maintenance window), abandoned "
+        "(its owner stopped before the end: lease expired) or superseded (a deferred run a "
+        "later run of the same job covered)"))
     owner: str
     lease_expires_at: datetime
     started_at: datetime

@@ -33,7 +33,7 @@ from types import MappingProxyType
 
 import chinese_calendar
 
-from autosettle.domain.errors import ValidationError
+from autosettle.domain.errors import ErrorCode, ValidationError
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 """The zone business dates are counted in."""
@@ -49,6 +49,23 @@ WORKDAY_SEARCH_DAYS_MAX = 400
 style): more than a year with no workday means the override table is wrong."""
 
 WARNING_YEAR_UNCOVERED = "calendar_year_uncovered"
+
+SETTLEMENT_DATE_MIN = date(2004, 1, 1)
+"""The earliest date a settlement run or a payout export may carry: the first day of the
+holiday data (``chinesecalendar`` starts in 2004). Nothing this platform captured can be due
+earlier; an older date is a typo (``0026-09-18``), refused rather than run on a Monday–Friday
+guess that would also raise a calendar alert for a year nobody meant."""
+
+
+def _plus_days(d: date, days: int) -> date:
+    """``d`` plus ``days`` days; past :data:`datetime.date.max` a typed error
+    (``date_out_of_range``) instead of :class:`OverflowError`."""
+    try:
+        return d + timedelta(days=days)
+    except OverflowError:
+        raise ValidationError(
+            f"{d.isoformat()} + {days} day(s) is past the last date the calendar can "
+            f"count ({date.max.isoformat()})", ErrorCode.DATE_OUT_OF_RANGE) from None
 
 
 def business_date(at: datetime, cutoff: time = CUTOFF_DEFAULT) -> date:
@@ -72,7 +89,34 @@ def business_date(at: datetime, cutoff: time = CUTOFF_DEFAULT) -> date:
     local = at.astimezone(SHANGHAI)
     day = local.date()
     if cutoff != time(0, 0) and local.time() >= cutoff:
-        day += timedelta(days=1)
+        day = _plus_days(day, 1)
+    return day
+
+
+def check_settlement_date(day: date, current: date, what: str = "a settlement run") -> date:
+    """``day`` if ``what`` (a settlement run, a payout export) may be dated on it, given
+    ``current``, the current business date; else ``date_out_of_range``.
+
+    A run dated after the current business date would settle items that are not due yet
+    and move the merchants' cursors past days still to come (their later items would be
+    stranded in batches dated in the future); an export dated in the future would mark
+    payouts sent before they are due. Dates before :data:`SETTLEMENT_DATE_MIN` are refused
+    too. ``current`` itself is allowed: after the cut-off (日切) the next business date has
+    begun and its same-day (T+0/D+0) items may be settled.
+
+    >>> check_settlement_date(date(2026, 9, 18), date(2026, 9, 18))
+    datetime.date(2026, 9, 18)
+    """
+    _check_date(day)
+    if day > current:
+        raise ValidationError(
+            f"{what} may not be dated after the current business date "
+            f"{current.isoformat()}: {day.isoformat()} is in the future",
+            ErrorCode.DATE_OUT_OF_RANGE)
+    if day < SETTLEMENT_DATE_MIN:
+        raise ValidationError(
+            f"{what} may not be dated before {SETTLEMENT_DATE_MIN.isoformat()} (the first "
+            f"year of the holiday data): {day.isoformat()}", ErrorCode.DATE_OUT_OF_RANGE)
     return day
 
 
@@ -173,7 +217,7 @@ class BusinessCalendar:
             raise ValidationError(f"n must be an int >= 1, got {n!r}")
         day, found, gap = d, 0, 0
         while found < n:
-            day += timedelta(days=1)
+            day = _plus_days(day, 1)
             if self.is_workday(day):
                 found, gap = found + 1, 0
                 continue
@@ -295,12 +339,21 @@ def settlement_date(
     """The date a business date's transactions are paid out on under ``cycle``.
 
     T+N (N >= 1): the N-th workday strictly after; T+0: the date itself if a workday, else
-    the next workday; D+N: N calendar days later (D+0 is the date itself).
+    the next workday; D+N: N calendar days later (D+0 is the date itself). An answer past
+    :data:`datetime.date.max` is a ``date_out_of_range`` error.
     """
     _check_date(business_date)
     c = as_cycle(cycle)
-    if c.kind is CycleKind.D:
-        return business_date + timedelta(days=c.days)
-    if c.days == 0:
-        return calendar.workday_on_or_after(business_date)
-    return calendar.nth_workday_after(business_date, c.days)
+    try:
+        if c.kind is CycleKind.D:
+            return _plus_days(business_date, c.days)
+        if c.days == 0:
+            return calendar.workday_on_or_after(business_date)
+        return calendar.nth_workday_after(business_date, c.days)
+    except ValidationError as exc:
+        if exc.code is not ErrorCode.DATE_OUT_OF_RANGE:
+            raise
+        raise ValidationError(
+            f"the {c} settlement date of {business_date.isoformat()} would be after "
+            f"{date.max.isoformat()}, the last date the calendar can count",
+            ErrorCode.DATE_OUT_OF_RANGE) from None

@@ -40,6 +40,7 @@ class ErrorCode(StrEnum):
     INVALID_ENTRY = "invalid_entry"
     # generic input / resources
     VALIDATION_FAILED = "validation_failed"
+    DATE_OUT_OF_RANGE = "date_out_of_range"
     NOT_FOUND = "not_found"
     ALREADY_EXISTS = "already_exists"
     INVALID_STATE = "invalid_state"

@@ -13,6 +13,11 @@ and, in order:
 
 Because planners compute runs from the clock and from the runs already done, runs missed
 while the process was down are simply due at the first tick after start (catch-up).
+
+Every tick first records the runs whose owner died (a ``running`` run with an expired
+lease) as ``abandoned``; one that is due again is taken over and finished. When a run of a
+job that *supersedes* (its later runs cover its earlier ones) is done, its earlier deferred
+runs, which no planner will name again, are closed as ``superseded``.
 """
 
 from __future__ import annotations
@@ -31,12 +36,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Due:
-    """A run that is due now: ``fn`` under the lease of (``job_name``, ``run_key``)."""
+    """A run that is due now: ``fn`` under the lease of (``job_name``, ``run_key``).
+
+    ``supersedes``: the job's run keys sort by time and a finished run covers every earlier
+    one (it settles or exports everything due by its date), so a finished run closes the
+    job's earlier ``deferred`` runs (:func:`autosettle.services.leases.supersede`).
+    """
 
     job_name: str
     run_key: str
     fn: JobFn
     after: tuple[str, str] | None = None
+    supersedes: bool = False
 
 
 Planner = Callable[[datetime], list[Due]]
@@ -71,6 +82,7 @@ class Scheduler:
         now = ctx.now()
         window = maintenance.active(ctx, now)
         report = TickReport(now, [], [], [])
+        leases.mark_abandoned(ctx)
         for planner in self._planners:
             for due in planner(now):
                 if due.after is not None and not leases.is_done(ctx, *due.after):
@@ -88,6 +100,8 @@ class Scheduler:
                 report.outcomes.append(outcome)
                 if outcome.ran:
                     _log_outcome(outcome)
+                if outcome.status == leases.DONE and due.supersedes:
+                    leases.supersede(ctx, due.job_name, due.run_key)
         return report
 
 

@@ -55,7 +55,8 @@ def cutoff_planner(ctx: ServiceContext) -> Planner:
     """Once per business date, at the cut-off that starts it."""
     def plan(now: datetime) -> list[Due]:
         day = business_date(now, ctx.settings.cutoff)
-        return [Due(JOB_CUTOFF, day.isoformat(), functools.partial(_cutoff, ctx, day))]
+        return [Due(JOB_CUTOFF, day.isoformat(), functools.partial(_cutoff, ctx, day),
+                    supersedes=True)]
     return plan
 
 
@@ -82,11 +83,11 @@ def daily_planner(ctx: ServiceContext) -> Planner:
         dues: list[tuple[date, int, Due]] = []
         for day in _dates_due(ctx, JOB_DAILY, latest):
             dues.append((day, 0, Due(JOB_DAILY, day.isoformat(), functools.partial(
-                _settle, ctx, day, NEXT_DAY, None))))
+                _settle, ctx, day, NEXT_DAY, None), supersedes=True)))
         for day in _dates_due(ctx, JOB_DAILY_PAYOUTS, latest):
             key = day.isoformat()
             dues.append((day, 1, Due(JOB_DAILY_PAYOUTS, key, functools.partial(
-                _export, ctx, day), after=(JOB_DAILY, key))))
+                _export, ctx, day), after=(JOB_DAILY, key), supersedes=True)))
         return [due for _, _, due in sorted(dues, key=lambda d: (d[0], d[1]))]
     return plan
 
@@ -103,9 +104,10 @@ def intraday_planner(ctx: ServiceContext) -> Planner:
         slot = maintenance.intraday_slot(now, ctx.settings.intraday_interval_s)
         day = slot.astimezone(SHANGHAI).date()
         key = intraday_key(slot)
-        return [Due(JOB_INTRADAY, key, functools.partial(_settle, ctx, day, SAME_DAY, key)),
+        return [Due(JOB_INTRADAY, key, functools.partial(_settle, ctx, day, SAME_DAY, key),
+                    supersedes=True),
                 Due(JOB_INTRADAY_PAYOUTS, key, functools.partial(_export, ctx, day),
-                    after=(JOB_INTRADAY, key))]
+                    after=(JOB_INTRADAY, key), supersedes=True)]
     return plan
 
 

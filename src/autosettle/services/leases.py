@@ -16,6 +16,12 @@ owner, the start, the end, the counts and the error of the run.
 * A run that falls in a maintenance window is ``deferred``: its lease is set to the end of
   the window, after which any instance takes it over (see :mod:`autosettle.services.
   maintenance`).
+* A ``running`` run whose lease expired is ``abandoned`` (:func:`mark_abandoned`, called by
+  every scheduler tick and every manual run; lists show it so at once): its owner stopped
+  before the end. What it committed stands; a scheduled run that is due again takes it over
+  and finishes it; a manual run's key is never due again, so its date is simply run again.
+* A ``deferred`` run that a later run of the same job has covered (a job whose later run
+  settles or exports everything due by its date) is ``superseded`` (:func:`supersede`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from autosettle.domain.calendar import SettlementCycle
 from autosettle.domain.errors import ConflictError, ValidationError
 from autosettle.services import maintenance
 from autosettle.services.audit import record
+from autosettle.services.business_dates import require_run_date
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement import NEXT_DAY, RunSummary, settle
 from autosettle.store.tables import job_runs
@@ -55,6 +62,8 @@ RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
 DEFERRED = "deferred"
+ABANDONED = "abandoned"
+SUPERSEDED = "superseded"
 
 JobFn = Callable[[], Mapping[str, Any] | None]
 
@@ -101,9 +110,14 @@ class JobRun:
     error: str | None
 
 
-def _run_of(row: Mapping[str, Any] | RowMapping) -> JobRun:
+def _run_of(row: Mapping[str, Any] | RowMapping, now: datetime) -> JobRun:
+    """A run as shown: ``running`` with an expired lease is shown ``abandoned`` even before
+    :func:`mark_abandoned` has recorded it."""
     counts = json.loads(row["counts"]) if row["counts"] else {}
-    return JobRun(job_name=row["job_name"], run_key=row["run_key"], status=row["status"],
+    status = row["status"]
+    if status == RUNNING and row["lease_expires_at"] < now:
+        status = ABANDONED
+    return JobRun(job_name=row["job_name"], run_key=row["run_key"], status=status,
                   owner=row["owner"], lease_expires_at=row["lease_expires_at"],
                   started_at=row["started_at"], finished_at=row["finished_at"],
                   counts=counts, error=row["error"])
@@ -139,7 +153,7 @@ def claim(ctx: ServiceContext, job_name: str, run_key: str, owner: str,
             return "already_done", False
         if uow.leases.take_over(job_name, run_key, owner, now, expires):
             # from a dead owner; a failed or deferred run is simply due again
-            return "claimed", current["status"] == RUNNING
+            return "claimed", current["status"] in (RUNNING, ABANDONED)
     return "busy", False
 
 
@@ -263,10 +277,61 @@ def defer(ctx: ServiceContext, job_name: str, run_key: str, until: datetime,
         return (result.rowcount or 0) == 1
 
 
+def mark_abandoned(ctx: ServiceContext) -> int:
+    """Record every ``running`` run whose lease has expired as ``abandoned``; how many.
+
+    Its owner stopped renewing the lease (killed with SIGKILL, a power cut): nobody is
+    running it any more. The batches it committed stand. A scheduled run that is due again
+    is taken over from ``abandoned`` as from ``running`` and finished; a manual run's key is
+    unique, so nothing takes it over: running its date again settles what it left. A row
+    is changed only if it still has the expired lease it was read with (never a run that
+    was taken over meanwhile).
+    """
+    now = ctx.now()
+    c = job_runs.c
+    with ctx.db.unit_of_work() as uow:
+        stale = uow.connection.execute(select(c.job_name, c.run_key, c.owner,
+                                              c.lease_expires_at).where(
+            c.status == RUNNING, c.lease_expires_at < now)).all()
+        marked = 0
+        for job_name, run_key, owner, expired in stale:
+            note = (f"abandoned: owner {owner} stopped renewing its lease (expired "
+                    f"{expired.isoformat()}); what it committed stands, run it again "
+                    "for the rest")
+            result = uow.connection.execute(update(job_runs).where(
+                c.job_name == job_name, c.run_key == run_key, c.status == RUNNING,
+                c.owner == owner, c.lease_expires_at == expired,
+            ).values(status=ABANDONED, error=note[:ERROR_LENGTH_MAX]))
+            marked += result.rowcount or 0
+    if marked:
+        log.warning("%d job run(s) abandoned by their owner (lease expired)", marked)
+    return marked
+
+
+def supersede(ctx: ServiceContext, job_name: str, run_key: str) -> int:
+    """Close the ``deferred`` runs of ``job_name`` keyed before ``run_key`` as
+    ``superseded``; how many.
+
+    For jobs whose run keys sort by time and whose every run settles (or exports)
+    everything due by its date, so that a finished run ``run_key`` covers the earlier runs
+    that were held back by a maintenance window and will never be planned again (an
+    intraday slot that has passed, a day the catch-up has gone beyond).
+    """
+    _check_names(job_name, run_key)
+    now = ctx.now()
+    c = job_runs.c
+    with ctx.db.unit_of_work() as uow:
+        result = uow.connection.execute(update(job_runs).where(
+            c.job_name == job_name, c.status == DEFERRED, c.run_key < run_key,
+        ).values(status=SUPERSEDED, finished_at=now,
+                 error=f"superseded: covered by run {run_key}"[:ERROR_LENGTH_MAX]))
+        return result.rowcount or 0
+
+
 def get_run(ctx: ServiceContext, job_name: str, run_key: str) -> JobRun | None:
     with ctx.db.unit_of_work() as uow:
         row = uow.leases.get(job_name, run_key)
-    return _run_of(row) if row else None
+    return _run_of(row, ctx.now()) if row else None
 
 
 def is_done(ctx: ServiceContext, job_name: str, run_key: str) -> bool:
@@ -285,14 +350,16 @@ def last_done_key(ctx: ServiceContext, job_name: str) -> str | None:
 
 def recent_runs(ctx: ServiceContext, job_name: str | None = None,
                 limit: int = 50) -> list[JobRun]:
-    """The latest runs, newest first (optionally of one job)."""
+    """The latest runs, newest first (optionally of one job); a ``running`` run whose lease
+    has expired is shown ``abandoned``."""
     limit = max(1, min(limit, RECENT_RUNS_MAX))
     query = (select(job_runs).order_by(job_runs.c.started_at.desc(), job_runs.c.run_key.desc())
              .limit(limit))
     if job_name is not None:
         query = query.where(job_runs.c.job_name == job_name)
+    now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        return [_run_of(r._mapping) for r in uow.connection.execute(query)]
+        return [_run_of(r._mapping, now) for r in uow.connection.execute(query)]
 
 
 # -- manual settlement runs (API, CLI) ------------------------------------------------------
@@ -332,13 +399,16 @@ def settle_now(ctx: ServiceContext, who: Principal, run_date: date,
 
     It uses the same settlement run key as the scheduler (``<date>:<cycles>``), so running
     a date the scheduler already settled changes nothing; refused inside a maintenance
-    window.
+    window, and refused (``date_out_of_range``) for a date after the current business date,
+    before anything is recorded.
     """
     who.require_operator()
     parsed = tuple(SettlementCycle.parse(c).value for c in cycles)
     if not parsed:
         raise ValidationError("name at least one cycle")
+    require_run_date(ctx, run_date)
     maintenance.require_open(ctx)
+    mark_abandoned(ctx)  # earlier manual runs killed half-way: nothing else closes them
     now = ctx.now()
     key = f"{run_date.isoformat()}:{'+'.join(parsed)}@{now:%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ctx.db.unit_of_work() as uow:

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar
-from autosettle.domain.errors import ConflictError, ValidationError
+from autosettle.domain.errors import ConflictError, ErrorCode, ValidationError
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement_items import business_calendar
@@ -37,6 +37,9 @@ from autosettle.store.tables import (
 )
 
 WINDOW_LENGTH_MAX = timedelta(days=7)
+WINDOW_AHEAD_MAX = timedelta(days=366)
+"""How far ahead a window may start: a year is plenty to warn merchants, and a window near
+the end of the calendar (year 9999) would leave nothing to defer its runs to."""
 NOTE_LENGTH_MAX = 500
 OVERRIDE_NOTE_LENGTH_MAX = 200
 WINDOWS_LISTED_MAX = 100
@@ -118,6 +121,9 @@ def announce(ctx: ServiceContext, who: Principal, starts_at: datetime, ends_at: 
     now = ctx.now()
     if ends_at <= now:
         raise ValidationError("the window is already over")
+    if starts_at - now > WINDOW_AHEAD_MAX:
+        raise ValidationError(f"a window may start at most {WINDOW_AHEAD_MAX.days} days "
+                              "ahead", ErrorCode.DATE_OUT_OF_RANGE)
     with ctx.db.unit_of_work() as uow:
         window_id = uow.config.add_maintenance_window(starts_at, ends_at, note, now)
         record(uow, who, "maintenance.announce", f"maintenance-windows/{window_id}", now,

@@ -23,6 +23,7 @@ from autosettle.domain.merchants import Merchant, holder_name_matches
 from autosettle.domain.money import Money, currency
 from autosettle.private_files import open_private_binary, open_private_text, private_dir
 from autosettle.services.audit import record
+from autosettle.services.business_dates import require_export_date
 from autosettle.services.context import SYSTEM, Principal, ServiceContext
 from autosettle.store.settlement import BatchRecord, ItemTotals, PayoutRecord
 from autosettle.store.uow import UnitOfWork
@@ -157,8 +158,10 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
     """Write the bank payout files for ``on`` and mark their payouts sent.
 
     Pending payouts due by ``on`` go in; running it again rewrites the same file with the
-    same payouts (idempotent) and adds any newly pending ones.
+    same payouts (idempotent) and adds any newly pending ones. ``on`` may not be after the
+    current business date (``date_out_of_range``: nothing is written or marked).
     """
+    require_export_date(ctx, on)
     out = out_dir or ctx.settings.data_dir / "payouts"
     # 0700, files 0600: clear account numbers and holder names. A folder of the caller's
     # choosing is created private but, if it exists, left as it is.

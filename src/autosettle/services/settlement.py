@@ -31,6 +31,7 @@ from autosettle.domain.fees import (
 from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import Merchant, MerchantStatus
 from autosettle.domain.money import Currency, Money, currency
+from autosettle.services.business_dates import require_run_date
 from autosettle.services.context import ServiceContext
 from autosettle.services.payouts import instruct_payouts
 from autosettle.services.settlement_items import (
@@ -98,7 +99,11 @@ def settle(ctx: ServiceContext, run_date: date, cycles: Sequence[str] = NEXT_DAY
     its entry, payout and cursor move commits or rolls back whole). If a chunk fails, its
     merchants are settled again one by one, so one merchant's failure never stops the
     others; ``progress``, if callable, is called once per merchant looked at.
+
+    ``run_date`` may not be after the current business date (nor before the holiday data):
+    ``date_out_of_range``, and nothing is settled (:mod:`.business_dates`).
     """
+    require_run_date(ctx, run_date)
     cycles = tuple(SettlementCycle.parse(c).value for c in cycles)
     key = run_key or f"{run_date.isoformat()}:{'+'.join(cycles)}"
     if len(key) > RUN_KEY_LENGTH_MAX:

@@ -264,6 +264,19 @@ def provision_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
                                algorithm, made.components, made.under_transport_key_hex)
 
 
+def tmk_check_value(ctx: ServiceContext, who: Principal, merchant_id: str,
+                    terminal_id: str) -> str | None:
+    """The TMK check value of a terminal that has keys (None once reset) (operator);
+    ``not_found`` otherwise.
+    Read-only: what :func:`reset_tmk` acts on, for a caller that asks before resetting."""
+    who.require_operator()
+    with ctx.db.unit_of_work() as uow:
+        keys = uow.terminal_host.get_keys(merchant_id, terminal_id)
+    if keys is None:
+        raise NotFoundError(f"terminal {merchant_id}/{terminal_id} has no keys")
+    return keys.tmk_kcv
+
+
 def reset_tmk(ctx: ServiceContext, who: Principal, merchant_id: str, terminal_id: str) -> None:
     """Forget a terminal's TMK and working keys (operator): locked out until re-provisioned."""
     who.require_operator()

@@ -28,7 +28,8 @@ from rich.table import Table
 from autosettle.config import get_settings
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.iso8583.crypto import KEY_COMPONENTS_MAX, KEY_COMPONENTS_MIN
-from autosettle.services import terminal_batches, terminal_keys
+from autosettle.domain.merchants import check_merchant_id, check_terminal_id
+from autosettle.services import merchants, terminal_batches, terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext, build_context
 from autosettle.services.terminal_keys import MacAlgorithm
 
@@ -109,12 +110,20 @@ def reset_tmk(
     terminal_id: TerminalOpt,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Forget a terminal's keys: it is locked out until provisioned again."""
-    if not yes:
-        typer.confirm(f"Reset the TMK of terminal {terminal_id}? It stops working until "
-                      "re-provisioned", abort=True)
+    """Forget a terminal's keys: it is locked out until provisioned again.
+
+    The terminal is looked up first: an invalid id or a terminal without keys is an error
+    before anything is asked."""
     try:
-        terminal_keys.reset_tmk(context_factory(), SYSTEM, merchant_id, terminal_id)
+        ctx = context_factory()
+        check_merchant_id(merchant_id)
+        check_terminal_id(terminal_id)
+        kcv = terminal_keys.tmk_check_value(ctx, SYSTEM, merchant_id, terminal_id)
+        if not yes:
+            typer.confirm(f"Reset the TMK of terminal {terminal_id} of {merchant_id} (check "
+                          f"value {kcv or 'none'})? It stops working until re-provisioned",
+                          abort=True)
+        terminal_keys.reset_tmk(ctx, SYSTEM, merchant_id, terminal_id)
     except AutosettleError as exc:
         _fail(exc)
         return
@@ -131,8 +140,10 @@ def status(
 ) -> None:
     """Terminals' last sign-on, last message, open batch, software version, silence."""
     try:
+        ctx = context_factory()
+        _known_merchant(ctx, merchant_id)
         page = terminal_keys.terminal_status(
-            context_factory(), SYSTEM, merchant_id, limit=terminal_keys.STATUS_PAGE_MAX,
+            ctx, SYSTEM, merchant_id, limit=terminal_keys.STATUS_PAGE_MAX,
             silent_after=silent_after_s, silent_only=silent_only)
     except AutosettleError as exc:
         _fail(exc)
@@ -157,8 +168,14 @@ def batch_flags(
     as_json: JsonFlag = False,
 ) -> None:
     """Differences found by batch uploads (transactions to reconcile by hand)."""
-    flags = terminal_batches.batch_flags(context_factory(), SYSTEM, merchant_id,
-                                         open_only=not include_resolved)
+    try:
+        ctx = context_factory()
+        _known_merchant(ctx, merchant_id)
+        flags = terminal_batches.batch_flags(ctx, SYSTEM, merchant_id,
+                                             open_only=not include_resolved)
+    except AutosettleError as exc:
+        _fail(exc)
+        return
     if as_json:
         _json([asdict(f) for f in flags])
         return
@@ -169,6 +186,13 @@ def batch_flags(
                       _fen(f.terminal_amount_minor), _fen(f.host_amount_minor),
                       f.pan_masked or "-")
     console.print(table)
+
+
+def _known_merchant(ctx: ServiceContext, merchant_id: str | None) -> None:
+    """A ``--merchant-id`` filter must name a merchant: ``validation_failed`` for a
+    malformed id, ``not_found`` for an unknown one (never an empty answer)."""
+    if merchant_id is not None:
+        merchants.get_merchant(ctx, SYSTEM, check_merchant_id(merchant_id))
 
 
 def _when(value: datetime | None) -> str:

@@ -3,7 +3,7 @@ calendar and settlement runs. A merchant key sees only its own merchant (404 oth
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -147,7 +147,9 @@ def cycle_costs(merchant_id: MidPath, ctx: Ctx, who: Who,
     """What the merchant's sales in the period (business dates, default: the last 30 days)
     cost on its cycle and on each other one."""
     date_to = date_to or _today(ctx)
-    date_from = date_from or date_to - timedelta(days=COST_DAYS_DEFAULT - 1)
+    # the ordinal form: no OverflowError for a date_to in the first days of year 1
+    date_from = date_from or date.fromordinal(max(1, date_to.toordinal()
+                                                  - (COST_DAYS_DEFAULT - 1)))
     costs = fee_schedules.cycle_costs(ctx, who, merchant_id, date_from, date_to)
     with ctx.db.unit_of_work() as uow:
         merchant = uow.merchants.get(merchant_id)
