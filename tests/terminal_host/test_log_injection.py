@@ -17,12 +17,14 @@ import pytest
 from hosttools import MID, TID, client
 
 from autosettle.domain.iso8583 import crypto
+from autosettle.domain.iso8583.framing import decode_frame, decode_message
 from autosettle.logging_setup import SafeTextFilter, configure_logging, escape_control
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import TerminalProfile
+from autosettle.terminal_host.client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 
+PLACEHOLDER = "QQQQQQQQ"
 HOSTILE_TIDS = ("\nERROR x", "\rERROR x", "\x1b[2JERR!", "A\x00\x7fERROR")
 """8 ASCII characters each (field 41 is ans 8): LF, CR, a terminal escape, NUL and DEL."""
 
@@ -51,22 +53,48 @@ def _record_starts(text: str) -> list[str]:
     return [line for line in text.split("\n") if line and not line.startswith(" ")]
 
 
+def _hostile(kind: MessageKind, tid: str) -> bytes:
+    """A frame whose field 41 is ``tid`` (the client refuses to encode one: patched in)."""
+    pos = TerminalClient(TerminalProfile(MID, PLACEHOLDER, crypto.generate_key()))
+    pos.keys = crypto.WorkingKeys(crypto.generate_key(), crypto.generate_key())
+    outgoing = (pos.prepare_sign_on() if kind is MessageKind.SIGN_ON else
+                pos.prepare(kind, pan="6222020200112345679", amount_minor=100))
+    wire = pos.encode(outgoing)
+    assert wire.count(PLACEHOLDER.encode()) == 1
+    return wire.replace(PLACEHOLDER.encode(), tid.encode("ascii"))
+
+
 @pytest.mark.parametrize("tid", HOSTILE_TIDS, ids=["lf", "cr", "esc", "nul-del"])
-def test_a_hostile_terminal_id_writes_no_forged_line(shop: ServiceContext,
-                                                     host: TerminalHostHandle,
-                                                     written: io.StringIO, tid: str) -> None:
-    stranger = TerminalProfile(MID, tid, crypto.generate_key())
-    with client(stranger, host.port) as pos:
-        assert pos.sign_on().code == "97"  # logged: "sign-on of terminal <tid>: 97"
-        pos.keys = crypto.WorkingKeys(crypto.generate_key(), crypto.generate_key())
-        assert pos.send(pos.prepare(MessageKind.SALE, pan="6222020200112345679",
-                                    amount_minor=100)).code == "97"
+def test_a_hostile_terminal_id_is_refused_and_forges_no_line(
+        shop: ServiceContext, host: TerminalHostHandle, written: io.StringIO,
+        tid: str) -> None:
+    """Field 41 is text (ans 8): control characters make the message undecodable (30).
+    Before, the host logged it raw (a forged line), and on PostgreSQL a NUL failed the
+    query (an internal error)."""
+    with client(TerminalProfile(MID, TID, crypto.generate_key()), host.port) as pos:
+        for kind in (MessageKind.SIGN_ON, MessageKind.SALE):
+            reply = pos.send_raw(_hostile(kind, tid))
+            assert reply is not None
+            assert decode_message(decode_frame(reply).payload).fields["39"] == "30"
     text = written.getvalue()
-    assert escape_control(tid) in text  # the id is in the log, escaped
     assert not any((ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0 for c in text)
     starts = _record_starts(text)
     assert starts and all(RECORD_START.match(line) for line in starts), starts
-    assert any(f"sign-on of terminal {escape_control(tid)}: 97" in line for line in starts)
+    assert all(" INFO " in line for line in starts), starts
+    assert "undecodable message: field 41" in text
+
+
+def test_client_text_reaching_the_log_is_escaped(shop: ServiceContext,
+                                                 host: TerminalHostHandle,
+                                                 written: io.StringIO) -> None:
+    """Printable but hostile text (a terminal id that looks like a log record) stays on
+    its own record's line; the host logs it as sent."""
+    with client(TerminalProfile(MID, "ERROR: x", crypto.generate_key()), host.port) as pos:
+        assert pos.sign_on().code == "97"
+    starts = _record_starts(written.getvalue())
+    assert any(line.endswith("sign-on of terminal ERROR: x: 97 (key generation 0)")
+               for line in starts), starts
+    assert not [line for line in starts if line.startswith("ERROR")]
 
 
 def test_tracebacks_cannot_forge_lines(written: io.StringIO) -> None:
