@@ -10,8 +10,10 @@ The pipeline of a request (answers in brackets)::
     not classified / mandatory field missing . [30], or [12] for an unknown combination
     sign-on 0800 ............................. keys service: [00 + field 62] / [97] [03] [58]
     unknown terminal / other merchant's ...... [97] / [03]
-    financial / reversal / 0500 / 0320 from a terminal not signed on ... [A0]
-    field 64 missing or wrong ................ [A0], nothing processed
+    financial / reversal / 0500 / 0320 from a terminal without working keys ... [A0]
+    field 64 missing or wrong ................ [A0], nothing processed; right under the
+                                               pending MAK of a sign-on: those keys
+                                               become current (terminal_keys.authenticate)
     field 52 does not decrypt ................ [99], nothing processed
     the service's answer ..................... [39 from the service], MAC'd
 
