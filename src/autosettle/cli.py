@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,7 @@ from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
+from autosettle.logging_setup import configure_logging
 from autosettle.services import apikeys, demo, merchants
 from autosettle.services.context import SYSTEM, Role, build_context
 from autosettle.store import migrate
@@ -248,8 +248,7 @@ def serve(
     from autosettle.terminal_host.simulator import DemoFleet
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)  # control characters escaped (log injection)
     ctx = build_context(settings)
     bind_host = host or settings.api_host
     bind_port = port or settings.api_port
@@ -288,7 +287,7 @@ def serve(
     settlement_runner.start()
     try:
         uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
-                    log_level=settings.log_level.lower())
+                    log_level=settings.log_level.lower(), log_config=None)
     finally:
         if fleet is not None:
             fleet.stop()

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
                                      "every channel call; no answer by then means reversal.")
     issuer_sim_url: str = Field(default="", description="Database of the built-in issuer "
                                 "simulator; empty means <data_dir>/issuer-sim.db.")
+    terminal_host_connections_per_peer_max: int = Field(
+        default=128, ge=1, le=100_000, description="Connections one client address may "
+        "hold at once on the terminal host; one more is closed at once (counted, logged).")
     terminal_silent_after_s: float = Field(default=900, gt=0, description="A terminal silent "
                                            "for longer than this is flagged in its status.")
     demo_traffic_interval_s: float = Field(default=0, ge=0, description="When > 0, `serve` "

@@ -35,8 +35,17 @@ def _stored_kcvs(ctx: ServiceContext) -> tuple[str | None, str | None, int]:
     return keys.pik_kcv, keys.mak_kcv, keys.key_generation
 
 
-def test_sign_on_delivers_new_keys_each_time(shop: ServiceContext, host: TerminalHostHandle,
-                                             profile: TerminalProfile) -> None:
+def _pending_generation(ctx: ServiceContext) -> int | None:
+    with ctx.db.unit_of_work() as uow:
+        keys = uow.terminal_host.get_keys(MID, TID)
+    assert keys is not None
+    return keys.pending_generation
+
+
+def test_sign_on_delivers_keys_that_rotate_once_used(shop: ServiceContext,
+                                                     sim: IssuerSimulator,
+                                                     host: TerminalHostHandle,
+                                                     profile: TerminalProfile) -> None:
     with client(profile, host.port) as pos:
         first = pos.sign_on()
         assert first.code == "00"
@@ -49,9 +58,21 @@ def test_sign_on_delivers_new_keys_each_time(shop: ServiceContext, host: Termina
         assert (pik_kcv, mak_kcv, generation) == (
             crypto.key_check_value(keys_1.pik).hex().upper(),
             crypto.key_check_value(keys_1.mak).hex().upper(), 1)
+        assert _pending_generation(shop) is None  # the first keys are current at once
         pos.sign_on()
-        assert pos.keys is not None and pos.keys.mak != keys_1.mak
-        assert _stored_kcvs(shop)[2] == 2
+        keys_2 = pos.keys
+        assert keys_2 is not None and keys_2.mak != keys_1.mak
+        assert _stored_kcvs(shop)[2] == 1 and _pending_generation(shop) == 2
+        pos.sign_on()  # not used yet: the same pending keys again
+        assert pos.keys == keys_2 and _pending_generation(shop) == 2
+        assert pos.sale(DEBIT, 300, PIN).code == "00"  # used: they become current
+        assert _stored_kcvs(shop) == (crypto.key_check_value(keys_2.pik).hex().upper(),
+                                      crypto.key_check_value(keys_2.mak).hex().upper(), 2)
+        assert _pending_generation(shop) is None
+        pos.sign_on()
+        assert pos.keys is not None and pos.keys.mak not in (keys_1.mak, keys_2.mak)
+        assert _pending_generation(shop) == 3
+    assert money(shop, sim).unsettled == 300
 
 
 def test_answer_echoes_tpdu_swapped(host: TerminalHostHandle, profile: TerminalProfile) -> None:
@@ -116,30 +137,41 @@ def test_bad_mac_gets_a0_and_nothing_happens(shop: ServiceContext, sim: IssuerSi
     assert record_count(shop) == 0 and money(shop, sim) == UNTOUCHED
 
 
-def test_stale_keys_get_a0_until_sign_on(shop: ServiceContext, sim: IssuerSimulator,
-                                         host: TerminalHostHandle,
-                                         terminal: TerminalClient) -> None:
+def test_stale_keys_get_a0_once_the_new_keys_are_used(shop: ServiceContext,
+                                                      sim: IssuerSimulator,
+                                                      host: TerminalHostHandle,
+                                                      terminal: TerminalClient) -> None:
     with client(terminal.profile, host.port) as twin:  # the same terminal signs on again
+        twin.trace = 100  # its own trace numbers (one terminal, one counter)
         assert twin.sign_on().code == "00"
+        assert terminal.sale(DEBIT, 100, PIN).code == "00"  # old keys: still current
+        assert twin.sale(DEBIT, 200, PIN).code == "00"  # new keys used: now current
     stale = terminal.sale(DEBIT, 700, PIN)
     assert stale.code == "A0"
-    assert record_count(shop) == 0
+    assert record_count(shop) == 2
     assert terminal.sign_on().code == "00"
     assert terminal.sale(DEBIT, 700, PIN).code == "00"
-    assert money(shop, sim).unsettled == 700
+    assert money(shop, sim).unsettled == 1_000
 
 
-def test_sign_off_then_a0_and_echo_is_a_heartbeat(shop: ServiceContext,
+def test_sign_off_is_recorded_but_revokes_no_keys(shop: ServiceContext, sim: IssuerSimulator,
                                                   terminal: TerminalClient) -> None:
+    """A sign-off carries no MAC (anyone can send one), so it only shows in the status;
+    a message MAC'd under the terminal's keys is still served and shows it signed on."""
     assert terminal.echo().code == "00"
     keys = terminal.keys
     assert terminal.sign_off().code == "00"
-    terminal.keys = keys
-    assert terminal.sale(DEBIT, 100, PIN).code == "A0"
     with shop.db.unit_of_work() as uow:
         state = uow.terminal_host.get_state(MID, TID)
     assert state is not None and not state.signed_on
     assert state.software_version == "311301"
+    terminal.keys = keys
+    answer = terminal.sale(DEBIT, 100, PIN)
+    assert answer.code == "00" and answer.mac_ok is True
+    with shop.db.unit_of_work() as uow:
+        state = uow.terminal_host.get_state(MID, TID)
+    assert state is not None and state.signed_on
+    assert money(shop, sim).unsettled == 100
 
 
 def test_unknown_terminal_and_wrong_merchant(shop: ServiceContext, host: TerminalHostHandle,

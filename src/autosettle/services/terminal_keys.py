@@ -6,9 +6,16 @@ Key hierarchy (see docs/terminal-integration.md)::
     data key (configuration, AES-256)        seals every key below at rest (ctx.sealer)
     └── TMK   terminal master key            one per terminal, made at provisioning and
         │                                    shown once as components (split knowledge)
-        ├── PIK  PIN key        ┐ working keys, new at every sign-on (0800), sent to the
+        ├── PIK  PIN key        ┐ working keys, issued by a sign-on (0800), sent to the
         ├── MAK  MAC key        │ terminal in field 62 of the 0810 encrypted under the TMK,
         └── TDK  track data key ┘ each followed by its 4-byte check value
+
+A sign-on is not authenticated (the CUP 0800 carries no MAC), so the keys it issues while
+the terminal has working keys are *pending*: the current keys stay valid until the
+terminal's next MAC'd message verifies under the pending MAK, which proves it decrypted
+field 62 with the TMK; then the pending keys become current and the old ones are dropped.
+A repeated sign-on gets the same pending keys again. A stranger who knows the merchant and
+terminal ids (they are printed on every slip) therefore cannot knock a terminal off.
 
 Every key is stored sealed (AES-GCM) with associated data naming the terminal, the key's
 role and its generation, so a sealed blob copied to another row or kept from an older
@@ -24,7 +31,7 @@ service in memory; it is never stored or logged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Protocol
@@ -136,6 +143,11 @@ class TerminalHsm(Protocol):
         """Decrypt a format 0 PIN block; :class:`PinRejected` when it is not valid."""
         ...
 
+    def deliver_working_keys(self, tmk: SealedKey, pik: SealedKey, mak: SealedKey,
+                             tdk: SealedKey | None, double_length: bool) -> bytes:
+        """Field 62 for working keys issued before (a repeated sign-on gets them again)."""
+        ...
+
 
 class SoftwareHsm:
     """The key module in software: keys sealed under the data key with ``DataSealer``."""
@@ -178,6 +190,12 @@ class SoftwareHsm:
                           self._seal(mak, labels[KeyRole.MAK]),
                           self._seal(tdk, labels[KeyRole.TDK]) if tdk is not None else None,
                           field62)
+
+    def deliver_working_keys(self, tmk: SealedKey, pik: SealedKey, mak: SealedKey,
+                             tdk: SealedKey | None, double_length: bool) -> bytes:
+        return crypto.build_working_keys_field(
+            self._open(tmk), self._open(pik), self._open(mak),
+            self._open(tdk) if tdk is not None else None, double_length)
 
     def mac(self, mak: SealedKey, algorithm: MacAlgorithm, data: bytes) -> bytes:
         key = self._open(mak)
@@ -299,6 +317,7 @@ class SessionStatus(StrEnum):
     MERCHANT_MISMATCH = "merchant_mismatch"
     NOT_PROVISIONED = "not_provisioned"
     NOT_SIGNED_ON = "not_signed_on"
+    """Provisioned, but no working keys yet (never signed on since the TMK was made)."""
 
     @property
     def response_code(self) -> ResponseCode:
@@ -316,8 +335,22 @@ _SESSION_CODES: Final = {
 
 
 @dataclass(frozen=True, slots=True)
+class PendingKeys:
+    """Working keys a sign-on issued, not yet proven by a MAC of the terminal."""
+
+    generation: int
+    mak: SealedKey
+    pik: SealedKey | None
+    double_length: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TerminalSession:
-    """One terminal as the host sees it for one message: keys (sealed) and batch."""
+    """One terminal as the host sees it for one message: keys (sealed) and batch.
+
+    ``mak``/``pik`` are the current working keys; ``pending`` the keys of a later sign-on
+    the terminal has not used yet (see :func:`authenticate`).
+    """
 
     merchant_id: str
     terminal_id: str
@@ -328,6 +361,8 @@ class TerminalSession:
     mak: SealedKey | None = None
     pik: SealedKey | None = None
     expected_batch_no: str | None = None
+    pending: PendingKeys | None = None
+    signed_on: bool = True
 
     @property
     def known(self) -> bool:
@@ -337,8 +372,17 @@ class TerminalSession:
 
     @property
     def ready(self) -> bool:
-        """Signed on with working keys: MACs can be checked and set."""
-        return self.status is SessionStatus.READY and self.mak is not None
+        """Has working keys (current or pending): MACs can be checked."""
+        return self.status is SessionStatus.READY and (
+            self.mak is not None or self.pending is not None)
+
+    def with_pending_keys(self) -> TerminalSession | None:
+        """This session with the pending keys as its keys (None without pending keys)."""
+        if self.pending is None:
+            return None
+        p = self.pending
+        return replace(self, key_generation=p.generation, mak=p.mak, pik=p.pik,
+                       double_length=p.double_length, pending=None, signed_on=True)
 
     def accepts_batch(self, batch_no: str) -> bool:
         """A financial message must carry the open batch, or the next after a close."""
@@ -382,24 +426,39 @@ def open_session(ctx: ServiceContext, merchant_id: str, terminal_id: str) -> Ter
     if keys is None or keys.status != KeyStatus.ACTIVE or keys.tmk_sealed is None:
         return TerminalSession(merchant_id, terminal_id, SessionStatus.NOT_PROVISIONED,
                                algorithm, expected_batch_no=expected)
-    signed_on = state is not None and state.signed_on and keys.mak_sealed is not None
-    status = SessionStatus.READY if signed_on else SessionStatus.NOT_SIGNED_ON
+    # A sign-off carries no MAC (anyone can send one), so it does not revoke the keys:
+    # the MAC of each message is what authenticates the terminal.
+    mak, pending = _handle(keys, KeyRole.MAK), _pending(keys)
+    status = (SessionStatus.READY if mak is not None or pending is not None
+              else SessionStatus.NOT_SIGNED_ON)
     return TerminalSession(
         merchant_id, terminal_id, status, algorithm,
         double_length=state.double_length if state else True,
-        key_generation=keys.key_generation,
-        mak=_handle(keys, KeyRole.MAK) if signed_on else None,
-        pik=_handle(keys, KeyRole.PIK) if signed_on else None,
-        expected_batch_no=expected)
+        key_generation=keys.key_generation, mak=mak, pik=_handle(keys, KeyRole.PIK),
+        expected_batch_no=expected, pending=pending,
+        signed_on=state is not None and state.signed_on)
 
 
-def _handle(keys: KeyRecord, role: KeyRole) -> SealedKey | None:
-    blob: bytes | None = getattr(keys, f"{role.value}_sealed")
-    kcv: str | None = getattr(keys, f"{role.value}_kcv")
+def _handle(keys: KeyRecord, role: KeyRole, pending: bool = False) -> SealedKey | None:
+    """The current (or pending) key of ``role``, bound to its generation's label."""
+    prefix = "pending_" if pending else ""
+    blob: bytes | None = getattr(keys, f"{prefix}{role.value}_sealed")
+    kcv: str | None = getattr(keys, f"{prefix}{role.value}_kcv")
     if blob is None or kcv is None:
         return None
-    generation = keys.tmk_generation if role is KeyRole.TMK else keys.key_generation
+    if role is KeyRole.TMK:
+        generation = keys.tmk_generation
+    else:
+        generation = (keys.pending_generation or 0) if pending else keys.key_generation
     return SealedKey(blob, key_label(role, keys.merchant_id, keys.terminal_id, generation), kcv)
+
+
+def _pending(keys: KeyRecord) -> PendingKeys | None:
+    mak = _handle(keys, KeyRole.MAK, pending=True)
+    if mak is None or keys.pending_generation is None:
+        return None
+    return PendingKeys(keys.pending_generation, mak, _handle(keys, KeyRole.PIK, pending=True),
+                       bool(keys.pending_double_length))
 
 
 # -- sign-on, sign-off, heartbeat --------------------------------------------------------
@@ -415,18 +474,29 @@ SIGN_ON_CODES: Final = frozenset(_SIGN_ON_LAYOUTS)
 
 @dataclass(frozen=True, slots=True)
 class SignOnOutcome:
-    """The 0810: a code, the working keys (field 62) when approved, the expected batch."""
+    """The 0810: a code, the working keys (field 62) when approved, the expected batch.
+
+    ``pending``: the keys wait for the terminal's next MAC'd message to become current.
+    """
 
     response_code: ResponseCode
     batch_no: str
     field62: bytes | None = field(default=None, repr=False)
     key_generation: int = 0
+    pending: bool = False
 
 
 def sign_on(ctx: ServiceContext, merchant_id: str, terminal_id: str, mode: str,
             software_version: str | None = None,
             hsm: TerminalHsm | None = None) -> SignOnOutcome:
-    """Issue new working keys (keys change at every sign-on) and mark the terminal signed on.
+    """Deliver working keys in field 62: new ones, or the pending ones again.
+
+    A terminal without working keys gets new keys at once (nothing to knock off). One with
+    working keys gets *pending* keys: its current keys stay valid until a message MAC'd
+    under the pending MAK proves the terminal holds them (:func:`authenticate`). While a
+    pending set exists, a sign-on asking for the same key length gets that set again (a
+    stranger's sign-on cannot replace the keys a real terminal just received); another
+    length gets a new pending set (only the latest is kept).
 
     97 for an unknown terminal and for one without a TMK (never provisioned, or reset);
     03 when the terminal belongs to another merchant; 58 when it is not active; 12 for an
@@ -452,23 +522,55 @@ def sign_on(ctx: ServiceContext, merchant_id: str, terminal_id: str, mode: str,
         if layout is None or (algorithm is MacAlgorithm.X919 and not layout[0]):
             return SignOnOutcome(RC.INVALID_TRANSACTION, expected)
         double_length, with_tdk = layout
-        generation = keys.key_generation + 1
-        labels = {role: key_label(role, merchant_id, terminal_id, generation)
-                  for role in (KeyRole.PIK, KeyRole.MAK, KeyRole.TDK)}
-        issued = hsm.issue_working_keys(tmk, labels, double_length, with_tdk)
-        uow.terminal_host.put_working_keys(merchant_id, terminal_id, generation, {
-            "pik": (issued.pik.blob, issued.pik.kcv), "mak": (issued.mak.blob, issued.mak.kcv),
-            "tdk": (issued.tdk.blob, issued.tdk.kcv) if issued.tdk else None}, now)
+        delivery = _deliver(uow, hsm, keys, tmk, double_length, with_tdk, now)
+        proven: dict[str, bool] = ({} if delivery.pending else
+                                   {"signed_on": True, "double_length": double_length})
         uow.terminal_host.upsert_state(
-            merchant_id, terminal_id, now, signed_on=True, double_length=double_length,
-            last_sign_on_at=now, last_message_at=now, open_batch_no=expected,
-            **_version(software_version))
-    return SignOnOutcome(RC.APPROVED, expected, issued.field62, generation)
+            merchant_id, terminal_id, now, last_sign_on_at=now, last_message_at=now,
+            open_batch_no=expected, **proven, **_version(software_version))
+    return SignOnOutcome(RC.APPROVED, expected, delivery.field62, delivery.generation,
+                         delivery.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    field62: bytes = field(repr=False)
+    generation: int
+    pending: bool
+
+
+def _deliver(uow: UnitOfWork, hsm: TerminalHsm, keys: KeyRecord, tmk: SealedKey,
+             double_length: bool, with_tdk: bool, now: datetime) -> _Delivery:
+    """Field 62 of a sign-on: the pending keys again, or new keys (current or pending)."""
+    mid, tid = keys.merchant_id, keys.terminal_id
+    pending = _pending(keys)
+    tdk = _handle(keys, KeyRole.TDK, pending=True)
+    if (pending is not None and pending.pik is not None
+            and pending.double_length == double_length and (tdk is not None or not with_tdk)):
+        field62 = hsm.deliver_working_keys(tmk, pending.pik, pending.mak,
+                                           tdk if with_tdk else None, double_length)
+        return _Delivery(field62, pending.generation, True)
+    generation = max(keys.key_generation, keys.pending_generation or 0) + 1
+    labels = {role: key_label(role, mid, tid, generation)
+              for role in (KeyRole.PIK, KeyRole.MAK, KeyRole.TDK)}
+    issued = hsm.issue_working_keys(tmk, labels, double_length, with_tdk)
+    sealed = {"pik": (issued.pik.blob, issued.pik.kcv), "mak": (issued.mak.blob, issued.mak.kcv),
+              "tdk": (issued.tdk.blob, issued.tdk.kcv) if issued.tdk else None}
+    if keys.mak_sealed is None:  # no keys in use: nothing a stranger could knock off
+        uow.terminal_host.put_working_keys(mid, tid, generation, sealed, now)
+        return _Delivery(issued.field62, generation, False)
+    uow.terminal_host.put_pending_keys(mid, tid, generation, sealed, double_length, now)
+    return _Delivery(issued.field62, generation, True)
 
 
 def sign_off(ctx: ServiceContext, merchant_id: str, terminal_id: str,
              software_version: str | None = None) -> ResponseCode:
-    """Mark the terminal signed off: its next financial message gets A0 until it signs on."""
+    """Record that the terminal signed off (its status shows it).
+
+    A sign-off carries no MAC, so anyone could send one: it does not revoke the working
+    keys (a stranger's sign-off must not knock the terminal off). A terminal that signed
+    off signs on before its next sale anyway; to lock a terminal out, reset its TMK.
+    """
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         unknown = _identify(uow, merchant_id, terminal_id)
@@ -520,6 +622,44 @@ def verify_mac(ctx: ServiceContext, session: TerminalSession, data: bytes, recei
     return crypto.macs_equal(expected, received)
 
 
+def authenticate(ctx: ServiceContext, session: TerminalSession, data: bytes,
+                 received: bytes, hsm: TerminalHsm | None = None) -> TerminalSession | None:
+    """The session whose MAK made ``received`` over ``data``, or None (answer A0).
+
+    The current keys first; then the pending keys of a later sign-on: a MAC under them
+    proves the terminal decrypted field 62 with its TMK, so they become the current keys
+    (the old ones are dropped) and the returned session carries them, for the PIN block
+    and the answer's MAC.
+    """
+    hsm = hsm or default_hsm(ctx)
+    if verify_mac(ctx, session, data, received, hsm):
+        if not session.signed_on:  # it signed off but still holds its keys: in session
+            _mark_signed_on(ctx, session)
+        return session
+    proven = session.with_pending_keys()
+    if proven is None or not verify_mac(ctx, proven, data, received, hsm):
+        return None
+    _promote(ctx, proven)
+    return proven
+
+
+def _promote(ctx: ServiceContext, proven: TerminalSession) -> None:
+    now = ctx.now()
+    mid, tid = proven.merchant_id, proven.terminal_id
+    with ctx.db.unit_of_work() as uow:
+        # False when another message of the terminal promoted them first: same keys.
+        if uow.terminal_host.promote_pending(mid, tid, proven.key_generation, now):
+            uow.terminal_host.upsert_state(mid, tid, now, signed_on=True,
+                                           double_length=proven.double_length)
+
+
+def _mark_signed_on(ctx: ServiceContext, session: TerminalSession) -> None:
+    now = ctx.now()
+    with ctx.db.unit_of_work() as uow:
+        uow.terminal_host.upsert_state(session.merchant_id, session.terminal_id, now,
+                                       signed_on=True)
+
+
 _PIN_KEY_SCHEMES: Final = frozenset("06")
 """Second digit of field 53: ``0`` single DES, ``6`` double-length 3DES (``3`` is SM4)."""
 
@@ -550,6 +690,7 @@ class TerminalStatusView:
     terminal_status: str
     key_status: str
     key_generation: int
+    pending_key_generation: int | None
     signed_on: bool
     mac_algorithm: str
     last_sign_on_at: datetime | None
@@ -622,7 +763,8 @@ def _view(row: StatusRow, now: datetime, threshold: timedelta) -> TerminalStatus
     return TerminalStatusView(
         merchant_id=row.merchant_id, terminal_id=row.terminal_id,
         terminal_status=row.terminal_status, key_status=key_status,
-        key_generation=row.key_generation or 0, signed_on=row.signed_on,
+        key_generation=row.key_generation or 0,
+        pending_key_generation=row.pending_generation, signed_on=row.signed_on,
         mac_algorithm=row.mac_algorithm or MacAlgorithm.CUP_ECB.value,
         last_sign_on_at=row.last_sign_on_at, last_message_at=last,
         open_batch_no=row.open_batch_no, software_version=row.software_version,

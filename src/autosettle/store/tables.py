@@ -412,6 +412,17 @@ terminal_keys = Table(
     Column("provisioned_at", UTCDateTime, nullable=True),
     Column("keys_issued_at", UTCDateTime, nullable=True),
     Column("reset_at", UTCDateTime, nullable=True),
+    # Keys issued by a sign-on while working keys exist: pending until the terminal's next
+    # MAC'd message verifies under the pending MAK (migration 0006, issue 9).
+    Column("pending_generation", Integer, nullable=True),
+    Column("pending_pik_sealed", LargeBinary, nullable=True),
+    Column("pending_pik_kcv", String(8), nullable=True),
+    Column("pending_mak_sealed", LargeBinary, nullable=True),
+    Column("pending_mak_kcv", String(8), nullable=True),
+    Column("pending_tdk_sealed", LargeBinary, nullable=True),
+    Column("pending_tdk_kcv", String(8), nullable=True),
+    Column("pending_double_length", Boolean, nullable=True),
+    Column("pending_issued_at", UTCDateTime, nullable=True),
     ForeignKeyConstraint(["merchant_id", "terminal_id"],
                          ["terminals.merchant_id", "terminals.terminal_id"]),
     CheckConstraint("status IN ('active', 'reset')", name="status_known"),

@@ -50,6 +50,15 @@ class KeyRecord:
     provisioned_at: datetime | None
     keys_issued_at: datetime | None
     reset_at: datetime | None
+    pending_generation: int | None = None
+    pending_pik_sealed: bytes | None = field(default=None, repr=False)
+    pending_pik_kcv: str | None = None
+    pending_mak_sealed: bytes | None = field(default=None, repr=False)
+    pending_mak_kcv: str | None = None
+    pending_tdk_sealed: bytes | None = field(default=None, repr=False)
+    pending_tdk_kcv: str | None = None
+    pending_double_length: bool | None = None
+    pending_issued_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,7 @@ class StatusRow:
     terminal_status: str
     key_status: str | None
     key_generation: int | None
+    pending_generation: int | None
     signed_on: bool
     mac_algorithm: str | None
     last_sign_on_at: datetime | None
@@ -148,6 +158,24 @@ class BatchLine:
     pan_masked: str | None
 
 
+_NO_PENDING: dict[str, Any] = {
+    "pending_generation": None, "pending_double_length": None, "pending_issued_at": None,
+    "pending_pik_sealed": None, "pending_pik_kcv": None, "pending_mak_sealed": None,
+    "pending_mak_kcv": None, "pending_tdk_sealed": None, "pending_tdk_kcv": None,
+}
+
+
+def _key_values(prefix: str,
+                sealed: Mapping[str, tuple[bytes, str] | None]) -> dict[str, Any]:
+    """Columns ``<prefix><role>_sealed`` / ``_kcv`` of PIK, MAK and TDK (None: absent)."""
+    values: dict[str, Any] = {}
+    for role in ("pik", "mak", "tdk"):
+        pair = sealed.get(role)
+        values[f"{prefix}{role}_sealed"] = pair[0] if pair else None
+        values[f"{prefix}{role}_kcv"] = pair[1] if pair else None
+    return values
+
+
 def _build(cls: Any, row: Row[Any] | Any) -> Any:
     m = row._mapping
     return cls(**{name: m[name] for name in cls.__dataclass_fields__ if name in m})
@@ -202,7 +230,7 @@ class TerminalHostRepository:
         values = dict(status="active", tmk_sealed=sealed, tmk_kcv=kcv,
                       tmk_generation=generation, pik_sealed=None, pik_kcv=None,
                       mak_sealed=None, mak_kcv=None, tdk_sealed=None, tdk_kcv=None,
-                      provisioned_at=at, keys_issued_at=None, reset_at=None)
+                      provisioned_at=at, keys_issued_at=None, reset_at=None, **_NO_PENDING)
         if self.get_keys(merchant_id, terminal_id) is None:
             self._conn.execute(insert(terminal_keys).values(
                 merchant_id=merchant_id, terminal_id=terminal_id, key_generation=0, **values))
@@ -213,23 +241,54 @@ class TerminalHostRepository:
 
     def put_working_keys(self, merchant_id: str, terminal_id: str, generation: int,
                          sealed: Mapping[str, tuple[bytes, str] | None], at: datetime) -> None:
-        """Replace the working keys; ``sealed`` maps ``pik``/``mak``/``tdk`` to (blob, kcv)."""
-        values: dict[str, Any] = {"key_generation": generation, "keys_issued_at": at}
-        for role in ("pik", "mak", "tdk"):
-            pair = sealed.get(role)
-            values[f"{role}_sealed"] = pair[0] if pair else None
-            values[f"{role}_kcv"] = pair[1] if pair else None
-        self._conn.execute(update(terminal_keys).where(
-            terminal_keys.c.merchant_id == merchant_id,
-            terminal_keys.c.terminal_id == terminal_id).values(**values))
+        """Replace the working keys (and drop pending ones); ``sealed`` maps
+        ``pik``/``mak``/``tdk`` to (blob, kcv)."""
+        values: dict[str, Any] = {"key_generation": generation, "keys_issued_at": at,
+                                  **_NO_PENDING, **_key_values("", sealed)}
+        self._update_keys(merchant_id, terminal_id, values)
+
+    def put_pending_keys(self, merchant_id: str, terminal_id: str, generation: int,
+                         sealed: Mapping[str, tuple[bytes, str] | None], double_length: bool,
+                         at: datetime) -> None:
+        """Store keys a sign-on issued beside the current ones (replacing pending ones)."""
+        self._update_keys(merchant_id, terminal_id, {
+            "pending_generation": generation, "pending_double_length": double_length,
+            "pending_issued_at": at, **_key_values("pending_", sealed)})
+
+    def put_pending_tdk(self, merchant_id: str, terminal_id: str,
+                        sealed: tuple[bytes, str]) -> None:
+        """Add a track data key to the pending set (a sign-on asked for one)."""
+        self._update_keys(merchant_id, terminal_id, {
+            "pending_tdk_sealed": sealed[0], "pending_tdk_kcv": sealed[1]})
+
+    def promote_pending(self, merchant_id: str, terminal_id: str, generation: int,
+                        at: datetime) -> bool:
+        """Make the pending keys of ``generation`` the current ones (the old ones are gone).
+
+        False when there is no such pending set (promoted or replaced meanwhile).
+        """
+        k = terminal_keys.c
+        result = self._conn.execute(update(terminal_keys).where(
+            k.merchant_id == merchant_id, k.terminal_id == terminal_id,
+            k.pending_generation == generation).values(
+            key_generation=k.pending_generation, keys_issued_at=at,
+            pik_sealed=k.pending_pik_sealed, pik_kcv=k.pending_pik_kcv,
+            mak_sealed=k.pending_mak_sealed, mak_kcv=k.pending_mak_kcv,
+            tdk_sealed=k.pending_tdk_sealed, tdk_kcv=k.pending_tdk_kcv, **_NO_PENDING))
+        return result.rowcount == 1
 
     def reset(self, merchant_id: str, terminal_id: str, at: datetime) -> None:
         """Forget the TMK and the working keys: the terminal is locked out."""
+        self._update_keys(merchant_id, terminal_id, dict(
+            status="reset", tmk_sealed=None, tmk_kcv=None, pik_sealed=None, pik_kcv=None,
+            mak_sealed=None, mak_kcv=None, tdk_sealed=None, tdk_kcv=None, reset_at=at,
+            **_NO_PENDING))
+
+    def _update_keys(self, merchant_id: str, terminal_id: str,
+                     values: Mapping[str, Any]) -> None:
         self._conn.execute(update(terminal_keys).where(
             terminal_keys.c.merchant_id == merchant_id,
-            terminal_keys.c.terminal_id == terminal_id).values(
-            status="reset", tmk_sealed=None, tmk_kcv=None, pik_sealed=None, pik_kcv=None,
-            mak_sealed=None, mak_kcv=None, tdk_sealed=None, tdk_kcv=None, reset_at=at))
+            terminal_keys.c.terminal_id == terminal_id).values(**values))
 
     # -- state --------------------------------------------------------------------------
 
@@ -255,7 +314,8 @@ class TerminalHostRepository:
         t, k, s = terminals.c, terminal_keys.c, terminal_state.c
         query = (
             select(t.merchant_id, t.terminal_id, t.status.label("terminal_status"),
-                   k.status.label("key_status"), k.key_generation, s.signed_on,
+                   k.status.label("key_status"), k.key_generation, k.pending_generation,
+                   s.signed_on,
                    s.mac_algorithm, s.last_sign_on_at, s.last_message_at, s.open_batch_no,
                    s.software_version)
             .select_from(terminals.outerjoin(terminal_keys, and_(
@@ -272,7 +332,8 @@ class TerminalHostRepository:
         return [StatusRow(
             merchant_id=r.merchant_id, terminal_id=r.terminal_id,
             terminal_status=r.terminal_status, key_status=r.key_status,
-            key_generation=r.key_generation, signed_on=bool(r.signed_on),
+            key_generation=r.key_generation, pending_generation=r.pending_generation,
+            signed_on=bool(r.signed_on),
             mac_algorithm=r.mac_algorithm, last_sign_on_at=r.last_sign_on_at,
             last_message_at=r.last_message_at, open_batch_no=r.open_batch_no,
             software_version=r.software_version) for r in self._conn.execute(query)]

@@ -154,7 +154,9 @@ def status(
     table = Table("merchant id", "terminal", "keys", "on", "last sign-on (UTC)",
                   "last message (UTC)", "batch", "sw", "silent")
     for v in page.items:
-        table.add_row(v.merchant_id, v.terminal_id, f"{v.key_status} g{v.key_generation}",
+        pending = f" (g{v.pending_key_generation} pending)" if v.pending_key_generation else ""
+        table.add_row(v.merchant_id, v.terminal_id,
+                      f"{v.key_status} g{v.key_generation}{pending}",
                       "yes" if v.signed_on else "no", _when(v.last_sign_on_at),
                       _when(v.last_message_at), v.open_batch_no or "-",
                       v.software_version or "-", "[red]SILENT[/red]" if v.silent else "")

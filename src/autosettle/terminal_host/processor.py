@@ -10,8 +10,10 @@ The pipeline of a request (answers in brackets)::
     not classified / mandatory field missing . [30], or [12] for an unknown combination
     sign-on 0800 ............................. keys service: [00 + field 62] / [97] [03] [58]
     unknown terminal / other merchant's ...... [97] / [03]
-    financial / reversal / 0500 / 0320 from a terminal not signed on ... [A0]
-    field 64 missing or wrong ................ [A0], nothing processed
+    financial / reversal / 0500 / 0320 from a terminal without working keys ... [A0]
+    field 64 missing or wrong ................ [A0], nothing processed; right under the
+                                               pending MAK of a sign-on: those keys
+                                               become current (terminal_keys.authenticate)
     field 52 does not decrypt ................ [99], nothing processed
     the service's answer ..................... [39 from the service], MAC'd
 
@@ -25,7 +27,7 @@ anything else, including a financial request that left nothing, is answered 96.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Final
 
@@ -129,6 +131,8 @@ class Outcome:
     code: ResponseCode
     fields: dict[str, str]
     authenticated: bool = True
+    keys: TerminalSession | None = None
+    """The session whose keys the request's MAC verified under (for the answer's MAC)."""
 
 
 def terminal_key(decoded: DecodedMessage) -> tuple[str, str] | None:
@@ -204,6 +208,7 @@ class Processor:
         session = terminal_keys.open_session(self.ctx, request.merchant_id,
                                              request.terminal_id)
         outcome = self._authenticated(request, session)
+        session = outcome.keys or session
         answer = self._fields(request, outcome)
         mac_answer = outcome.authenticated and session.ready and (
             kind in MAC_REQUIRED or (kind in MAC_IF_PRESENT and "64" in fields))
@@ -233,17 +238,23 @@ class Processor:
             return Outcome(RC.MAC_ERROR, {}, authenticated=False)
         if kind in MAC_REQUIRED or (kind in MAC_IF_PRESENT and "64" in request.fields):
             received = request.fields.get("64")
-            if received is None or not terminal_keys.verify_mac(
-                    self.ctx, session, request.mac_data, bytes.fromhex(received), self.hsm):
+            proven = None if received is None else terminal_keys.authenticate(
+                self.ctx, session, request.mac_data, bytes.fromhex(received), self.hsm)
+            if proven is None:
                 log.info("terminal host: MAC error from terminal %s (%s)",
                          request.terminal_id, kind.value)
                 return Outcome(RC.MAC_ERROR, {}, authenticated=False)
+            if proven.key_generation != session.key_generation:
+                log.info("terminal host: terminal %s uses its new keys (generation %d)",
+                         request.terminal_id, proven.key_generation)
+            session = proven  # PIN block and answer MAC under the keys that verified
         try:
-            return self._route(request, session)
+            outcome = self._route(request, session)
         except _Refused as refusal:
-            return Outcome(refusal.code, {})
+            outcome = Outcome(refusal.code, {})
         except MessageFormatError:
-            return Outcome(RC.FORMAT_ERROR, {})
+            outcome = Outcome(RC.FORMAT_ERROR, {})
+        return replace(outcome, keys=session)
 
     def _route(self, request: Request, session: TerminalSession) -> Outcome:
         kind = request.kind
@@ -270,8 +281,9 @@ class Processor:
         fields = {"60": build_field60(Field60(_NETWORK_TYPE, int(outcome.batch_no), mode))}
         if outcome.field62 is not None:
             fields["62"] = outcome.field62.hex().upper()
-        log.info("terminal host: sign-on of terminal %s: %s (key generation %d)",
-                 request.terminal_id, outcome.response_code.value, outcome.key_generation)
+        log.info("terminal host: sign-on of terminal %s: %s (key generation %d%s)",
+                 request.terminal_id, outcome.response_code.value, outcome.key_generation,
+                 ", pending until the terminal uses it" if outcome.pending else "")
         return Outcome(outcome.response_code, fields)
 
     def _financial(self, request: Request, session: TerminalSession,

@@ -8,7 +8,9 @@ named constant in :class:`HostLimits`:
   ``read_timeout_s`` for the rest of a frame once it started; writes ``write_timeout_s``;
 * a declared length outside ``FRAME_SIZE_BYTES_MIN..FRAME_SIZE_BYTES_MAX`` closes the
   connection at once (the stream cannot be resynchronised);
-* at most ``connections_max`` connections: one more is closed as soon as it is accepted;
+* at most ``connections_max`` connections, and at most ``connections_per_peer_max`` from
+  one client address (so one client cannot hold them all): one more is closed as soon as
+  it is accepted, counted in :class:`HostStats` and logged once per burst;
 * at most ``frames_per_connection_max`` frames per connection;
 * service calls run in worker threads (``asyncio.to_thread``), at most ``workers_max`` at
   a time when the host runs its own loop (:func:`start_terminal_host`).
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
 
+from autosettle.config import Settings
 from autosettle.domain.iso8583.framing import (
     LENGTH_PREFIX_SIZE_BYTES,
     DecodedMessage,
@@ -56,12 +59,18 @@ class HostLimits:
     """Every bound of the server (units last)."""
 
     connections_max: int = 512
+    connections_per_peer_max: int = 128
     idle_timeout_s: float = 120.0
     read_timeout_s: float = 10.0
     write_timeout_s: float = 10.0
     frames_per_connection_max: int = 100_000
     workers_max: int = 32
     stop_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HostLimits:
+        """The defaults, with what ``Settings`` configures (the per-peer limit)."""
+        return cls(connections_per_peer_max=settings.terminal_host_connections_per_peer_max)
 
 
 @dataclass
@@ -70,6 +79,7 @@ class HostStats:
 
     connections_accepted: int = 0
     connections_refused: int = 0
+    connections_refused_per_peer: int = 0
     connections_active: int = 0
     frames_answered: int = 0
     frames_undecodable: int = 0
@@ -101,16 +111,60 @@ class _TerminalLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+def _peer_of(writer: asyncio.StreamWriter) -> str:
+    """The client's address (without its port): what the per-peer limit counts."""
+    name = writer.get_extra_info("peername")
+    if isinstance(name, tuple) and name:
+        return str(name[0])
+    return "?"
+
+
+class _PeerCounts:
+    """Open connections per client address; an address is kept only while it has some.
+
+    A peer refused over the limit is logged once (a warning) and, when its last connection
+    closes, once more with how many were refused: a flood writes two lines, not one each.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
+
+    def admit(self, peer: str, limit: int) -> bool:
+        count = self._open.get(peer, 0)
+        if count < limit:
+            self._open[peer] = count + 1
+            return True
+        refused = self._refused.get(peer, 0)
+        if refused == 0:
+            log.warning("terminal host: %s holds %d connections (the per-peer limit); "
+                        "closing its new ones", peer, count)
+        self._refused[peer] = refused + 1
+        return False
+
+    def leave(self, peer: str) -> None:
+        count = self._open.get(peer, 0) - 1
+        if count > 0:
+            self._open[peer] = count
+            return
+        self._open.pop(peer, None)
+        refused = self._refused.pop(peer, 0)
+        if refused:
+            log.warning("terminal host: %d connections of %s were closed over the "
+                        "per-peer limit", refused, peer)
+
+
 class TerminalHost:
     """The server; run it in an event loop (or use :func:`start_terminal_host`)."""
 
     def __init__(self, ctx: ServiceContext, limits: HostLimits | None = None,
                  processor: Processor | None = None) -> None:
-        self.limits = limits or HostLimits()
+        self.limits = limits or HostLimits.from_settings(ctx.settings)
         self.processor = processor or Processor(ctx)
         self.stats = HostStats()
         self._server: asyncio.Server | None = None
         self._locks = _TerminalLocks()
+        self._peers = _PeerCounts()
         self._idle: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -140,6 +194,11 @@ class TerminalHost:
             self.stats.connections_refused += 1
             writer.close()
             return
+        peer = _peer_of(writer)
+        if not self._peers.admit(peer, self.limits.connections_per_peer_max):
+            self.stats.connections_refused_per_peer += 1
+            writer.close()
+            return
         self.stats.connections_accepted += 1
         self.stats.connections_active += 1
         self._tasks.add(task)
@@ -159,6 +218,7 @@ class TerminalHost:
             log.exception("terminal host: connection failed")
         finally:
             self.stats.connections_active -= 1
+            self._peers.leave(peer)
             self._tasks.discard(task)
             self._idle.discard(task)
             writer.close()

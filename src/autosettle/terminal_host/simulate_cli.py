@@ -23,6 +23,7 @@ from rich.table import Table
 
 from autosettle.config import get_settings
 from autosettle.domain.errors import AutosettleError
+from autosettle.logging_setup import configure_logging
 from autosettle.services.context import ServiceContext, build_context
 from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
 from autosettle.terminal_host.sim_fleet import SIM_TERMINALS_MAX, prepare_fleet
@@ -88,8 +89,7 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run N terminals against the terminal host, close their batches, check the totals."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO if verbose else logging.WARNING)
     if verbose:
         logging.getLogger("autosettle.terminal_sim").setLevel(logging.DEBUG)
     ctx = context_factory()

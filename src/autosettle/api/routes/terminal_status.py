@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from autosettle.api.deps import Ctx, Who
 from autosettle.api.schemas import MERCHANT_ID_PATTERN, TERMINAL_CURSOR_PATTERN
@@ -28,6 +28,9 @@ class TerminalStatusPublic(BaseModel):
     terminal_status: str
     key_status: str
     key_generation: int
+    pending_key_generation: int | None = Field(
+        default=None, description="Keys a sign-on issued, waiting for the terminal's "
+        "first MAC under them (docs/terminal-integration.md#keys).")
     signed_on: bool
     mac_algorithm: str
     last_sign_on_at: datetime | None
@@ -40,7 +43,8 @@ class TerminalStatusPublic(BaseModel):
     def of(cls, v: TerminalStatusView) -> TerminalStatusPublic:
         return cls(merchant_id=v.merchant_id, terminal_id=v.terminal_id,
                    terminal_status=v.terminal_status, key_status=v.key_status,
-                   key_generation=v.key_generation, signed_on=v.signed_on,
+                   key_generation=v.key_generation,
+                   pending_key_generation=v.pending_key_generation, signed_on=v.signed_on,
                    mac_algorithm=v.mac_algorithm, last_sign_on_at=v.last_sign_on_at,
                    last_message_at=v.last_message_at, open_batch_no=v.open_batch_no,
                    software_version=v.software_version, silent=v.silent)

@@ -433,8 +433,11 @@ def _content_problem(key: str, value: str) -> str | None:
     elif key in TRACK_FIELD_IDS:
         if not all(c in _DIGITS or c == _TRACK_SEPARATOR for c in value):
             return "must be digits and '=' separators"
-    elif key in BINARY_FIELD_IDS and len(value) % 2:
-        return "binary data must be an even number of hex digits"
+    elif key in BINARY_FIELD_IDS:
+        if len(value) % 2:
+            return "binary data must be an even number of hex digits"
+    elif not value.isprintable():  # an/ans text: no control characters (NUL, CR, LF, ...)
+        return "must be printable text"
     return None
 
 
