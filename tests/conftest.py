@@ -2,7 +2,8 @@
 
 ``AUTOSETTLE_TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``) turns
 on the PostgreSQL half: every database test then runs on both. If it is set and PostgreSQL
-cannot be reached, the suite fails; it never skips silently.
+cannot be reached, the suite fails; it never skips silently. If it is not set, the summary
+at the end says how many database tests ran on SQLite only.
 """
 
 from __future__ import annotations
@@ -43,6 +44,32 @@ TEST_DATA_KEY = "22" * 32
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get(PG_URL_ENV) else [])
 if os.environ.get("AUTOSETTLE_TEST_REQUIRE_POSTGRES") and not os.environ.get(PG_URL_ENV):
     raise RuntimeError(f"AUTOSETTLE_TEST_REQUIRE_POSTGRES is set but {PG_URL_ENV} is not")
+
+
+SQLITE_ONLY = ("database", "sqlite")
+"""The user property of a test parametrised on ``db_url`` that runs on SQLite."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the SQLite half of every test parametrised on ``db_url`` (see the summary)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "sqlite":
+            item.user_properties.append(SQLITE_ONLY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Without PostgreSQL, say how many database tests ran on SQLite only."""
+    if os.environ.get(PG_URL_ENV):
+        return
+    ran = {report.nodeid for outcome in ("passed", "failed")
+           for report in terminalreporter.stats.get(outcome, [])
+           if getattr(report, "when", None) == "call"
+           and SQLITE_ONLY in getattr(report, "user_properties", ())}
+    if ran:
+        terminalreporter.write_sep(
+            "=", f"PostgreSQL not configured: {len(ran)} database tests ran on SQLite only "
+                 f"(set {PG_URL_ENV})", yellow=True)
 
 
 class FakeClock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from jobtools import CHANNEL_RECEIVABLE, assert_balances, merchant_unsettled
 
 from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import MerchantType
@@ -42,7 +43,7 @@ SALE = {"amount": "88.88", "card": {"pan": PAN, "expiry": "3012", "pin": "123456
 
 
 def test_sale_search_void_and_scopes(client: TestClient, keys: dict[str, str],
-                                     sim: IssuerSimulator) -> None:
+                                     sim: IssuerSimulator, ctx: ServiceContext) -> None:
     r = client.post("/v1/payments/sales", json=SALE, headers=h(keys["t1"], "s-1"))
     assert r.status_code == 201, r.text
     body = r.json()
@@ -61,6 +62,7 @@ def test_sale_search_void_and_scopes(client: TestClient, keys: dict[str, str],
                         headers=h(keys["t1"], "s-1"))
     assert clash.status_code == 409
     assert sim.card(PAN).balance_minor == 1_000_000 - 8888
+    assert_balances(ctx, {CHANNEL_RECEIVABLE: 8888, merchant_unsettled(M1): -8888})
     found = client.get("/v1/transactions", params={"last4": "5679", "amount_minor": 8888},
                        headers=h(keys["m1"]))
     assert [t["txn_id"] for t in found.json()["items"]] == [txn["txn_id"]]
@@ -72,10 +74,12 @@ def test_sale_search_void_and_scopes(client: TestClient, keys: dict[str, str],
     other_void = client.post(f"/v1/payments/{txn['txn_id']}/voids", json={},
                              headers=h(keys["t2"], "v-x"))
     assert other_void.json()["response_code"] == "25"
+    assert_balances(ctx, {CHANNEL_RECEIVABLE: 8888, merchant_unsettled(M1): -8888})
     void = client.post(f"/v1/payments/{txn['txn_id']}/voids", json={},
                        headers=h(keys["t1"], "v-1"))
     assert void.json()["approved"] is True, void.text
     assert sim.card(PAN).balance_minor == 1_000_000
+    assert_balances(ctx, {})
     csv = client.get("/v1/transactions.csv", headers=h(keys["m1"]))
     assert csv.status_code == 200
     lines = csv.text.strip().splitlines()
@@ -105,6 +109,7 @@ def test_bad_card_is_rejected_and_nothing_stored(client: TestClient, keys: dict[
     assert three_decimals.json()["error"]["code"] == "amount_too_precise"
     with ctx.db.unit_of_work() as uow:
         assert uow.transactions.count() == 0
+    assert_balances(ctx, {})
 
 
 def test_terminal_keys_do_not_read_bank_accounts_or_balances(client: TestClient,

@@ -141,6 +141,8 @@ def test_new_version_applies_from_its_business_date(shop: ServiceContext, clock:
 def test_a_version_cannot_reach_back_over_captured_transactions(shop: ServiceContext,
                                                                 clock: Any) -> None:
     at_shanghai(clock, 9, 16)
+    with pytest.raises(ValidationError, match="in the past"):   # even before any sale
+        fee_schedules.set_schedule(shop, SYSTEM, MID, spec(date(2026, 9, 15)))
     sale(shop, 10_000)
     for effective in (date(2026, 9, 15), date(2026, 9, 16)):   # the past; today, with sales
         with pytest.raises(ValidationError):

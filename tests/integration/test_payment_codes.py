@@ -18,6 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from jobtools import (
+    CARD_HOLDS,
+    CHANNEL_RECEIVABLE,
+    HOLDS_CONTRA,
+    assert_balances,
+    merchant_unsettled,
+)
 from paytools import (
     DEBIT,
     MID,
@@ -266,6 +273,26 @@ SCENARIOS: dict[str, Scenario] = {
     "91": issuer_unavailable, "94": duplicate, "96": system_malfunction, "A0": mac_error,
 }
 
+def _captured(fen: int) -> dict[str, int]:
+    return {CHANNEL_RECEIVABLE: fen, merchant_unsettled(MID): -fen}
+
+
+def _held(fen: int) -> dict[str, int]:
+    return {CARD_HOLDS: fen, HOLDS_CONTRA: -fen}
+
+
+BOOKS: dict[str, dict[str, int]] = {
+    "00": _captured(1_000),
+    "12": _held(2_000),                   # the sale was voided; the pre-authorization holds
+    "41": _captured(1_000),               # the void the issuer refused moved nothing
+    "51": _held(10_000),                  # the completion was refused: the hold stays
+    "61": _captured(1_000 - 600),
+    "64": _captured(1_000),
+    "65": {**_captured(200), **_held(100)},
+    "94": _captured(1_000),
+}
+"""Every ledger account each scenario leaves non-zero (any other account must be zero)."""
+
 REJECTED_WITHOUT_RECORD = frozenset({"13", "30", "94"})
 """Bad input is rejected before anything is stored (14 too when the Luhn check fails)."""
 
@@ -299,6 +326,7 @@ def test_code_is_produced(code: str, ctx: ServiceContext, sim: IssuerSimulator,
             assert result.record.status in ("declined", "reversed")
             _assert_nothing_posted_for(ctx, result.record.txn_id)
     assert_ledger_balanced(ctx)
+    assert_balances(ctx, BOOKS.get(code, {}))
     if code in NOTHING_APPROVED:
         assert unsettled(ctx) == 0
         assert entry_count(ctx) == 0

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from jobtools import (
+    CARD_HOLDS,
+    CHANNEL_RECEIVABLE,
+    HOLDS_CONTRA,
+    ClockLike,
+    assert_balances,
+    merchant_unsettled,
+)
 
 from autosettle.channels.simulator import CardStatus, FaultKind, IssuerSimulator
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
@@ -41,6 +49,11 @@ def sale(ctx: ServiceContext, fen: int, key: str | None = None,
                                                   card(pan, pin), idempotency_key=key))
 
 
+def captured(fen: int) -> dict[str, int]:
+    """The books after ``fen`` were captured, net, and nothing else moved."""
+    return {CHANNEL_RECEIVABLE: fen, merchant_unsettled(MID): -fen}
+
+
 def ledger_ok(ctx: ServiceContext) -> None:
     with ctx.db.unit_of_work() as uow:
         assert all(v == 0 for v in uow.ledger.imbalance_by_currency().values())
@@ -60,6 +73,7 @@ def test_sale_approved_posts_and_charges(shop: ServiceContext, sim: IssuerSimula
     assert result.record.auth_code and len(result.record.rrn) == 12
     assert sim.card(DEBIT).balance_minor == 100_000 - 12_345
     assert unsettled(shop) == 12_345
+    assert_balances(shop, captured(12_345))
     ledger_ok(shop)
 
 
@@ -72,6 +86,7 @@ def test_idempotent_replay_charges_once(shop: ServiceContext, sim: IssuerSimulat
     assert sim.card(DEBIT).balance_minor == 99_500
     other = sale(shop, 501, key="k1")
     assert other.response_code is RC.DUPLICATE_TRANSMISSION
+    assert_balances(shop, captured(500))
 
 
 def test_void_refund_and_reversal(shop: ServiceContext, sim: IssuerSimulator) -> None:
@@ -81,6 +96,7 @@ def test_void_refund_and_reversal(shop: ServiceContext, sim: IssuerSimulator) ->
         TxnType.VOID, MID, TID, None, None, OriginalRef(txn_id=s1.record.txn_id)))
     assert void.response_code is RC.APPROVED, void.message
     assert sim.card(DEBIT).balance_minor == 100_000
+    assert_balances(shop, {})
     again = payments.authorize(shop, PaymentRequest(
         TxnType.VOID, MID, TID, None, None, OriginalRef(txn_id=s1.record.txn_id)))
     assert again.response_code is RC.INVALID_TRANSACTION
@@ -93,15 +109,18 @@ def test_void_refund_and_reversal(shop: ServiceContext, sim: IssuerSimulator) ->
         TxnType.REFUND, MID, TID, Money(501), None, OriginalRef(txn_id=s2.record.txn_id)))
     assert r2.response_code is RC.EXCEEDS_AMOUNT_LIMIT
     assert unsettled(shop) == 500
+    assert_balances(shop, captured(500))
     assert sim.card(DEBIT).balance_minor == 100_000 - 500
     rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
     assert rev.response_code is RC.APPROVED
     assert unsettled(shop) == 2000
     assert sim.card(DEBIT).balance_minor == 100_000 - 2000
+    assert_balances(shop, captured(2000))
     again_rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
     assert again_rev.response_code is RC.APPROVED
     assert payments.reverse(shop, MID, TID, OriginalRef(txn_id="nope")).response_code is \
         RC.APPROVED
+    assert_balances(shop, captured(2000))
     ledger_ok(shop)
 
 
@@ -110,6 +129,7 @@ def test_preauth_and_completion(shop: ServiceContext, sim: IssuerSimulator) -> N
                                                   card()))
     assert pre.response_code is RC.APPROVED and pre.record is not None
     assert sim.card(DEBIT).held_minor == 10_000
+    held = assert_balances(shop, {CARD_HOLDS: 10_000, HOLDS_CONTRA: -10_000})
     too_much = payments.authorize(shop, PaymentRequest(
         TxnType.COMPLETION, MID, TID, Money(11_501), None, OriginalRef(txn_id=pre.record.txn_id)))
     assert too_much.response_code is RC.EXCEEDS_AMOUNT_LIMIT
@@ -120,7 +140,47 @@ def test_preauth_and_completion(shop: ServiceContext, sim: IssuerSimulator) -> N
     assert card_state.held_minor == 0
     assert card_state.balance_minor == 100_000 - 11_500
     assert unsettled(shop) == 11_500
+    # the whole 100.00 hold is released, whatever the completed amount; 115.00 is captured
+    assert_balances(shop, {CARD_HOLDS: -10_000, HOLDS_CONTRA: 10_000, **captured(11_500)},
+                    since=held)
     ledger_ok(shop)
+
+
+def test_cancel_releases_the_hold(shop: ServiceContext, sim: IssuerSimulator) -> None:
+    pre = payments.authorize(shop, PaymentRequest(TxnType.PREAUTH, MID, TID, Money(4_000),
+                                                  card()))
+    assert pre.approved and pre.record is not None
+    assert_balances(shop, {CARD_HOLDS: 4_000, HOLDS_CONTRA: -4_000})
+    cancel = payments.authorize(shop, PaymentRequest(
+        TxnType.PREAUTH_VOID, MID, TID, None, None, OriginalRef(txn_id=pre.record.txn_id)))
+    assert cancel.approved, cancel.message
+    assert sim.card(DEBIT).held_minor == 0
+    assert_balances(shop, {})
+
+
+def test_unacknowledged_reversal_stays_queued_until_the_issuer_takes_it(
+        shop: ServiceContext, sim: IssuerSimulator, clock: ClockLike) -> None:
+    first = sale(shop, 3_000)
+    assert first.record is not None
+    sim.inject(FaultKind.REVERSAL_UNAVAILABLE)
+    rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=first.record.txn_id))
+    assert rev.response_code is RC.APPROVED
+    assert_balances(shop, {})  # our side is undone at once
+    with shop.db.unit_of_work() as uow:
+        queued = uow.reversals.get(MID, first.record.txn_id)
+    assert queued is not None and (queued.state, queued.attempts) == ("pending", 1)
+    assert sim.card(DEBIT).balance_minor == 100_000 - 3_000  # the issuer has not heard
+    assert sim.auth_state(first.record.txn_id) == "applied"
+    assert payments.process_reversals(shop).acknowledged == 0  # not due yet
+    clock.advance(seconds=payments.REVERSAL_RETRY_MAX_S)
+    assert payments.process_reversals(shop) == payments.ReversalRun(1, 0)
+    with shop.db.unit_of_work() as uow:
+        done = uow.reversals.get(MID, first.record.txn_id)
+        assert uow.reversals.pending_count() == 0
+    assert done is not None and done.state != "pending"
+    assert sim.card(DEBIT).balance_minor == 100_000
+    assert sim.auth_state(first.record.txn_id) == "reversed"
+    assert_balances(shop, {})
 
 
 def test_declines(shop: ServiceContext, sim: IssuerSimulator) -> None:
@@ -136,6 +196,7 @@ def test_declines(shop: ServiceContext, sim: IssuerSimulator) -> None:
     bad = sale(shop, 100, pan="6222020200112345670")
     assert bad.response_code is RC.INVALID_CARD_NUMBER and bad.record is None
     assert unsettled(shop) == 0
+    assert_balances(shop, {})
     ledger_ok(shop)
 
 
@@ -151,6 +212,7 @@ def test_timeout_reverses_at_channel(shop: ServiceContext, sim: IssuerSimulator)
     assert sim.card(DEBIT).balance_minor == 100_000
     assert sim.auth_state(result.record.txn_id) == "reversed"
     assert unsettled(shop) == 0
+    assert_balances(shop, {})
     ledger_ok(shop)
 
 
@@ -165,4 +227,5 @@ def test_reversal_that_overtakes_its_original_refuses_the_original(
     assert late.response_code is RC.DUPLICATE_TRANSMISSION
     assert sim.card(DEBIT).balance_minor == 100_000
     assert unsettled(shop) == 0
+    assert_balances(shop, {})
     ledger_ok(shop)

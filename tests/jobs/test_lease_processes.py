@@ -16,12 +16,17 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from jobtools import (
+    CHANNEL_RECEIVABLE,
+    FEE_INCOME,
+    PAYOUT_CLEARING,
     ClockLike,
     add_merchant,
     add_sales,
+    assert_balances,
     batch_count,
     batches,
     ledger_balanced,
+    merchant_payable,
     mid,
     payout_total,
     shanghai,
@@ -55,6 +60,11 @@ def seed(ctx: ServiceContext, merchants: int) -> dict[str, int]:
     return expected
 
 
+def gross_of(merchants: int) -> int:
+    """What :func:`seed` captured."""
+    return sum(10_000 + n + 2_500 * (n + 1) for n in range(merchants))
+
+
 def spawn(db_url: str, tmp_path: Path, owner: str, delay_s: float,
           start_at: float, *mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -64,7 +74,7 @@ def spawn(db_url: str, tmp_path: Path, owner: str, delay_s: float,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def assert_paid_once(ctx: ServiceContext, expected: dict[str, int]) -> None:
+def assert_paid_once(ctx: ServiceContext, expected: dict[str, int], exported: bool) -> None:
     for merchant_id, net in expected.items():
         found = batches(ctx, merchant_id)
         assert [b["run_key"] for b in found] == [BATCH_RUN_KEY], (merchant_id, found)
@@ -73,6 +83,10 @@ def assert_paid_once(ctx: ServiceContext, expected: dict[str, int]) -> None:
     assert payout_total(ctx) == sum(expected.values())
     assert unclaimed_items(ctx) == 0
     assert ledger_balanced(ctx)
+    gross, paid = gross_of(len(expected)), sum(expected.values())
+    owed = ({PAYOUT_CLEARING: -paid} if exported
+            else {merchant_payable(m): -net for m, net in expected.items()})
+    assert_balances(ctx, {CHANNEL_RECEIVABLE: gross, FEE_INCOME: -(gross - paid), **owed})
 
 
 def test_two_processes_racing_for_a_run_settle_it_once(
@@ -92,7 +106,7 @@ def test_two_processes_racing_for_a_run_settle_it_once(
     assert winner["batches"] == len(expected)
     run = leases.get_run(ctx, "settle-daily", RUN_KEY)
     assert run is not None and (run.status, run.owner) == ("done", winner["owner"])
-    assert_paid_once(ctx, expected)
+    assert_paid_once(ctx, expected, exported=False)
 
 
 def test_sigkill_during_a_run_then_restart_completes_it_without_paying_twice(
@@ -125,13 +139,13 @@ def test_sigkill_during_a_run_then_restart_completes_it_without_paying_twice(
     assert (resumed.status, resumed.took_over) == ("done", True)
     assert resumed.counts["batches"] == len(expected) - settled_before
     assert [o.run_key for o in report.ran("payouts-daily")] == [RUN_KEY]
-    assert_paid_once(ctx, expected)
+    assert_paid_once(ctx, expected, exported=True)
     run = leases.get_run(ctx, "settle-daily", RUN_KEY)
     assert run is not None and (run.status, run.owner) == ("done", "restarted")
 
     again = scheduler.tick()  # nothing is due twice
     assert again.ran("settle-daily") == [] and again.ran("payouts-daily") == []
-    assert_paid_once(ctx, expected)
+    assert_paid_once(ctx, expected, exported=True)
 
 
 def kill_half_way(ctx: ServiceContext, child: subprocess.Popen[str], total: int) -> int:
@@ -164,7 +178,7 @@ def test_sigkill_during_a_manual_run_leaves_it_abandoned_not_running(
     again = leases.settle_now(ctx, SYSTEM, RUN_DAY)   # the operator runs the date again
     assert again.outcome.status == "done"
     assert again.outcome.counts["batches"] == len(expected) - settled_before
-    assert_paid_once(ctx, expected)
+    assert_paid_once(ctx, expected, exported=False)
     runs = {r.run_key: r for r in leases.recent_runs(ctx, leases.JOB_MANUAL_SETTLE)}
     assert runs[dead.run_key].status == "abandoned"
     assert runs[again.outcome.run_key].status == "done"

@@ -10,7 +10,21 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from jobtools import ClockLike, add_merchant, add_sales, advance_clock_to, fee_of, mid
+from jobtools import (
+    BANK,
+    CHANNEL_RECEIVABLE,
+    FEE_INCOME,
+    PAYOUT_CLEARING,
+    ClockLike,
+    add_merchant,
+    add_sales,
+    advance_clock_to,
+    assert_balances,
+    fee_of,
+    merchant_payable,
+    merchant_unsettled,
+    mid,
+)
 
 from autosettle.services import apikeys, payouts
 from autosettle.services.context import SYSTEM, Role, ServiceContext
@@ -50,6 +64,8 @@ def test_settlements_payouts_and_alerts_are_scoped_to_their_merchant(
         client: TestClient, ctx: ServiceContext, keys: Keys) -> None:
     amounts = [100_000, 2_345]
     net = add_sales(ctx, A, FRIDAY, amounts)
+    gross, fees = sum(amounts), sum(fee_of(a) for a in amounts)
+    assert_balances(ctx, {CHANNEL_RECEIVABLE: gross, merchant_unsettled(A): -gross})
     advance_clock_to(ctx, date(2026, 9, 20))  # T+1 of Friday: Sunday, an in-lieu workday
     error(client.post("/v1/settlement-runs", json={"date": "2026-09-20"}, headers=keys.a),
           403, "forbidden")
@@ -60,6 +76,8 @@ def test_settlements_payouts_and_alerts_are_scoped_to_their_merchant(
     assert run.status_code == 201, run.text
     assert (run.json()["job_name"], run.json()["status"]) == ("settle-manual", "done")
     assert run.json()["counts"]["batches"] == 1
+    settled = assert_balances(ctx, {CHANNEL_RECEIVABLE: gross, FEE_INCOME: -fees,
+                                    merchant_payable(A): -net})
     replay = client.post("/v1/settlement-runs", json={"date": "2026-09-20", "cycles": ["T1"]},
                          headers={**keys.operator, "Idempotency-Key": "run-0920"})
     assert replay.headers.get("Idempotent-Replayed") == "true"
@@ -88,12 +106,16 @@ def test_settlements_payouts_and_alerts_are_scoped_to_their_merchant(
     [payout] = client.get("/v1/payouts", headers=keys.operator).json()["payouts"]
     assert (payout["merchant_id"], payout["amount_minor"]) == (A, net)
     payouts.export_payouts(ctx, date(2026, 9, 20))
+    sent = assert_balances(ctx, {merchant_payable(A): net, PAYOUT_CLEARING: -net},
+                           since=settled)
     pid = payout["payout_id"]
     error(client.post(f"/v1/payouts/{pid}/fail", json={"reason": "closed"}, headers=keys.a),
           403, "forbidden")
     failed = client.post(f"/v1/payouts/{pid}/fail", json={"reason": "account closed"},
                          headers=keys.operator)
     assert failed.status_code == 200 and failed.json()["status"] == "failed"
+    returned = assert_balances(ctx, {merchant_payable(A): -net, PAYOUT_CLEARING: net},
+                               since=sent)  # the money is owed to the merchant again
     error(client.post(f"/v1/payouts/{pid}/confirm", headers=keys.operator), 409,
           "invalid_state")
 
@@ -113,6 +135,7 @@ def test_settlements_payouts_and_alerts_are_scoped_to_their_merchant(
     payouts.export_payouts(ctx, date(2026, 9, 20))
     confirmed = client.post(f"/v1/payouts/{pid}/confirm", headers=keys.operator)
     assert confirmed.json()["status"] == "confirmed"
+    assert_balances(ctx, {merchant_payable(A): net, BANK: -net}, since=returned)
     again = client.get(f"/v1/settlements/{batch['batch_id']}", headers=keys.a).json()
     assert again["payout_status"] == "confirmed"
     error(client.get("/v1/payouts/x/confirm", headers=keys.operator), 405,
@@ -126,6 +149,7 @@ def test_settlements_payouts_and_alerts_are_scoped_to_their_merchant(
 def test_fee_schedules_and_cycle_costs(client: TestClient, ctx: ServiceContext,
                                        keys: Keys) -> None:
     add_sales(ctx, A, FRIDAY, [100_000, 50_000])
+    assert_balances(ctx, {CHANNEL_RECEIVABLE: 150_000, merchant_unsettled(A): -150_000})
     shown = client.get(f"/v1/merchants/{A}/fee-schedules", headers=keys.a)
     assert shown.status_code == 200, shown.text
     assert shown.json()["current"]["schedule_id"] == "default-discounted"
@@ -172,6 +196,8 @@ def test_fee_schedules_and_cycle_costs(client: TestClient, ctx: ServiceContext,
 def test_maintenance_notices_calendar_and_runs_inside_a_window(
         client: TestClient, ctx: ServiceContext, clock: ClockLike, keys: Keys) -> None:
     net = add_sales(ctx, A, FRIDAY, [60_000])  # T+1: due Sunday 2026-09-20
+    captured = {CHANNEL_RECEIVABLE: 60_000, merchant_unsettled(A): -60_000}
+    assert_balances(ctx, captured)
     before = client.get("/v1/calendar/settlement-date?date=2026-09-18&cycle=T1",
                         headers=keys.a)
     assert before.json()["settlement_date"] == "2026-09-20"
@@ -210,3 +236,4 @@ def test_maintenance_notices_calendar_and_runs_inside_a_window(
     # 2026-09-20 01:00 UTC = 09:00 Shanghai: inside the window
     error(client.post("/v1/settlement-runs", json={"date": "2026-09-20"},
                       headers=keys.operator), 409, "invalid_state")
+    assert_balances(ctx, captured)   # refused: nothing settled

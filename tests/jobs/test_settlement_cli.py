@@ -10,7 +10,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from jobtools import add_merchant, add_sales, mid
+from jobtools import (
+    CHANNEL_RECEIVABLE,
+    FEE_INCOME,
+    PAYOUT_CLEARING,
+    add_merchant,
+    add_sales,
+    assert_balances,
+    merchant_payable,
+    mid,
+)
 from typer.testing import CliRunner, Result
 
 from autosettle.cli import app
@@ -78,8 +87,11 @@ def test_settle_export_announce_and_list_runs(cli: Invoke, ctx: ServiceContext,
     add_merchant(ctx, A, "T1")
     net = add_sales(ctx, A, date(2026, 9, 18), [100_000, 7_777])
 
+    gross = 107_777
     first = json.loads(cli("settle", "--date", "2026-09-20", "--json").stdout)
     assert (first["status"], first["batches"], first["payout_minor"]) == ("done", 1, net)
+    settled = assert_balances(ctx, {CHANNEL_RECEIVABLE: gross, FEE_INCOME: -(gross - net),
+                                    merchant_payable(A): -net})
     again = cli("settle", "--date", "2026-09-20", "--cycles", "T1,D1")  # table + progress
     assert "2026-09-20:T1+D1" in again.stdout
     assert "settling" in again.stderr  # the progress bar goes to stderr
@@ -88,6 +100,7 @@ def test_settle_export_announce_and_list_runs(cli: Invoke, ctx: ServiceContext,
     assert (exported["count"], exported["total_minor"]) == (1, net)
     assert Path(exported["csv"]).exists() and Path(exported["fixed_width"]).exists()
     assert Path(exported["csv"]).parent == data_dir / "payouts"
+    assert_balances(ctx, {merchant_payable(A): net, PAYOUT_CLEARING: -net}, since=settled)
 
     runs = json.loads(cli("jobs", "runs", "--json").stdout)
     assert [r["job"] for r in runs] == ["settle-manual", "settle-manual"]
