@@ -33,6 +33,7 @@ from autosettle.domain.merchants import (
     mask_account_number,
 )
 from autosettle.domain.money import AMOUNT_MINOR_MAX, currency
+from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.store.uow import UnitOfWork
@@ -202,7 +203,7 @@ def add_settlement_account(ctx: ServiceContext, who: Principal, merchant_id: str
 
 def list_settlement_accounts(ctx: ServiceContext, who: Principal,
                              merchant_id: str) -> Sequence[SettlementAccount]:
-    who.require_merchant_staff(merchant_id)
+    require_read(who, Area.SETTLEMENT_ACCOUNTS, merchant_id)
     with ctx.db.unit_of_work() as uow:
         _merchant_or_404(uow, merchant_id)
         return uow.settlement_accounts.list_for(merchant_id)
