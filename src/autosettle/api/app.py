@@ -9,7 +9,7 @@ from autosettle import __version__
 from autosettle.api import errors
 from autosettle.api.deps import get_principal
 from autosettle.api.error_schemas import error_responses
-from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit
+from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit, UrlCharacters
 from autosettle.api.routes import merchants, payments, settlement, system, terminal_status
 from autosettle.services.context import ServiceContext
 
@@ -29,6 +29,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(BodySizeLimit, limit_bytes=REQUEST_BODY_BYTES_MAX)
+    app.add_middleware(UrlCharacters)
     for router in ROUTERS:
         _declare_errors(router)
         app.include_router(router)
