@@ -148,7 +148,9 @@ def cycle_costs(merchant_id: MidPath, ctx: Ctx, who: Who,
     """What the merchant's sales in the period (business dates, default: the last 30 days)
     cost on its cycle and on each other one."""
     date_to = date_to or _today(ctx)
-    date_from = date_from or date_to - timedelta(days=COST_DAYS_DEFAULT - 1)
+    if date_from is None:  # the last 30 days, or fewer before the first date there is
+        date_from = date_to - timedelta(days=min(COST_DAYS_DEFAULT - 1,
+                                                 (date_to - date.min).days))
     costs = fee_schedules.cycle_costs(ctx, who, merchant_id, date_from, date_to)
     with ctx.db.unit_of_work() as uow:
         merchant = uow.merchants.get(merchant_id)
