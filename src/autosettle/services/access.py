@@ -1,4 +1,6 @@
-"""Who may read what: one table per role, consulted by every service that shows data.
+"""Who may read what: one table per role, consulted by every service that shows data
+(merchants, terminals, transactions, balances, accounts, settlements, fees, alerts, notices,
+the calendar, terminal status).
 
 A key reaches a kind of data (an :class:`Area`) only if its role's row lists it, and only
 for its own merchant (operators: any merchant). Anything outside that reach is answered
