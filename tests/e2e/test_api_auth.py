@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from apitools import (
@@ -26,12 +28,16 @@ from apitools import (
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from jobtools import ClockLike
 from starlette.routing import BaseRoute
 
-from autosettle.api import schemas, settlement_schemas
-from autosettle.services import apikeys, merchants
+from autosettle.api import payment_schemas, schemas, settlement_schemas
+from autosettle.channels.simulator import IssuerSimulator
+from autosettle.services import alerts, apikeys, leases, merchants, settlement
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewTerminal
+
+PAN, PIN = "6222020200112345679", "123456"
 
 # A minimal valid body for every request model a route may take. A route whose body model
 # is missing here fails the test below: add its minimal body when you add the route.
@@ -47,6 +53,19 @@ MINIMAL_BODIES: dict[type, dict[str, Any]] = {
     schemas.ApiKeyCreate: {"role": "merchant", "name": "x", "merchant_id": MID_B},
     settlement_schemas.FeeScheduleCreate: {"effective_from": "2026-10-01",
                                            "fallback": {"rate": "0.0060"}},
+    settlement_schemas.PayoutFail: {"reason": "account closed"},
+    settlement_schemas.MaintenanceWindowCreate: {"starts_at": "2026-10-01T01:00:00+08:00",
+                                                 "ends_at": "2026-10-01T05:00:00+08:00",
+                                                 "note": "core banking upgrade"},
+    settlement_schemas.CalendarOverrideCreate: {"day": "2026-10-10", "is_workday": True,
+                                                "note": "make-up workday"},
+    settlement_schemas.SettlementRunCreate: {"date": "2026-09-21"},
+    payment_schemas.SaleIn: {"amount": "1.00", "card": {"pan": PAN, "expiry": "3012",
+                                                        "pin": PIN}},
+    payment_schemas.BalanceInquiryIn: {"card": {"pan": PAN, "expiry": "3012", "pin": PIN}},
+    payment_schemas.VoidIn: {},
+    payment_schemas.FollowUpIn: {"amount": "0.01"},
+    payment_schemas.ReversalIn: {},
 }
 PATH_VALUES = {"merchant_id": MID_B, "terminal_id": TID_B1}
 
@@ -61,6 +80,15 @@ def api_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[
             yield from api_routes(route.original_router.routes, prefix + included)
 
 
+def body_of(route: APIRoute, path: str) -> dict[str, Any] | None:
+    """The minimal valid body of the route's request model, if it takes one."""
+    if not route.dependant.body_params:
+        return None
+    model = route.dependant.body_params[0].field_info.annotation
+    assert model in MINIMAL_BODIES, f"add a minimal body for {model} ({path})"
+    return MINIMAL_BODIES[model]
+
+
 def merchant_scoped_calls(app: FastAPI) -> list[tuple[str, str, dict[str, Any] | None]]:
     """(method, path, body) for every route with a ``{merchant_id}`` path parameter."""
     calls = []
@@ -68,11 +96,7 @@ def merchant_scoped_calls(app: FastAPI) -> list[tuple[str, str, dict[str, Any] |
         params = re.findall(r"{(\w+)}", path)
         if "merchant_id" not in params:
             continue
-        body: dict[str, Any] | None = None
-        if route.dependant.body_params:
-            model = route.dependant.body_params[0].field_info.annotation
-            assert model in MINIMAL_BODIES, f"add a minimal body for {model} ({path})"
-            body = MINIMAL_BODIES[model]
+        body = body_of(route, path)
         unknown = set(params) - set(PATH_VALUES)
         assert not unknown, f"add a value of another merchant for {unknown} ({path})"
         concrete = path.format(**{p: PATH_VALUES[p] for p in params})
@@ -168,6 +192,98 @@ def test_terminal_key_finds_its_terminal_on_any_page_size(
         assert page["next_cursor"] is None
     past = client.get(f"/v1/terminals?cursor={MID_A}:HL000003", headers=bearer(key)).json()
     assert past == {"items": [], "next_cursor": None}
+
+
+# -- the reach of a terminal key, on every route -------------------------------------------
+
+# What a terminal key may read: its merchant, its own terminal and that terminal's
+# transactions (docs/api.md, "Authentication"); and it may make card payments. Every other
+# route of the application must answer it 404 (data outside its reach) or, for an operator's
+# action, 403, even about its own merchant's real records. The routes are read from the
+# application, so a route added later is checked without touching these lists.
+TERMINAL_READS = {
+    "/v1/merchants", "/v1/merchants/{merchant_id}", "/v1/merchants/{merchant_id}/terminals",
+    "/v1/merchants/{merchant_id}/terminals/{terminal_id}", "/v1/terminals",
+    "/v1/transactions", "/v1/transactions.csv", "/v1/transactions/{txn_id}",
+}
+TERMINAL_PAYMENTS = "/v1/payments/"
+UNAUTHENTICATED = {"/healthz"}
+QUERY_VALUES = {"date": "2026-09-18"}
+UNKNOWN_TXN = "0" * 32
+
+
+@pytest.fixture
+def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: IssuerSimulator,
+                clock: ClockLike) -> dict[str, str]:
+    """Path values naming real records of merchant A: terminal A1's sale, the settlement
+    batch and payout that paid it, an alert, a key."""
+    sim.add_card(PAN, balance_minor=1_000_000, pin=PIN)
+    sale = client.post("/v1/payments/sales", json=MINIMAL_BODIES[payment_schemas.SaleIn],
+                       headers={**world.terminal_a1, "Idempotency-Key": "own-sale"})
+    assert sale.status_code == 201 and sale.json()["approved"], sale.text
+    txn = sale.json()["transaction"]
+    due = settlement.expected_settlement(ctx, date.fromisoformat(txn["business_date"]), "T1")
+    clock.now = datetime.combine(due, time(12), UTC)
+    leases.settle_now(ctx, SYSTEM, due, ("T1",))
+    [batch] = client.get(f"/v1/merchants/{MID_A}/settlements",
+                         headers=world.merchant_a).json()["settlements"]
+    alerts.raise_alert(ctx, "warning", "open_terminal_batches", "a test alert", MID_A)
+    [alert] = client.get("/v1/alerts", headers=world.merchant_a).json()["alerts"]
+    return {"merchant_id": MID_A, "terminal_id": TID_A1, "txn_id": txn["txn_id"],
+            "batch_id": batch["batch_id"], "payout_id": batch["payout"]["payout_id"],
+            "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator)}
+
+
+def every_call(app: FastAPI, values: dict[str, str]
+               ) -> Iterator[tuple[str, str, str, dict[str, Any] | None]]:
+    """(method, path template, url, body) for every route, with ``values`` in its path
+    and every required query parameter filled in."""
+    for path, route in api_routes(app.routes):
+        params = re.findall(r"{(\w+)}", path)
+        unknown = set(params) - set(values)
+        assert not unknown, f"add a value of merchant A for {unknown} ({path})"
+        url = path.format(**{p: values[p] for p in params})
+        required = [q.alias for q in route.dependant.query_params
+                    if q.field_info.is_required()]
+        assert set(required) <= set(QUERY_VALUES), f"add a value for {required} ({path})"
+        if required:
+            url += "?" + urlencode({q: QUERY_VALUES[q] for q in required})
+        for method in sorted(route.methods):
+            yield method, path, url, body_of(route, path)
+
+
+def test_terminal_key_reaches_its_merchant_terminal_and_transactions_only(
+        client: TestClient, ctx: ServiceContext, world: World,
+        own_records: dict[str, str]) -> None:
+    checked = set()
+    for method, path, url, body in every_call(client.app, own_records):  # type: ignore[arg-type]
+        if path in UNAUTHENTICATED:
+            continue
+        if path.startswith(TERMINAL_PAYMENTS):
+            url = url.replace(own_records["txn_id"], UNKNOWN_TXN)
+            answer = client.request(method, url, json=body, headers=world.terminal_a1)
+            assert answer.status_code not in (401, 403, 404), (url, answer.text)
+            assert answer.status_code < 500, (url, answer.text)
+            continue
+        before = row_counts(ctx)
+        answer = client.request(method, url, json=body, headers=world.terminal_a1)
+        if method == "GET" and path in TERMINAL_READS:
+            assert answer.status_code == 200, (url, answer.text)
+        elif method == "GET":
+            staff = client.request(method, url, headers=world.merchant_a)
+            assert staff.status_code in (200, 403), (url, staff.text)  # real, own records
+            if staff.status_code == 200:
+                assert_error(answer, 404, "not_found")
+                checked.add(path)
+            else:  # an operator's list: forbidden to merchants and terminals alike
+                assert answer.status_code in (403, 404), (url, answer.text)
+        else:
+            assert answer.status_code in (403, 404), (method, url, answer.text)
+        assert row_counts(ctx) == before, (method, url)
+    assert {"/v1/terminal-status", "/v1/merchants/{merchant_id}/settlements",
+            "/v1/settlements/{batch_id}", "/v1/alerts", "/v1/merchants/{merchant_id}/balances",
+            "/v1/merchants/{merchant_id}/fee-schedules", "/v1/notices",
+            "/v1/merchants/{merchant_id}/cycle-costs"} <= checked
 
 
 BAD_CREDENTIALS: list[dict[str, str]] = [

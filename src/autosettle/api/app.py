@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from autosettle import __version__
 from autosettle.api import errors
-from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit
+from autosettle.api.deps import get_principal
+from autosettle.api.error_schemas import error_responses
+from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit, UrlCharacters
 from autosettle.api.routes import merchants, payments, settlement, system, terminal_status
 from autosettle.services.context import ServiceContext
+
+ROUTERS = (system.router, merchants.router, payments.router, settlement.router,
+           terminal_status.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -23,9 +29,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(BodySizeLimit, limit_bytes=REQUEST_BODY_BYTES_MAX)
-    app.include_router(system.router)
-    app.include_router(merchants.router)
-    app.include_router(payments.router)
-    app.include_router(settlement.router)
-    app.include_router(terminal_status.router)
+    app.add_middleware(UrlCharacters)
+    for router in ROUTERS:
+        _declare_errors(router)
+        app.include_router(router)
     return app
+
+
+def _declare_errors(router: APIRouter) -> None:
+    """Give each route the error answers it may give (OpenAPI); a route's own declarations
+    win. Idempotent, so building the app twice declares nothing twice."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.responses = {**error_responses(route, get_principal), **route.responses}

@@ -34,6 +34,8 @@ ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 Mcc = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 LimitMinor = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True)]
+# One line of text: no control character (PostgreSQL cannot even store NUL).
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 class Strict(BaseModel):
@@ -161,7 +163,7 @@ class BalancesPublic(BaseModel):
 class ApiKeyCreate(Strict):
     role: Role
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                           max_length=100)]
+                                           max_length=100, pattern=SINGLE_LINE_PATTERN)]
     merchant_id: MerchantId | None = None
     terminal_id: TerminalId | None = None
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
-from autosettle.api.schemas import CurrencyCode, Strict
+from autosettle.api.schemas import SINGLE_LINE_PATTERN, CurrencyCode, Strict
 from autosettle.domain.cards import CardKind
 from autosettle.domain.fees import RefundFeePolicy
 from autosettle.domain.merchants import CycleCode
@@ -28,9 +28,10 @@ PAYOUT_ID_PATTERN = r"^[0-9a-f]{32}$"
 RATE_PATTERN = r"^[0-9]{1,2}(\.[0-9]{1,8})?$"
 Rate = Annotated[str, StringConstraints(pattern=RATE_PATTERN)]
 MinorAmount = Annotated[int, Field(ge=0, le=AMOUNT_MINOR_MAX, strict=True)]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500,
+                                        pattern=SINGLE_LINE_PATTERN)]
 ShortNote = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                             max_length=200)]
+                                             max_length=200, pattern=SINGLE_LINE_PATTERN)]
 
 
 def _fmt(amount_minor: int, code: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import Row, func, select, update
 
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import NotFoundError, ValidationError
+from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.store.settlement import AlertRecord
@@ -40,14 +41,13 @@ def _record(row: Row[Any]) -> AlertRecord:
 def list_alerts(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
                 include_resolved: bool = False, limit: int = 100) -> list[AlertRecord]:
     """Newest first. An operator sees every alert (or one merchant's); anyone else only
-    the alerts of its own merchant."""
+    the alerts of its own merchant (a terminal key none: ``not_found``)."""
+    require_read(who, Area.ALERTS, merchant_id)
     if not 1 <= limit <= ALERTS_LISTED_MAX:
         raise ValidationError(f"limit must be 1..{ALERTS_LISTED_MAX}")
     if who.is_operator:
         scope = merchant_id
     else:
-        if merchant_id is not None:
-            who.require_merchant(merchant_id)
         scope = who.merchant_id
         if scope is None:
             return []

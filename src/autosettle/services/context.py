@@ -55,13 +55,6 @@ class Principal:
         if not self.can_see_merchant(merchant_id):
             raise NotFoundError(f"merchant {merchant_id} not found")
 
-    def require_merchant_staff(self, merchant_id: str) -> None:
-        """Operators and the merchant's own key; a terminal key is a till, and tills do not
-        read bank accounts or balances (least privilege): 404, as for any other scope."""
-        self.require_merchant(merchant_id)
-        if self.role is Role.TERMINAL:
-            raise NotFoundError(f"merchant {merchant_id} not found")
-
     def require_operator(self) -> None:
         if not self.is_operator:
             raise AuthError("operator role required", ErrorCode.FORBIDDEN)

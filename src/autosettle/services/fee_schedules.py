@@ -22,6 +22,7 @@ from autosettle.domain.fees import (
     schedule_to_dict,
 )
 from autosettle.domain.money import Money, currency
+from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement_items import (
@@ -37,7 +38,7 @@ COMPARE_DAYS_MAX = 366
 def current_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
                      on: date) -> FeeSchedule:
     """The schedule in force for the merchant on ``on`` (its own or the default)."""
-    who.require_merchant(merchant_id)
+    require_read(who, Area.FEES, merchant_id)
     with ctx.db.unit_of_work() as uow:
         merchant = uow.merchants.get(merchant_id)
         if merchant is None:
@@ -92,7 +93,7 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
     than the surcharge. Payout dates come from the business calendar: D0 pays every day
     with sales, T0 every workday (Saturday's and Sunday's sales with Monday's).
     """
-    who.require_merchant(merchant_id)
+    require_read(who, Area.FEES, merchant_id)
     if not date_from <= date_to or (date_to - date_from).days > COMPARE_DAYS_MAX:
         raise ValidationError(f"period must be 1..{COMPARE_DAYS_MAX} days")
     with ctx.db.unit_of_work() as uow:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autosettle.domain.ledger import Account, JournalEntry
+from autosettle.services.access import Area, require_read
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.merchants import get_merchant
 from autosettle.store.ledger import BalanceRow, PostedEntry
@@ -41,7 +42,7 @@ class AccountBalance:
 def merchant_balances(ctx: ServiceContext, who: Principal,
                       merchant_id: str) -> list[AccountBalance]:
     """Balances of a merchant's accounts, derived from the journal lines."""
-    who.require_merchant_staff(merchant_id)
+    require_read(who, Area.BALANCES, merchant_id)
     get_merchant(ctx, who, merchant_id)
     with ctx.db.unit_of_work() as uow:
         rows: list[BalanceRow] = uow.ledger.balances_for_merchant(merchant_id)

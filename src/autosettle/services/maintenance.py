@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar
 from autosettle.domain.errors import ConflictError, ErrorCode, ValidationError
+from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement_items import business_calendar
@@ -263,8 +264,7 @@ def notices(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
     its waiting money and of its cycle's payouts on the days the window touches; an
     operator without ``merchant_id`` sees the change for every cycle.
     """
-    if merchant_id is not None:
-        who.require_merchant(merchant_id)
+    require_read(who, Area.NOTICES, merchant_id)
     mid = merchant_id if who.is_operator else who.merchant_id
     found = windows(ctx, at)
     if not found:

@@ -33,6 +33,7 @@ from autosettle.domain.merchants import (
     mask_account_number,
 )
 from autosettle.domain.money import AMOUNT_MINOR_MAX, currency
+from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.store.uow import UnitOfWork
@@ -127,7 +128,7 @@ def create_merchant(ctx: ServiceContext, who: Principal, new: NewMerchant) -> Me
 
 
 def get_merchant(ctx: ServiceContext, who: Principal, merchant_id: str) -> Merchant:
-    who.require_merchant(merchant_id)
+    require_read(who, Area.MERCHANT, merchant_id)
     with ctx.db.unit_of_work() as uow:
         return _merchant_or_404(uow, merchant_id)
 
@@ -141,7 +142,8 @@ def _merchant_or_404(uow: UnitOfWork, merchant_id: str) -> Merchant:
 
 def list_merchants(ctx: ServiceContext, who: Principal, cursor: str | None,
                    limit: int) -> Page[Merchant]:
-    """Operators see every merchant; a merchant key sees itself only."""
+    """Operators see every merchant; a merchant (or terminal) key its own only."""
+    require_read(who, Area.MERCHANT)
     limit = _limit(limit)
     with ctx.db.unit_of_work() as uow:
         items = uow.merchants.list(cursor, limit + 1,
@@ -202,7 +204,7 @@ def add_settlement_account(ctx: ServiceContext, who: Principal, merchant_id: str
 
 def list_settlement_accounts(ctx: ServiceContext, who: Principal,
                              merchant_id: str) -> Sequence[SettlementAccount]:
-    who.require_merchant_staff(merchant_id)
+    require_read(who, Area.SETTLEMENT_ACCOUNTS, merchant_id)
     with ctx.db.unit_of_work() as uow:
         _merchant_or_404(uow, merchant_id)
         return uow.settlement_accounts.list_for(merchant_id)
@@ -237,7 +239,7 @@ def add_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
 
 def get_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
                  terminal_id: str) -> Terminal:
-    who.require_merchant(merchant_id)
+    require_read(who, Area.TERMINALS, merchant_id)
     if who.terminal_id is not None and who.terminal_id != terminal_id:
         raise NotFoundError(f"terminal {terminal_id} not found")
     with ctx.db.unit_of_work() as uow:
@@ -250,6 +252,7 @@ def get_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
 def list_terminals(ctx: ServiceContext, who: Principal, merchant_id: str | None,
                    cursor: str | None, limit: int) -> Page[Terminal]:
     """Keyset-paged terminals; the cursor is ``<merchant id>:<terminal id>``."""
+    require_read(who, Area.TERMINALS, merchant_id)
     limit = _limit(limit)
     if not who.is_operator:
         if merchant_id is not None and merchant_id != who.merchant_id:

@@ -48,6 +48,7 @@ from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import NetworkManagementCode
 from autosettle.domain.merchants import TerminalStatus
 from autosettle.domain.response_codes import ResponseCode
+from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record as audit
 from autosettle.services.context import DataSealer, Principal, ServiceContext
 from autosettle.store.terminal_keys import KeyRecord, StatusRow
@@ -718,15 +719,15 @@ def terminal_status(ctx: ServiceContext, who: Principal, merchant_id: str | None
                     silent_only: bool = False) -> StatusPage:
     """Last sign-on, last message, open batch, software version and the silent flag.
 
-    Operators see every terminal; a merchant (or terminal) key sees its own merchant's.
-    A terminal is silent when it has a TMK and sent nothing for longer than the threshold
-    (or never sent anything).
+    Operators see every terminal; a merchant key its own merchant's; a terminal key none
+    (``not_found``: a till has no business with its siblings' keys). A terminal is silent
+    when it has a TMK and sent nothing for longer than the threshold (or never sent
+    anything).
     """
     if not 1 <= limit <= STATUS_PAGE_MAX:
         raise ValidationError(f"limit must be 1..{STATUS_PAGE_MAX}")
-    if merchant_id is not None:
-        who.require_merchant(merchant_id)
-    elif not who.is_operator:
+    require_read(who, Area.TERMINAL_STATUS, merchant_id)
+    if merchant_id is None and not who.is_operator:
         merchant_id = who.merchant_id
         if merchant_id is None:
             raise NotFoundError("no merchant in scope")

@@ -18,6 +18,7 @@ from autosettle.domain.cards import CardBrand
 from autosettle.domain.errors import NotFoundError, ValidationError
 from autosettle.domain.money import Money, currency
 from autosettle.domain.response_codes import ResponseCode, describe
+from autosettle.services.access import Area, may_read, require_read
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.store.payments import TransactionQuery, TransactionRecord, find_any_merchant
 from autosettle.store.uow import UnitOfWork
@@ -46,6 +47,7 @@ class TransactionPage:
 
 
 def _scoped(who: Principal, query: TransactionQuery) -> TransactionQuery:
+    require_read(who, Area.TRANSACTIONS, query.merchant_id)
     if who.is_operator:
         return query
     if query.merchant_id is not None and query.merchant_id != who.merchant_id:
@@ -117,7 +119,7 @@ def get(ctx: ServiceContext, who: Principal, txn_id: str) -> ReceiptView:
         else:
             record = uow.transactions.get(who.merchant_id or "", txn_id)
         names = _names(uow, {record.merchant_id}) if record else {}
-    if record is None or not who.can_see_merchant(record.merchant_id) or (
+    if record is None or not may_read(who, Area.TRANSACTIONS, record.merchant_id) or (
         who.terminal_id is not None and record.terminal_id != who.terminal_id
     ):
         raise NotFoundError(f"transaction {txn_id} not found")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -33,6 +33,9 @@ from autosettle.store.payments import TransactionQuery
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+REPLAYED: dict[int | str, dict[str, Any]] = {200: {
+    "model": PaymentOut, "description": "Replayed: the answer to an earlier request with the "
+    "same Idempotency-Key or trace number (`replayed: true`); nothing ran again"}}
 
 
 def _terminal(who: Principal) -> tuple[str, str]:
@@ -97,19 +100,22 @@ def _start(ctx: ServiceContext, who: Principal, kind: TxnType, body: SaleIn | Ba
         kind, merchant_id, terminal_id, amount, card, None, body.batch_no, body.stan, key)))
 
 
-@router.post("/payments/sales", response_model=PaymentOut, status_code=201)
+@router.post("/payments/sales", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def sale(body: SaleIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
     """Sale (消费). Declines are answered with 201 and ``approved: false``."""
     return _start(ctx, who, TxnType.SALE, body, key, _money(body))
 
 
-@router.post("/payments/preauths", response_model=PaymentOut, status_code=201)
+@router.post("/payments/preauths", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def preauth(body: SaleIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
     """Pre-authorization (预授权): holds funds until completed or cancelled."""
     return _start(ctx, who, TxnType.PREAUTH, body, key, _money(body))
 
 
-@router.post("/payments/balance-inquiries", response_model=PaymentOut, status_code=201)
+@router.post("/payments/balance-inquiries", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def balance_inquiry(body: BalanceInquiryIn, ctx: Ctx, who: Who,
                     key: IdemKey = None) -> JSONResponse:
     """Balance inquiry (余额查询)."""
@@ -128,21 +134,24 @@ def _follow_up(ctx: ServiceContext, who: Principal, kinds: dict[str, TxnType], t
         body.batch_no, body.stan, key)))
 
 
-@router.post("/payments/{txn_id}/voids", response_model=PaymentOut, status_code=201)
+@router.post("/payments/{txn_id}/voids", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def void(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
     """Void (撤销) a sale or a completion in the open batch."""
     return _follow_up(ctx, who, {"sale": TxnType.VOID, "completion": TxnType.COMPLETION_VOID},
                       txn_id, body, key, _money(body))
 
 
-@router.post("/payments/{txn_id}/refunds", response_model=PaymentOut, status_code=201)
+@router.post("/payments/{txn_id}/refunds", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def refund(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
            key: IdemKey = None) -> JSONResponse:
     """Refund (退货) all or part of a sale or completion, also after settlement."""
     return _follow_up(ctx, who, {"sale": TxnType.REFUND}, txn_id, body, key, _money(body))
 
 
-@router.post("/payments/{txn_id}/completions", response_model=PaymentOut, status_code=201)
+@router.post("/payments/{txn_id}/completions", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def completion(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
                key: IdemKey = None) -> JSONResponse:
     """Complete (预授权完成) a pre-authorization, up to 115% of it by default."""
@@ -150,7 +159,8 @@ def completion(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
                       _money(body))
 
 
-@router.post("/payments/{txn_id}/cancellations", response_model=PaymentOut, status_code=201)
+@router.post("/payments/{txn_id}/cancellations", response_model=PaymentOut, status_code=201,
+             responses=REPLAYED)
 def cancel(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
     """Cancel (预授权撤销) a pre-authorization."""
     return _follow_up(ctx, who, {"preauth": TxnType.PREAUTH_VOID}, txn_id, body, key,
@@ -204,7 +214,9 @@ def search(
                               next_cursor=page.next_cursor)
 
 
-@router.get("/transactions.csv", tags=["transactions"], response_class=StreamingResponse)
+@router.get("/transactions.csv", tags=["transactions"], response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "CSV, UTF-8 with BOM, one transaction a row"}})
 def export(
     ctx: Ctx, who: Who,
     merchant_id: Annotated[str | None, Q(max_length=15)] = None,

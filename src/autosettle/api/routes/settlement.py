@@ -44,6 +44,7 @@ from autosettle.domain.fees import FeeSchedule, schedule_from_dict, schedule_to_
 from autosettle.domain.merchants import CycleCode
 from autosettle.domain.money import Money, currency
 from autosettle.services import alerts, fee_schedules, leases, maintenance, payouts, settlement
+from autosettle.services.access import Area, may_read, require_read
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.store.settlement import BatchRecord
 
@@ -89,7 +90,7 @@ def list_settlements(
 ) -> SettlementList:
     """The merchant's settlement batches, newest first: totals, fees, debt, expected
     arrival, payout status and (by default) their items."""
-    who.require_merchant(merchant_id)
+    require_read(who, Area.SETTLEMENTS, merchant_id)
     with ctx.db.unit_of_work() as uow:
         if uow.merchants.get(merchant_id) is None:
             raise NotFoundError(f"merchant {merchant_id} not found")
@@ -104,7 +105,7 @@ def get_settlement(batch_id: BatchPath, ctx: Ctx, who: Who) -> SettlementPublic:
     """One settlement batch with its items (up to 10,000) and its payout."""
     with ctx.db.unit_of_work() as uow:
         batch = uow.settlement.batch(batch_id)
-    if batch is None or not who.can_see_merchant(batch.merchant_id):
+    if batch is None or not may_read(who, Area.SETTLEMENTS, batch.merchant_id):
         raise NotFoundError(f"settlement {batch_id} not found")
     return _batch_views(ctx, [batch], ITEMS_IN_DETAIL_MAX)[0]
 
@@ -276,7 +277,7 @@ def list_overrides(ctx: Ctx, who: Who, date_from: Annotated[date | None, Query()
 def settlement_date(ctx: Ctx, who: Who, business_date: Annotated[date, Query(alias="date")],
                     cycle: CycleCode = CycleCode.T1) -> SettlementDatePublic:
     """When a business date's transactions settle on ``cycle`` (with the overrides)."""
-    del who  # any authenticated caller
+    require_read(who, Area.CALENDAR)
     return SettlementDatePublic(business_date=business_date, cycle=cycle.value,
                                 settlement_date=settlement.expected_settlement(
                                     ctx, business_date, cycle.value))

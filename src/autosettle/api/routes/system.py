@@ -15,7 +15,8 @@ from autosettle.services import apikeys
 router = APIRouter()
 
 
-@router.get("/healthz", response_model=Health, tags=["system"])
+@router.get("/healthz", response_model=Health, tags=["system"], responses={
+    503: {"model": Health, "description": "degraded: the database does not answer"}})
 def healthz(ctx: Ctx) -> Response:
     """Liveness and database reachability (no authentication)."""
     ok = ctx.db.ping()
