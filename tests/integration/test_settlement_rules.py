@@ -24,6 +24,7 @@ from jobtools import (
     ClockLike,
     add_merchant,
     add_sales,
+    advance_clock_to,
     assert_balances,
     batches,
     fee_of,
@@ -67,6 +68,7 @@ SURCHARGE = SAME_DAY_SURCHARGE_MINOR
 
 def settle(ctx: ServiceContext, day: date, cycles: tuple[str, ...],
            key: str | None = None) -> settlement_service.RunSummary:
+    advance_clock_to(ctx, day)  # a run may not be dated after the current business date
     summary = settlement_service.settle(ctx, day, cycles, key)
     assert summary.errors == [], summary.errors
     return summary
