@@ -59,10 +59,10 @@ from autosettle.domain.errors import AutosettleError, ErrorCode, ValidationError
 from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
+from autosettle.domain.payment_records import PaymentRules, TransactionRecord
 from autosettle.domain.response_codes import ResponseCode, describe
 from autosettle.services import idempotency, settlement_items
 from autosettle.services.context import ServiceContext
-from autosettle.store.payments import PaymentRules, TransactionRecord
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode
@@ -297,7 +297,7 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             amount = decision.amount
         record = TransactionRecord(
             merchant_id=req.merchant_id, txn_id=uuid.uuid4().hex, terminal_id=req.terminal_id,
-            txn_type=str(req.txn_type), status=TxnStatus.PENDING.value,
+            txn_type=tm.TxnType(req.txn_type), status=TxnStatus.PENDING,
             amount_minor=amount.amount_minor if amount else 0,
             currency=(amount.currency.code if amount else merchant.currency),
             refunded_minor=0, original_txn_id=original.txn_id if original else None,
@@ -321,7 +321,7 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             created_at=now, updated_at=now, answered_at=None,
         )
         if isinstance(decision, _Decline):
-            record = replace(record, status=TxnStatus.DECLINED.value,
+            record = replace(record, status=TxnStatus.DECLINED,
                              response_code=decision.code.value,
                              refusal_reason=decision.reason, answered_at=now)
             uow.transactions.add(record)
@@ -891,7 +891,7 @@ def _tombstone(ctx: ServiceContext, uow: UnitOfWork, merchant_id: str, terminal_
         txn_type = TxnType.SALE  # a follow-up's record needs its original; none is known
     uow.transactions.add(TransactionRecord(
         merchant_id=merchant_id, txn_id=uuid.uuid4().hex, terminal_id=terminal_id,
-        txn_type=tm.TxnType(txn_type).value, status=TxnStatus.REVERSED.value, amount_minor=0,
+        txn_type=tm.TxnType(txn_type), status=TxnStatus.REVERSED, amount_minor=0,
         currency=merchant.currency if merchant else "CNY", refunded_minor=0,
         original_txn_id=None, card_token=None, pan_masked=None, pan_last4=None,
         card_brand=None, card_kind=None, entry_mode=None, batch_no=batch, stan=original.stan,

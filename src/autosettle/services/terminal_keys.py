@@ -48,9 +48,9 @@ from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import NetworkManagementCode
 from autosettle.domain.merchants import TerminalStatus
 from autosettle.domain.response_codes import ResponseCode
+from autosettle.domain.terminal_records import KeyRecord, StatusRow
 from autosettle.services.audit import record as audit
 from autosettle.services.context import DataSealer, Principal, ServiceContext
-from autosettle.store.terminal_keys import KeyRecord, StatusRow
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode

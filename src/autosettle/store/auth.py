@@ -10,19 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.access_records import ApiKeyRecord, AuditEvent
 from autosettle.store.tables import api_keys, audit_log, idempotency_records
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    key_id: str
-    secret_digest: str
-    role: str
-    merchant_id: str | None
-    terminal_id: str | None
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
 
 
 class ApiKeyRepository:
@@ -94,19 +83,6 @@ class IdempotencyRepository:
         ).values(state="done", response_status=status, response_body=body, completed_at=at))
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """Who did what to which resource, from where, with what outcome (PCI DSS 10.2)."""
-
-    at: datetime
-    actor: str
-    action: str
-    resource: str
-    origin: str
-    outcome: str
-    detail: dict[str, Any] | None = None
-
-
 class AuditRepository:
     """Append-only: the database refuses UPDATE and DELETE on this table."""
 
@@ -125,3 +101,6 @@ class AuditRepository:
                                   .limit(limit))
         return [AuditEvent(r.at, r.actor, r.action, r.resource, r.origin, r.outcome,
                            json.loads(r.detail) if r.detail else None) for r in rows]
+
+
+__all__ = ["ApiKeyRecord", "AuditEvent"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,24 +10,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.errors import ConflictError, ErrorCode, InvariantViolation
 from autosettle.domain.ledger import JournalEntry
+from autosettle.domain.ledger_records import BalanceRow, PostedEntry
 from autosettle.store.bulk import insert_rows
 from autosettle.store.tables import journal_entries, journal_lines
-
-
-@dataclass(frozen=True, slots=True)
-class PostedEntry:
-    """Where an entry landed; ``created`` is False when the key had been posted before."""
-
-    entry_id: int
-    idempotency_key: str
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class BalanceRow:
-    account_code: str
-    currency: str
-    balance_minor: int
 
 
 def _insert_entry(module: Any, *returning: Any) -> Any:
@@ -169,3 +153,6 @@ class LedgerRepository:
             .group_by(journal_lines.c.account_code, journal_lines.c.currency)
             .order_by(journal_lines.c.account_code, journal_lines.c.currency))
         return [BalanceRow(r[0], r[1], int(r[2])) for r in rows if int(r[2]) != 0]
+
+
+__all__ = ["BalanceRow", "PostedEntry"]

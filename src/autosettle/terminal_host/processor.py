@@ -54,6 +54,7 @@ from autosettle.domain.iso8583.framing import (
 )
 from autosettle.domain.money import Money, currency
 from autosettle.domain.response_codes import ResponseCode
+from autosettle.domain.terminal_records import BatchLine
 from autosettle.services import payments, terminal_batches, terminal_keys
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
@@ -63,7 +64,6 @@ from autosettle.services.terminal_keys import (
     TerminalSession,
     default_hsm,
 )
-from autosettle.store.terminal_keys import BatchLine
 from autosettle.terminal_host.messages import (
     FINANCIAL_BY_KIND,
     MAC_IF_PRESENT,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -24,12 +25,14 @@ from autosettle.api.payment_schemas import (
 )
 from autosettle.domain.errors import AuthError, ErrorCode, ValidationError
 from autosettle.domain.money import Money, currency
+from autosettle.domain.payment_records import TransactionQuery
 from autosettle.domain.response_codes import describe
-from autosettle.domain.transactions import TxnType
+from autosettle.domain.transactions import TxnStatus, TxnType
 from autosettle.services import payments, transactions
 from autosettle.services.context import Principal, Role, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.store.payments import TransactionQuery
+
+E = TypeVar("E", bound=StrEnum)
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -172,8 +175,21 @@ def _query(merchant_id: str | None, terminal_id: str | None, date_from: date | N
            date_to: date | None, txn_type: str | None, status: str | None,
            amount_minor: int | None, last4: str | None, rrn: str | None,
            auth_code: str | None, stan: str | None, batch_no: str | None) -> TransactionQuery:
-    return TransactionQuery(merchant_id, terminal_id, date_from, date_to, txn_type, status,
+    return TransactionQuery(merchant_id, terminal_id, date_from, date_to,
+                            _member(TxnType, txn_type, "type"),
+                            _member(TxnStatus, status, "status"),
                             amount_minor, last4, rrn, auth_code, stan, batch_no)
+
+
+def _member(enum: type[E], value: str | None, name: str) -> E | None:
+    """The enum member a query parameter names; an unknown value is a typed 422."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValidationError(f"unknown {name} {value!r}; one of: "
+                              + ", ".join(m.value for m in enum)) from None
 
 
 Q = Query
