@@ -36,7 +36,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -55,14 +55,14 @@ from autosettle.channels.base import (
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import business_date
 from autosettle.domain.cards import CardRef, Expiry, validate_pan
-from autosettle.domain.errors import AutosettleError, ErrorCode, ValidationError
+from autosettle.domain.errors import AuthError, AutosettleError, ErrorCode, ValidationError
 from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.payment_records import PaymentRules, TransactionRecord
 from autosettle.domain.response_codes import ResponseCode, describe
 from autosettle.services import idempotency, settlement_items
-from autosettle.services.context import ServiceContext
+from autosettle.services.context import Principal, Role, ServiceContext
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode
@@ -159,6 +159,24 @@ def _rejected(message: str, response_code: ResponseCode,
 
 
 # -- the operation --------------------------------------------------------------------------
+
+def paying_terminal(who: Principal) -> tuple[str, str]:
+    """The merchant and terminal ``who`` pays as: only a terminal key may make payments."""
+    if who.role is not Role.TERMINAL or not who.merchant_id or not who.terminal_id:
+        raise AuthError("payments need a terminal API key", ErrorCode.FORBIDDEN)
+    return who.merchant_id, who.terminal_id
+
+
+def follow_up_type(ctx: ServiceContext, merchant_id: str, txn_id: str,
+                   kinds: Mapping[tm.TxnType, tm.TxnType]) -> tm.TxnType:
+    """The type of a follow-up of ``txn_id`` by the original's type (``kinds``: original type
+    -> follow-up type); the first choice when the original is unknown or of another type (the
+    payment then answers why)."""
+    with ctx.db.unit_of_work() as uow:
+        original = uow.transactions.get(merchant_id, txn_id)
+    first = next(iter(kinds.values()))
+    return kinds.get(original.txn_type, first) if original is not None else first
+
 
 def authorize(ctx: ServiceContext, req: PaymentRequest) -> PaymentResult:
     """Run one payment operation end to end (see the module docstring for the steps)."""

@@ -110,6 +110,13 @@ def _names(uow: UnitOfWork, merchant_ids: set[str]) -> dict[str, str]:
     return names
 
 
+def receipt(ctx: ServiceContext, record: TransactionRecord) -> ReceiptView:
+    """The receipt view of a record a payment just answered (its merchant's name read)."""
+    with ctx.db.unit_of_work() as uow:
+        names = _names(uow, {record.merchant_id})
+    return view(record, names[record.merchant_id])
+
+
 def get(ctx: ServiceContext, who: Principal, txn_id: str) -> ReceiptView:
     with ctx.db.unit_of_work() as uow:
         if who.is_operator:
