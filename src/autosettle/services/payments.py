@@ -42,8 +42,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from autosettle.channels.base import (
     Channel,
     ChannelAnswer,
@@ -55,7 +53,13 @@ from autosettle.channels.base import (
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import business_date
 from autosettle.domain.cards import CardRef, Expiry, validate_pan
-from autosettle.domain.errors import AuthError, AutosettleError, ErrorCode, ValidationError
+from autosettle.domain.errors import (
+    AlreadyExists,
+    AuthError,
+    AutosettleError,
+    ErrorCode,
+    ValidationError,
+)
 from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
@@ -266,11 +270,11 @@ def _prepare_once(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
     use (the retry moves it past every used one). A clash that persists is a duplicate."""
     try:
         return _prepare(ctx, req, fingerprint, card_ref)
-    except IntegrityError:
+    except AlreadyExists:
         pass
     try:
         return _prepare(ctx, req, fingerprint, card_ref, resync=True)
-    except IntegrityError:
+    except AlreadyExists:
         raise Rejected("this trace number is already used in the batch",
                        RC.DUPLICATE_TRANSMISSION, ErrorCode.IDEMPOTENCY_CONFLICT) from None
 
@@ -840,7 +844,7 @@ def reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: O
     """
     try:
         return _reverse(ctx, merchant_id, terminal_id, original, reason, txn_type)
-    except IntegrityError:  # the original landed while we wrote its tombstone: reverse it
+    except AlreadyExists:  # the original landed while we wrote its tombstone: reverse it
         return _reverse(ctx, merchant_id, terminal_id, original, reason, txn_type)
 
 
@@ -887,7 +891,7 @@ def mark_reversed_before_seen(ctx: ServiceContext, merchant_id: str, terminal_id
         with ctx.db.unit_of_work() as uow:
             _tombstone(ctx, uow, merchant_id, terminal_id,
                        OriginalRef(batch_no=batch_no, stan=stan), reason, txn_type)
-    except IntegrityError:
+    except AlreadyExists:
         pass  # the original got there first: it exists now, nothing to mark
 
 

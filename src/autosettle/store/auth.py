@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.access_records import ApiKeyRecord, AuditEvent
@@ -81,6 +81,16 @@ class IdempotencyRepository:
             idempotency_records.c.scope == scope,
             idempotency_records.c.idempotency_key == key,
         ).values(state="done", response_status=status, response_body=body, completed_at=at))
+
+    def release(self, scope: str, key: str, claimed_before: datetime | None = None) -> bool:
+        """Delete an in-progress claim (only one made before ``claimed_before`` if given);
+        True when one was deleted."""
+        c = idempotency_records.c
+        query = delete(idempotency_records).where(
+            c.scope == scope, c.idempotency_key == key, c.state == "in_progress")
+        if claimed_before is not None:
+            query = query.where(c.created_at < claimed_before)
+        return bool(self._conn.execute(query).rowcount == 1)
 
 
 class AuditRepository:

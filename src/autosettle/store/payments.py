@@ -32,8 +32,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
+from autosettle.domain.errors import AlreadyExists
 from autosettle.domain.merchants import TerminalStatus
 from autosettle.domain.payment_records import (
     FEE_STAMP_SEPARATOR,
@@ -203,7 +205,12 @@ class TransactionRepository:
         self._conn = conn
 
     def add(self, record: TransactionRecord) -> None:
-        self._conn.execute(_INSERT_TXN, {name: getattr(record, name) for name in _FIELDS})
+        """Insert; :class:`AlreadyExists` when its trace or idempotency key is taken."""
+        try:
+            self._conn.execute(_INSERT_TXN, {name: getattr(record, name) for name in _FIELDS})
+        except IntegrityError as exc:
+            raise AlreadyExists(f"transaction {record.txn_id} clashes with a stored one "
+                                f"(trace {record.batch_no}/{record.stan})") from exc
 
     def get(self, merchant_id: str, txn_id: str,
             for_update: bool = False) -> TransactionRecord | None:
@@ -325,6 +332,14 @@ class BatchRepository:
 
     def add(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime,
             next_stan: int = 1) -> None:
+        """Open a batch; :class:`AlreadyExists` when a concurrent twin opened it first."""
+        try:
+            self._insert_batch(merchant_id, terminal_id, batch_no, at, next_stan)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"batch {batch_no} exists") from exc
+
+    def _insert_batch(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime,
+                      next_stan: int) -> None:
         self._conn.execute(insert(terminal_batches).values(
             merchant_id=merchant_id, terminal_id=terminal_id, batch_no=batch_no,
             status="open", next_stan=next_stan, opened_at=at))
