@@ -94,19 +94,6 @@ class LedgerRepository:
             for e in entries
         ]
 
-    def entry_id_for(self, idempotency_key: str) -> int | None:
-        value: int | None = self._conn.execute(
-            select(journal_entries.c.entry_id)
-            .where(journal_entries.c.idempotency_key == idempotency_key)).scalar()
-        return value
-
-    def lines_of(self, entry_id: int) -> list[BalanceRow]:
-        rows = self._conn.execute(
-            select(journal_lines.c.account_code, journal_lines.c.currency,
-                   journal_lines.c.amount_minor)
-            .where(journal_lines.c.entry_id == entry_id).order_by(journal_lines.c.line_id))
-        return [BalanceRow(r.account_code, r.currency, r.amount_minor) for r in rows]
-
     def balances_for_merchant(self, merchant_id: str) -> list[BalanceRow]:
         """Balances of every account of one merchant (derived, never stored)."""
         total = func.sum(journal_lines.c.amount_minor)

@@ -151,12 +151,6 @@ class TerminalHostRepository:
             "pending_generation": generation, "pending_double_length": double_length,
             "pending_issued_at": at, **_key_values("pending_", sealed)})
 
-    def put_pending_tdk(self, merchant_id: str, terminal_id: str,
-                        sealed: tuple[bytes, str]) -> None:
-        """Add a track data key to the pending set (a sign-on asked for one)."""
-        self._update_keys(merchant_id, terminal_id, {
-            "pending_tdk_sealed": sealed[0], "pending_tdk_kcv": sealed[1]})
-
     def promote_pending(self, merchant_id: str, terminal_id: str, generation: int,
                         at: datetime) -> bool:
         """Make the pending keys of ``generation`` the current ones (the old ones are gone).
