@@ -50,6 +50,7 @@ from autosettle.channels.base import (
     ChannelTimeout,
     call_with_timeout,
 )
+from autosettle.domain import payment_postings as postings
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import business_date
 from autosettle.domain.cards import CardRef, Expiry, validate_pan
@@ -60,7 +61,7 @@ from autosettle.domain.errors import (
     ErrorCode,
     ValidationError,
 )
-from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
+from autosettle.domain.ledger import Account, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.payment_records import PaymentRules, TransactionRecord
@@ -86,9 +87,6 @@ _NEEDS_AMOUNT = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.REFUND,
 _HAS_ORIGINAL = frozenset(t for t, originals in tm.ORIGINAL_TYPES.items() if originals)
 _LIMITED = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
 
-RECEIVABLE = Account(AccountType.CHANNEL_RECEIVABLE)
-HOLDS = Account(AccountType.CARD_HOLDS)
-HOLDS_CONTRA = Account(AccountType.HOLDS_CONTRA)
 
 
 # -- requests and results -----------------------------------------------------------------
@@ -793,39 +791,22 @@ def _answer_of(record: TransactionRecord, replayed: bool = False) -> PaymentResu
 def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
                  chain: Sequence[TransactionRecord], events: Sequence[tm.Event],
                  terms: settlement_items.ItemTerms | None = None) -> None:
-    unsettled = Account(AccountType.MERCHANT_UNSETTLED, record.merchant_id)
+    """Post each event's entry (:mod:`autosettle.domain.payment_postings`) and record the
+    settlement items; reads only what a mapping needs (the hold, a reversed message's lines)."""
     by_id = {r.txn_id: r for r in (record, *chain)}
     now = ctx.now()
     for event in events:
-        amount = event.amount
-        lines: list[Line]
-        match event.kind:
-            case tm.EventKind.CAPTURED:
-                lines = [Line.debit(RECEIVABLE, amount), Line.credit(unsettled, amount)]
-            case tm.EventKind.HOLD_PLACED:
-                lines = [Line.debit(HOLDS, amount), Line.credit(HOLDS_CONTRA, amount)]
-            case tm.EventKind.HOLD_RELEASED:
-                lines = [Line.debit(HOLDS_CONTRA, amount), Line.credit(HOLDS, amount)]
-            case tm.EventKind.HOLD_CAPTURED:
-                held = by_id[event.target_id]
-                hold = Money(held.amount_minor, amount.currency)
-                lines = [Line.debit(HOLDS_CONTRA, hold), Line.credit(HOLDS, hold),
-                         Line.debit(RECEIVABLE, amount), Line.credit(unsettled, amount)]
-            case tm.EventKind.VOIDED | tm.EventKind.REFUNDED:
-                lines = [Line.debit(unsettled, amount), Line.credit(RECEIVABLE, amount)]
-            case tm.EventKind.REVERSED:
-                lines = [
-                    Line(Account.parse(row.account_code),
-                         Money(-row.balance_minor, currency(row.currency)))
-                    for row in uow.ledger.net_lines_for_reference(event.txn_id)
-                ]
-                if not lines:
-                    continue
-        entry = JournalEntry.build(
-            f"txn:{event.txn_id}:{event.kind.value}:{event.target_id}",
-            f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
-            reference=event.txn_id)
-        uow.ledger.post(entry, now)
+        hold: Money | None = None
+        posted: list[Line] = []
+        if event.kind is tm.EventKind.HOLD_CAPTURED:
+            hold = Money(by_id[event.target_id].amount_minor, event.amount.currency)
+        elif event.kind is tm.EventKind.REVERSED:
+            posted = [Line(Account.parse(row.account_code),
+                           Money(row.balance_minor, currency(row.currency)))
+                      for row in uow.ledger.net_lines_for_reference(event.txn_id)]
+        entry = postings.posting(event, record.txn_type, record.merchant_id, hold, posted)
+        if entry is not None:
+            uow.ledger.post(entry, now)
     settlement_items.record_items(uow, record, chain, events, now, terms)
 
 
