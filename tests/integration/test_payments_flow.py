@@ -9,7 +9,7 @@ from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
-from autosettle.services import merchants, payments
+from autosettle.services import merchants, payments, reversals
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
 
@@ -94,13 +94,13 @@ def test_void_refund_and_reversal(shop: ServiceContext, sim: IssuerSimulator) ->
     assert r2.response_code is RC.EXCEEDS_AMOUNT_LIMIT
     assert unsettled(shop) == 500
     assert sim.card(DEBIT).balance_minor == 100_000 - 500
-    rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
+    rev = reversals.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
     assert rev.response_code is RC.APPROVED
     assert unsettled(shop) == 2000
     assert sim.card(DEBIT).balance_minor == 100_000 - 2000
-    again_rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
+    again_rev = reversals.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
     assert again_rev.response_code is RC.APPROVED
-    assert payments.reverse(shop, MID, TID, OriginalRef(txn_id="nope")).response_code is \
+    assert reversals.reverse(shop, MID, TID, OriginalRef(txn_id="nope")).response_code is \
         RC.APPROVED
     ledger_ok(shop)
 
@@ -147,7 +147,7 @@ def test_timeout_reverses_at_channel(shop: ServiceContext, sim: IssuerSimulator)
     assert result.record is not None and result.record.status == "reversed"
     import time
     time.sleep(0.8)  # the late answer lands at the simulator
-    payments.process_reversals(shop)
+    reversals.process_reversals(shop)
     assert sim.card(DEBIT).balance_minor == 100_000
     assert sim.auth_state(result.record.txn_id) == "reversed"
     assert unsettled(shop) == 0
@@ -156,9 +156,9 @@ def test_timeout_reverses_at_channel(shop: ServiceContext, sim: IssuerSimulator)
 
 def test_reversal_that_overtakes_its_original_refuses_the_original(
         shop: ServiceContext, sim: IssuerSimulator) -> None:
-    ack = payments.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"), "98")
+    ack = reversals.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"), "98")
     assert ack.response_code is RC.APPROVED
-    again = payments.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"))
+    again = reversals.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"))
     assert again.response_code is RC.APPROVED
     late = payments.authorize(shop, PaymentRequest(TxnType.SALE, MID, TID, Money(900), card(),
                                                    batch_no="000001", stan="000042"))

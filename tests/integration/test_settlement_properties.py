@@ -56,7 +56,7 @@ from autosettle.domain.merchants import (
 )
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
-from autosettle.services import fee_schedules, merchants, payments, settlement
+from autosettle.services import fee_schedules, merchants, payments, reversals, settlement
 from autosettle.services import settlement_items as item_service
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
@@ -243,7 +243,7 @@ def apply(w: World, op: tuple[Any, ...]) -> None:
                     _pay(w, TxnType.REFUND, mid, tid, max(1, left * percent // 100),
                          original=ref)
         case ("reverse", _):
-            payments.reverse(w.ctx, mid, tid, OriginalRef(txn_id=ref))
+            reversals.reverse(w.ctx, mid, tid, OriginalRef(txn_id=ref))
             w.tick()
         case ("advance", hours):
             w.clock[0] += timedelta(hours=hours)

@@ -28,7 +28,7 @@ from autosettle.domain.money import Money, currency
 from autosettle.domain.payment_records import TransactionQuery
 from autosettle.domain.response_codes import describe
 from autosettle.domain.transactions import TxnStatus, TxnType
-from autosettle.services import payments, transactions
+from autosettle.services import payments, reversals, transactions
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
 
@@ -151,7 +151,7 @@ def cancel(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -
 def reversal(txn_id: str, body: ReversalIn, ctx: Ctx, who: Who) -> JSONResponse:
     """Reverse (冲正) a transaction; idempotent, also for unknown ids."""
     merchant_id, terminal_id = payments.paying_terminal(who)
-    result = payments.reverse(ctx, merchant_id, terminal_id, OriginalRef(txn_id=txn_id),
+    result = reversals.reverse(ctx, merchant_id, terminal_id, OriginalRef(txn_id=txn_id),
                               body.reason)
     response = _respond(ctx, result)
     response.status_code = 200 if response.status_code < 300 else response.status_code
