@@ -26,9 +26,9 @@ from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, MerchantType
+from autosettle.domain.payment_records import TransactionRecord
 from autosettle.services import merchants, reversals
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.store.payments import TransactionRecord
 from autosettle.store.tables import transactions
 from autosettle.store.uow import Database
 

@@ -43,13 +43,13 @@ from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.ledger import Account, AccountType
 from autosettle.domain.money import Money
+from autosettle.domain.payment_records import TransactionQuery, TransactionRecord
 from autosettle.domain.response_codes import RESPONSE_TABLE
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
 from autosettle.services import payments, reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.store.payments import TransactionQuery, TransactionRecord
 from autosettle.store.uow import Database
 
 DEBIT = make_pan(11)

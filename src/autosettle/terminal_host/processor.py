@@ -57,13 +57,9 @@ from autosettle.domain.response_codes import ResponseCode
 from autosettle.domain.terminal_records import BatchLine
 from autosettle.services import payments, reversals, terminal_batches, terminal_keys
 from autosettle.services.context import ServiceContext
+from autosettle.services.key_module import PinRejected, TerminalHsm, default_hsm
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.services.terminal_keys import (
-    PinRejected,
-    TerminalHsm,
-    TerminalSession,
-    default_hsm,
-)
+from autosettle.services.terminal_keys import TerminalSession
 from autosettle.terminal_host.messages import (
     FINANCIAL_BY_KIND,
     MAC_IF_PRESENT,
