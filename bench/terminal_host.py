@@ -62,14 +62,14 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import ledger as ledger_service
 from autosettle.services import payments
 from autosettle.services.context import DataSealer, ServiceContext
-from autosettle.services.payments import CardInput, PaymentRequest
-from autosettle.services.terminal_keys import (
+from autosettle.services.key_module import (
     KeyRole,
     MacAlgorithm,
     SealedKey,
     SoftwareHsm,
     key_label,
 )
+from autosettle.services.payments import CardInput, PaymentRequest
 from autosettle.store import migrate
 from autosettle.store.tables import transactions
 from autosettle.store.uow import Database

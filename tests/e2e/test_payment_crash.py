@@ -26,9 +26,9 @@ from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, MerchantType
-from autosettle.services import merchants, payments
+from autosettle.domain.payment_records import TransactionRecord
+from autosettle.services import merchants, reversals
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.store.payments import TransactionRecord
 from autosettle.store.tables import transactions
 from autosettle.store.uow import Database
 
@@ -110,9 +110,9 @@ def test_sigkill_while_waiting_on_the_issuer_ends_reversed(
     restarted = ServiceContext(settings=settings, db=Database(db_url), clock=lambda: later,
                                channel=issuer)
     try:
-        assert payments.recover_stuck(restarted) == 1
-        payments.process_reversals(restarted)
-        assert payments.recover_stuck(restarted) == 0, "recovery is idempotent"
+        assert reversals.recover_stuck(restarted) == 1
+        reversals.process_reversals(restarted)
+        assert reversals.recover_stuck(restarted) == 0, "recovery is idempotent"
 
         with restarted.db.unit_of_work() as uow:
             record = uow.transactions.get(MID, txn_id)

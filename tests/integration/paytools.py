@@ -12,11 +12,11 @@ from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
+from autosettle.domain.payment_records import TransactionQuery, TransactionRecord
 from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.store.payments import TransactionQuery, TransactionRecord
 from autosettle.store.tables import transactions
 
 MID = "898310054110001"

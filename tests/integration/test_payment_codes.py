@@ -48,12 +48,12 @@ from autosettle.channels.simulator import CardStatus, FaultKind, IssuerSimulator
 from autosettle.domain import transactions as tm
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import Money, currency
+from autosettle.domain.payment_records import PaymentRules
 from autosettle.domain.response_codes import RESPONSE_TABLE, ResponseCode, describe
 from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import OriginalRef, PaymentRequest, PaymentResult
-from autosettle.store.payments import PaymentRules
 
 RC = ResponseCode
 

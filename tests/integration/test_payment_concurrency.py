@@ -36,7 +36,7 @@ from paytools import (
 from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
-from autosettle.services import payments
+from autosettle.services import reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import OriginalRef, PaymentResult
 from autosettle.store.payments import TransactionRepository
@@ -172,8 +172,8 @@ def test_recovery_leaves_a_sale_answered_meanwhile_alone(
                         lambda self, older_than, limit: [as_listed])
     clock.advance(minutes=5)  # type: ignore[attr-defined]
 
-    payments.recover_stuck(ctx)
-    payments.process_reversals(ctx)
+    reversals.recover_stuck(ctx)
+    reversals.process_reversals(ctx)
 
     assert get_record(ctx, txn_id(answered)).status == "approved"
     assert sim.auth_state(txn_id(answered)) == "applied"
@@ -195,7 +195,7 @@ def test_late_approval_after_the_original_was_reversed_is_undone_at_once(
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending_void = pool.submit(on_original, ctx, TxnType.VOID, original)
         void_id = _wait_until_applied_at_issuer(ctx, sim, original)
-        assert payments.reverse(ctx, MID, TID, OriginalRef(txn_id=original)).approved
+        assert reversals.reverse(ctx, MID, TID, OriginalRef(txn_id=original)).approved
         void = pending_void.result()
 
     assert not void.approved

@@ -28,7 +28,7 @@ from paytools import (
 
 from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.transactions import TxnType
-from autosettle.services import payments
+from autosettle.services import payments, reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import OriginalRef, PaymentRequest, PaymentResult
 
@@ -76,9 +76,9 @@ def _odd_records(ctx: ServiceContext) -> dict[str, str]:
     odd["declined inquiry"] = _declined(payments.authorize(ctx, PaymentRequest(
         TxnType.BALANCE_INQUIRY, MID, TID, card=card(pin="000000"))))
     reversed_sale = txn_id(sale(ctx, 400))
-    assert payments.reverse(ctx, MID, TID, OriginalRef(txn_id=reversed_sale)).approved
+    assert reversals.reverse(ctx, MID, TID, OriginalRef(txn_id=reversed_sale)).approved
     odd["reversed sale"] = reversed_sale
-    tombstone = payments.reverse(ctx, MID, TID, OriginalRef(stan="000099"))
+    tombstone = reversals.reverse(ctx, MID, TID, OriginalRef(stan="000099"))
     assert tombstone.approved and tombstone.record is None
     with ctx.db.unit_of_work() as uow:
         batch = uow.batches.open_batch(MID, TID)
@@ -95,7 +95,7 @@ def _declined(result: PaymentResult) -> str:
 
 
 def _reverse_answer(ctx: ServiceContext, original: str) -> str:
-    result = payments.reverse(ctx, MID, TID, OriginalRef(txn_id=original))
+    result = reversals.reverse(ctx, MID, TID, OriginalRef(txn_id=original))
     assert result.record is None or result.record.txn_id == original
     return result.response_code.value
 
@@ -151,7 +151,7 @@ def test_reversals_of_refused_follow_ups_of_a_sale(ctx: ServiceContext,
     z = on_original(ctx, TxnType.COMPLETION, s, 1_000)
     assert (y.response_code.value, z.response_code.value) == ("12", "12")
     for record in (txn_id(y), txn_id(z)):
-        result = payments.reverse(ctx, MID, TID, OriginalRef(txn_id=record))
+        result = reversals.reverse(ctx, MID, TID, OriginalRef(txn_id=record))
         assert result.response_code.value == "00", result
         assert "nothing to reverse" in result.message
     assert _where(ctx, sim) == Where((-1_000, 1_000, 0, 0), 100_000 - 1_000, 0)

@@ -43,13 +43,13 @@ from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.ledger import Account, AccountType
 from autosettle.domain.money import Money
+from autosettle.domain.payment_records import TransactionQuery, TransactionRecord
 from autosettle.domain.response_codes import RESPONSE_TABLE
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
-from autosettle.services import payments
+from autosettle.services import payments, reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.store.payments import TransactionQuery, TransactionRecord
 from autosettle.store.uow import Database
 
 DEBIT = make_pan(11)
@@ -150,10 +150,10 @@ class PaymentsMachine(RuleBasedStateMachine):
     def reverse(self, txn: str, unacknowledged: bool) -> None:
         if unacknowledged:  # the issuer ignores the first attempt; store and forward retries
             self.sim.inject(FaultKind.REVERSAL_UNAVAILABLE)
-        result = self._answered(payments.reverse(self.ctx, MID, TID, OriginalRef(txn_id=txn)))
+        result = self._answered(reversals.reverse(self.ctx, MID, TID, OriginalRef(txn_id=txn)))
         assert result.response_code in (RC.APPROVED, RC.INVALID_TRANSACTION), result.message
-        self.now += timedelta(seconds=payments.REVERSAL_RETRY_MAX_S)
-        payments.process_reversals(self.ctx)
+        self.now += timedelta(seconds=reversals.REVERSAL_RETRY_MAX_S)
+        reversals.process_reversals(self.ctx)
         self.sim.clear_faults()
 
     @rule(pan=st.sampled_from(sorted(CARDS)), amount=AMOUNTS)

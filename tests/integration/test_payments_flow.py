@@ -17,7 +17,7 @@ from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
-from autosettle.services import merchants, payments
+from autosettle.services import merchants, payments, reversal_queue, reversals
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
 
@@ -111,14 +111,14 @@ def test_void_refund_and_reversal(shop: ServiceContext, sim: IssuerSimulator) ->
     assert unsettled(shop) == 500
     assert_balances(shop, captured(500))
     assert sim.card(DEBIT).balance_minor == 100_000 - 500
-    rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
+    rev = reversals.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
     assert rev.response_code is RC.APPROVED
     assert unsettled(shop) == 2000
     assert sim.card(DEBIT).balance_minor == 100_000 - 2000
     assert_balances(shop, captured(2000))
-    again_rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
+    again_rev = reversals.reverse(shop, MID, TID, OriginalRef(txn_id=r1.record.txn_id))  # type: ignore[union-attr]
     assert again_rev.response_code is RC.APPROVED
-    assert payments.reverse(shop, MID, TID, OriginalRef(txn_id="nope")).response_code is \
+    assert reversals.reverse(shop, MID, TID, OriginalRef(txn_id="nope")).response_code is \
         RC.APPROVED
     assert_balances(shop, captured(2000))
     ledger_ok(shop)
@@ -163,7 +163,7 @@ def test_unacknowledged_reversal_stays_queued_until_the_issuer_takes_it(
     first = sale(shop, 3_000)
     assert first.record is not None
     sim.inject(FaultKind.REVERSAL_UNAVAILABLE)
-    rev = payments.reverse(shop, MID, TID, OriginalRef(txn_id=first.record.txn_id))
+    rev = reversals.reverse(shop, MID, TID, OriginalRef(txn_id=first.record.txn_id))
     assert rev.response_code is RC.APPROVED
     assert_balances(shop, {})  # our side is undone at once
     with shop.db.unit_of_work() as uow:
@@ -171,9 +171,9 @@ def test_unacknowledged_reversal_stays_queued_until_the_issuer_takes_it(
     assert queued is not None and (queued.state, queued.attempts) == ("pending", 1)
     assert sim.card(DEBIT).balance_minor == 100_000 - 3_000  # the issuer has not heard
     assert sim.auth_state(first.record.txn_id) == "applied"
-    assert payments.process_reversals(shop).acknowledged == 0  # not due yet
-    clock.advance(seconds=payments.REVERSAL_RETRY_MAX_S)
-    assert payments.process_reversals(shop) == payments.ReversalRun(1, 0)
+    assert reversal_queue.process_reversals(shop).acknowledged == 0  # not due yet
+    clock.advance(seconds=reversal_queue.REVERSAL_RETRY_MAX_S)
+    assert reversal_queue.process_reversals(shop) == reversal_queue.ReversalRun(1, 0)
     with shop.db.unit_of_work() as uow:
         done = uow.reversals.get(MID, first.record.txn_id)
         assert uow.reversals.pending_count() == 0
@@ -208,7 +208,7 @@ def test_timeout_reverses_at_channel(shop: ServiceContext, sim: IssuerSimulator)
     assert result.record is not None and result.record.status == "reversed"
     import time
     time.sleep(0.8)  # the late answer lands at the simulator
-    payments.process_reversals(shop)
+    reversals.process_reversals(shop)
     assert sim.card(DEBIT).balance_minor == 100_000
     assert sim.auth_state(result.record.txn_id) == "reversed"
     assert unsettled(shop) == 0
@@ -218,9 +218,9 @@ def test_timeout_reverses_at_channel(shop: ServiceContext, sim: IssuerSimulator)
 
 def test_reversal_that_overtakes_its_original_refuses_the_original(
         shop: ServiceContext, sim: IssuerSimulator) -> None:
-    ack = payments.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"), "98")
+    ack = reversals.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"), "98")
     assert ack.response_code is RC.APPROVED
-    again = payments.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"))
+    again = reversals.reverse(shop, MID, TID, OriginalRef(batch_no="000001", stan="000042"))
     assert again.response_code is RC.APPROVED
     late = payments.authorize(shop, PaymentRequest(TxnType.SALE, MID, TID, Money(900), card(),
                                                    batch_no="000001", stan="000042"))

@@ -55,12 +55,12 @@ from autosettle.domain.merchants import (
     MerchantType,
 )
 from autosettle.domain.money import Money
+from autosettle.domain.payment_records import TransactionQuery
 from autosettle.domain.transactions import TxnType
-from autosettle.services import fee_schedules, merchants, payments, settlement
+from autosettle.services import fee_schedules, merchants, payments, reversals, settlement
 from autosettle.services import settlement_items as item_service
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
-from autosettle.store.payments import TransactionQuery
 from autosettle.store.settlement import SettlementItem
 from autosettle.store.tables import payouts, settlement_batches, settlement_items
 from autosettle.store.uow import Database
@@ -243,7 +243,7 @@ def apply(w: World, op: tuple[Any, ...]) -> None:
                     _pay(w, TxnType.REFUND, mid, tid, max(1, left * percent // 100),
                          original=ref)
         case ("reverse", _):
-            payments.reverse(w.ctx, mid, tid, OriginalRef(txn_id=ref))
+            reversals.reverse(w.ctx, mid, tid, OriginalRef(txn_id=ref))
             w.tick()
         case ("advance", hours):
             w.clock[0] += timedelta(hours=hours)

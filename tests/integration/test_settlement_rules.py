@@ -50,8 +50,8 @@ from autosettle.services import (
     ledger,
     maintenance,
     merchants,
-    payments,
     payouts,
+    reversals,
 )
 from autosettle.services import settlement as settlement_service
 from autosettle.services.context import SYSTEM, ServiceContext
@@ -210,7 +210,7 @@ def test_a_reversal_takes_the_sale_and_its_fee_back(ctx: ServiceContext,
     at_noon(clock, WED)
     pay(ctx, shop, TxnType.SALE, 20_000)
     gone = pay(ctx, shop, TxnType.SALE, 10_000)
-    assert payments.reverse(ctx, shop, tid(shop), OriginalRef(txn_id=gone)).approved
+    assert reversals.reverse(ctx, shop, tid(shop), OriginalRef(txn_id=gone)).approved
     settle(ctx, THU, NEXT_DAY)
     assert [(b["item_count"], b["gross_minor"], b["fee_minor"]) for b in batches(ctx, shop)] \
         == [(3, 20_000, fee_of(20_000))]

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
+from autosettle.domain.access_records import AuditEvent
 from autosettle.domain.errors import ConflictError, ErrorCode
 from autosettle.domain.ledger import Account, AccountType, transfer
 from autosettle.domain.money import Money
 from autosettle.services import ledger
 from autosettle.services.context import ServiceContext
-from autosettle.store.auth import AuditEvent
 from autosettle.store.tables import journal_entries, journal_lines
 
 MID = "898310054110001"

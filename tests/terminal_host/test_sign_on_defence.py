@@ -13,9 +13,10 @@ from hosttools import DEBIT, MID, PIN, TID, client, money, record_count
 from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import decode_frame, decode_message
+from autosettle.domain.terminal_records import KeyRecord
 from autosettle.services import terminal_keys
+from autosettle.services import terminal_status as status_service
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.store.terminal_keys import KeyRecord
 from autosettle.terminal_host.client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
@@ -95,7 +96,7 @@ def test_pending_keys_are_sealed_shown_and_reset(shop: ServiceContext,
             for blob in (keys.pending_mak_sealed, keys.pending_pik_sealed):
                 assert blob is not None and clear not in blob
         assert "b'" not in repr(keys)
-    view = terminal_keys.terminal_status(shop, SYSTEM, MID).items[0]
+    view = status_service.terminal_status(shop, SYSTEM, MID).items[0]
     assert (view.key_generation, view.pending_key_generation) == (1, 2)
     terminal_keys.reset_tmk(shop, SYSTEM, MID, TID)
     keys = _keys(shop)

@@ -14,14 +14,15 @@ from typer.testing import CliRunner
 
 from autosettle.api.app import create_app
 from autosettle.api.routes import terminal_status as status_route
-from autosettle.services import apikeys, terminal_keys
+from autosettle.services import apikeys
+from autosettle.services import terminal_status as status_service
 from autosettle.services.context import SYSTEM, Principal, Role, ServiceContext
 from autosettle.terminal_host import cli as host_cli
 from autosettle.terminal_host.client import TerminalClient
 
 
-def _view(ctx: ServiceContext, terminal_id: str) -> terminal_keys.TerminalStatusView:
-    page = terminal_keys.terminal_status(ctx, SYSTEM)
+def _view(ctx: ServiceContext, terminal_id: str) -> status_service.TerminalStatusView:
+    page = status_service.terminal_status(ctx, SYSTEM)
     return next(v for v in page.items if v.terminal_id == terminal_id)
 
 
@@ -37,20 +38,20 @@ def test_status_tracks_sign_on_messages_and_silence(shop: ServiceContext,
     assert _view(shop, TID).open_batch_no == "000001"
     other = _view(shop, OTHER_TID)
     assert other.key_status == "none" and not other.silent  # no TMK: not expected to talk
-    clock.advance(seconds=terminal_keys.SILENT_AFTER_S_DEFAULT + 1)
+    clock.advance(seconds=shop.settings.terminal_silent_after_s + 1)
     assert _view(shop, TID).silent
     assert terminal.echo().code == "00"  # the heartbeat
     assert not _view(shop, TID).silent
-    silent = terminal_keys.terminal_status(shop, SYSTEM, silent_only=True, silent_after=0.5)
+    silent = status_service.terminal_status(shop, SYSTEM, silent_only=True, silent_after=0.5)
     assert [v.terminal_id for v in silent.items] == []
 
 
 def test_merchants_see_their_own(shop: ServiceContext, terminal: TerminalClient) -> None:
     merchant = Principal("m", Role.MERCHANT, MID)
-    page = terminal_keys.terminal_status(shop, merchant)
+    page = status_service.terminal_status(shop, merchant)
     assert [v.terminal_id for v in page.items] == [TID]
     with pytest.raises(Exception, match="not found"):
-        terminal_keys.terminal_status(shop, merchant, OTHER_MID)
+        status_service.terminal_status(shop, merchant, OTHER_MID)
 
 
 @pytest.fixture

@@ -87,6 +87,13 @@ class ConflictError(AutosettleError):
     default_code = ErrorCode.INVALID_STATE
 
 
+class AlreadyExists(ConflictError):
+    """A record with the same key (or trace number) is stored already; the store raises it for
+    a unique-key clash at insert, so services never see a database exception."""
+
+    default_code = ErrorCode.ALREADY_EXISTS
+
+
 class AuthError(AutosettleError):
     """The caller is not authenticated, or not allowed to do this."""
 

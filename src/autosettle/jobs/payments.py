@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from autosettle.jobs.runner import PeriodicTask
-from autosettle.services import payments
+from autosettle.services import reversals
 from autosettle.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -17,12 +17,12 @@ def tasks(ctx: ServiceContext) -> list[PeriodicTask]:
     """Retry due reversals (store and forward) and reverse records stuck by a crash."""
 
     def retry_reversals() -> None:
-        run = payments.process_reversals(ctx)
+        run = reversals.process_reversals(ctx)
         if run.acknowledged or run.failed:
             log.info("reversals: %d acknowledged, %d to retry", run.acknowledged, run.failed)
 
     def recover() -> None:
-        count = payments.recover_stuck(ctx)
+        count = reversals.recover_stuck(ctx)
         if count:
             log.warning("recovered %d transactions left pending by a crash", count)
 

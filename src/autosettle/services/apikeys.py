@@ -12,10 +12,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from autosettle.domain.access_records import ApiKeyRecord
 from autosettle.domain.errors import AuthError, ErrorCode, NotFoundError, ValidationError
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, Role, ServiceContext
-from autosettle.store.auth import ApiKeyRecord
 
 KEY_PREFIX = "ask"
 KEY_ID_BYTES = 8

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from autosettle.domain.access_records import AuditEvent
 from autosettle.services.context import Principal
-from autosettle.store.auth import AuditEvent
 from autosettle.store.uow import UnitOfWork
 
 

@@ -14,11 +14,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
-
 from autosettle.domain.errors import ConflictError, ErrorCode, ValidationError
 from autosettle.services.context import ServiceContext
-from autosettle.store.tables import idempotency_records
 
 KEY_LENGTH_MAX = 200
 CLAIM_STALE_S = 60
@@ -73,12 +70,7 @@ def begin(ctx: ServiceContext, scope: str, key: str, content: str) -> Replay | N
 def _take_over_stale(ctx: ServiceContext, scope: str, key: str, content: str) -> bool:
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        result = uow.connection.execute(delete(idempotency_records).where(
-            idempotency_records.c.scope == scope,
-            idempotency_records.c.idempotency_key == key,
-            idempotency_records.c.state == "in_progress",
-            idempotency_records.c.created_at < now - timedelta(seconds=CLAIM_STALE_S)))
-        if result.rowcount != 1:
+        if not uow.idempotency.release(scope, key, now - timedelta(seconds=CLAIM_STALE_S)):
             return False
         return uow.idempotency.claim(scope, key, content, now)
 
@@ -92,7 +84,4 @@ def finish(ctx: ServiceContext, scope: str, key: str, status: int, body: str) ->
 def release(ctx: ServiceContext, scope: str, key: str) -> None:
     """Forget a claim whose request failed by a fault, so a retry runs it again."""
     with ctx.db.unit_of_work() as uow:
-        uow.connection.execute(delete(idempotency_records).where(
-            idempotency_records.c.scope == scope,
-            idempotency_records.c.idempotency_key == key,
-            idempotency_records.c.state == "in_progress"))
+        uow.idempotency.release(scope, key)

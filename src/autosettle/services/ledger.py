@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autosettle.domain.ledger import Account, JournalEntry
+from autosettle.domain.ledger_records import BalanceRow, PostedEntry
 from autosettle.services.access import Area, require_read
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.merchants import get_merchant
-from autosettle.store.ledger import BalanceRow, PostedEntry
 from autosettle.store.uow import UnitOfWork
 
 

@@ -7,9 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-
-from autosettle.domain.errors import ConflictError, ErrorCode, NotFoundError, ValidationError
+from autosettle.domain.errors import (
+    AlreadyExists,
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+    ValidationError,
+)
 from autosettle.domain.merchants import (
     BANK_NAME_LENGTH_MAX,
     HOLDER_NAME_LENGTH_MAX,
@@ -118,7 +122,7 @@ def create_merchant(ctx: ServiceContext, who: Principal, new: NewMerchant) -> Me
                 raise exists
             uow.merchants.add(merchant)
             record(uow, who, "merchant.create", f"merchant/{merchant.merchant_id}", now)
-    except IntegrityError:
+    except AlreadyExists:
         # A concurrent create won the race between our read and our insert (PostgreSQL).
         with ctx.db.unit_of_work() as uow:
             if uow.merchants.get(merchant.merchant_id) is not None:
@@ -231,7 +235,7 @@ def add_terminal(ctx: ServiceContext, who: Principal, merchant_id: str,
             uow.terminals.add(terminal)
             record(uow, who, "terminal.create",
                    f"merchant/{merchant_id}/terminals/{terminal.terminal_id}", now)
-    except IntegrityError as exc:
+    except AlreadyExists as exc:  # a concurrent create stored it first
         raise ConflictError(f"terminal {terminal.terminal_id} exists",
                             ErrorCode.ALREADY_EXISTS) from exc
     return terminal

@@ -1,7 +1,9 @@
 """Card payments: sale, void, refund, pre-authorization, cancel, completion, completion void,
-balance inquiry, and reversal (冲正), for the REST API and the ISO 8583 terminal host alike.
+balance inquiry, for the REST API and the ISO 8583 terminal host alike. Reversal (冲正) and
+crash recovery are in :mod:`autosettle.services.reversals`, the store-and-forward queue of
+reversals for the channel in :mod:`autosettle.services.reversal_queue`.
 
-The flow of every operation (see shared/design/architecture.md):
+The flow of every operation:
 
 1. **Shape checks** (no write): card number (Luhn), expiry format, amount, currency, the
    terminal and its merchant. Bad input is *rejected*: a typed error and a response code,
@@ -36,13 +38,11 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 
 from autosettle.channels.base import (
     Channel,
@@ -52,17 +52,24 @@ from autosettle.channels.base import (
     ChannelTimeout,
     call_with_timeout,
 )
+from autosettle.domain import payment_postings as postings
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import business_date
 from autosettle.domain.cards import CardRef, Expiry, validate_pan
-from autosettle.domain.errors import AutosettleError, ErrorCode, ValidationError
-from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
+from autosettle.domain.errors import (
+    AlreadyExists,
+    AuthError,
+    AutosettleError,
+    ErrorCode,
+    ValidationError,
+)
+from autosettle.domain.ledger import Account, Line
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
+from autosettle.domain.payment_records import PaymentRules, TransactionRecord
 from autosettle.domain.response_codes import ResponseCode, describe
-from autosettle.services import idempotency, settlement_items
-from autosettle.services.context import ServiceContext
-from autosettle.store.payments import PaymentRules, TransactionRecord
+from autosettle.services import idempotency, reversal_queue, settlement_items
+from autosettle.services.context import Principal, Role, ServiceContext
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode
@@ -71,9 +78,7 @@ TxnStatus = tm.TxnStatus
 
 REPLAY_WAIT_POLL_S = 0.02
 STUCK_GRACE_S = 5.0
-REVERSAL_RETRY_BASE_S = 2.0
-REVERSAL_RETRY_MAX_S = 300.0
-REVERSAL_BATCH_MAX = 100
+"""Seconds past the channel deadline before a pending record counts as stuck."""
 FIRST_BATCH_NO = "000001"
 
 _NEEDS_CARD = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.BALANCE_INQUIRY})
@@ -82,9 +87,6 @@ _NEEDS_AMOUNT = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.REFUND,
 _HAS_ORIGINAL = frozenset(t for t, originals in tm.ORIGINAL_TYPES.items() if originals)
 _LIMITED = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
 
-RECEIVABLE = Account(AccountType.CHANNEL_RECEIVABLE)
-HOLDS = Account(AccountType.CARD_HOLDS)
-HOLDS_CONTRA = Account(AccountType.HOLDS_CONTRA)
 
 
 # -- requests and results -----------------------------------------------------------------
@@ -159,6 +161,24 @@ def _rejected(message: str, response_code: ResponseCode,
 
 
 # -- the operation --------------------------------------------------------------------------
+
+def paying_terminal(who: Principal) -> tuple[str, str]:
+    """The merchant and terminal ``who`` pays as: only a terminal key may make payments."""
+    if who.role is not Role.TERMINAL or not who.merchant_id or not who.terminal_id:
+        raise AuthError("payments need a terminal API key", ErrorCode.FORBIDDEN)
+    return who.merchant_id, who.terminal_id
+
+
+def follow_up_type(ctx: ServiceContext, merchant_id: str, txn_id: str,
+                   kinds: Mapping[tm.TxnType, tm.TxnType]) -> tm.TxnType:
+    """The type of a follow-up of ``txn_id`` by the original's type (``kinds``: original type
+    -> follow-up type); the first choice when the original is unknown or of another type (the
+    payment then answers why)."""
+    with ctx.db.unit_of_work() as uow:
+        original = uow.transactions.get(merchant_id, txn_id)
+    first = next(iter(kinds.values()))
+    return kinds.get(original.txn_type, first) if original is not None else first
+
 
 def authorize(ctx: ServiceContext, req: PaymentRequest) -> PaymentResult:
     """Run one payment operation end to end (see the module docstring for the steps)."""
@@ -248,11 +268,11 @@ def _prepare_once(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
     use (the retry moves it past every used one). A clash that persists is a duplicate."""
     try:
         return _prepare(ctx, req, fingerprint, card_ref)
-    except IntegrityError:
+    except AlreadyExists:
         pass
     try:
         return _prepare(ctx, req, fingerprint, card_ref, resync=True)
-    except IntegrityError:
+    except AlreadyExists:
         raise Rejected("this trace number is already used in the batch",
                        RC.DUPLICATE_TRANSMISSION, ErrorCode.IDEMPOTENCY_CONFLICT) from None
 
@@ -297,7 +317,7 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             amount = decision.amount
         record = TransactionRecord(
             merchant_id=req.merchant_id, txn_id=uuid.uuid4().hex, terminal_id=req.terminal_id,
-            txn_type=str(req.txn_type), status=TxnStatus.PENDING.value,
+            txn_type=tm.TxnType(req.txn_type), status=TxnStatus.PENDING,
             amount_minor=amount.amount_minor if amount else 0,
             currency=(amount.currency.code if amount else merchant.currency),
             refunded_minor=0, original_txn_id=original.txn_id if original else None,
@@ -321,7 +341,7 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             created_at=now, updated_at=now, answered_at=None,
         )
         if isinstance(decision, _Decline):
-            record = replace(record, status=TxnStatus.DECLINED.value,
+            record = replace(record, status=TxnStatus.DECLINED,
                              response_code=decision.code.value,
                              refusal_reason=decision.reason, answered_at=now)
             uow.transactions.add(record)
@@ -607,7 +627,7 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord, answer: Chann
         if answer.response_code is RC.APPROVED:
             # At once rather than at the next run of the queue: until then the cardholder's
             # money would stay moved at the issuer.
-            process_reversals(ctx, only=(final.merchant_id, final.txn_id))
+            reversal_queue.process_reversals(ctx, only=(final.merchant_id, final.txn_id))
         return _answer_of(final)
     return replace(_answer_of(final), balance_minor=answer.balance_minor)
 
@@ -704,7 +724,7 @@ def _give_up(ctx: ServiceContext, pending: TransactionRecord, code: ResponseCode
             uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, "98", now)
         final = _reload(uow, record)
     if reverse_upstream:
-        process_reversals(ctx, only=(final.merchant_id, final.txn_id))
+        reversal_queue.process_reversals(ctx, only=(final.merchant_id, final.txn_id))
     return replace(_answer_of(final), response_code=code, message=describe(code).english)
 
 
@@ -771,185 +791,23 @@ def _answer_of(record: TransactionRecord, replayed: bool = False) -> PaymentResu
 def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
                  chain: Sequence[TransactionRecord], events: Sequence[tm.Event],
                  terms: settlement_items.ItemTerms | None = None) -> None:
-    unsettled = Account(AccountType.MERCHANT_UNSETTLED, record.merchant_id)
+    """Post each event's entry (:mod:`autosettle.domain.payment_postings`) and record the
+    settlement items; reads only what a mapping needs (the hold, a reversed message's lines)."""
     by_id = {r.txn_id: r for r in (record, *chain)}
     now = ctx.now()
     for event in events:
-        amount = event.amount
-        lines: list[Line]
-        match event.kind:
-            case tm.EventKind.CAPTURED:
-                lines = [Line.debit(RECEIVABLE, amount), Line.credit(unsettled, amount)]
-            case tm.EventKind.HOLD_PLACED:
-                lines = [Line.debit(HOLDS, amount), Line.credit(HOLDS_CONTRA, amount)]
-            case tm.EventKind.HOLD_RELEASED:
-                lines = [Line.debit(HOLDS_CONTRA, amount), Line.credit(HOLDS, amount)]
-            case tm.EventKind.HOLD_CAPTURED:
-                held = by_id[event.target_id]
-                hold = Money(held.amount_minor, amount.currency)
-                lines = [Line.debit(HOLDS_CONTRA, hold), Line.credit(HOLDS, hold),
-                         Line.debit(RECEIVABLE, amount), Line.credit(unsettled, amount)]
-            case tm.EventKind.VOIDED | tm.EventKind.REFUNDED:
-                lines = [Line.debit(unsettled, amount), Line.credit(RECEIVABLE, amount)]
-            case tm.EventKind.REVERSED:
-                lines = [
-                    Line(Account.parse(row.account_code),
-                         Money(-row.balance_minor, currency(row.currency)))
-                    for row in uow.ledger.net_lines_for_reference(event.txn_id)
-                ]
-                if not lines:
-                    continue
-        entry = JournalEntry.build(
-            f"txn:{event.txn_id}:{event.kind.value}:{event.target_id}",
-            f"{record.txn_type}.{event.kind.value}", lines, merchant_id=record.merchant_id,
-            reference=event.txn_id)
-        uow.ledger.post(entry, now)
+        hold: Money | None = None
+        posted: list[Line] = []
+        if event.kind is tm.EventKind.HOLD_CAPTURED:
+            hold = Money(by_id[event.target_id].amount_minor, event.amount.currency)
+        elif event.kind is tm.EventKind.REVERSED:
+            posted = [Line(Account.parse(row.account_code),
+                           Money(row.balance_minor, currency(row.currency)))
+                      for row in uow.ledger.net_lines_for_reference(event.txn_id)]
+        entry = postings.posting(event, record.txn_type, record.merchant_id, hold, posted)
+        if entry is not None:
+            uow.ledger.post(entry, now)
     settlement_items.record_items(uow, record, chain, events, now, terms)
-
-
-# -- reversals ---------------------------------------------------------------------------------
-
-def reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: OriginalRef,
-            reason: str = "06", txn_type: tm.TxnType = TxnType.SALE) -> PaymentResult:
-    """A reversal (冲正) asked for by the terminal: undo the original as if it never was.
-
-    Idempotent: reversing an unknown or already reversed transaction is acknowledged (00).
-    The channel is told as well (store and forward), so money moves back there too.
-
-    A reversal that overtakes its original (named by trace) leaves a *tombstone* on that
-    trace: when the original arrives later it is a duplicate of the tombstone and is refused
-    (94), so it can never move money the terminal has already reversed.
-    """
-    try:
-        return _reverse(ctx, merchant_id, terminal_id, original, reason, txn_type)
-    except IntegrityError:  # the original landed while we wrote its tombstone: reverse it
-        return _reverse(ctx, merchant_id, terminal_id, original, reason, txn_type)
-
-
-def _reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: OriginalRef,
-             reason: str, txn_type: tm.TxnType) -> PaymentResult:
-    now = ctx.now()
-    with ctx.db.unit_of_work() as uow:
-        if uow.terminals.get(merchant_id, terminal_id) is None:
-            return _rejected("terminal not registered", RC.TERMINAL_NOT_REGISTERED,
-                             ErrorCode.NOT_FOUND)
-        record = _resolve_original(uow, PaymentRequest(
-            TxnType.SALE, merchant_id, terminal_id, original=original))
-        if record is None and original.txn_id is None and original.stan is not None:
-            _tombstone(ctx, uow, merchant_id, terminal_id, original, reason, txn_type)
-            return PaymentResult(RC.APPROVED, None, "nothing to reverse yet: the original, "
-                                 "if it arrives, will be refused")
-        if record is None or record.terminal_id != terminal_id:
-            return PaymentResult(RC.APPROVED, None, "nothing to reverse")
-        chain = _chain(uow, record)
-        step = tm.reverse(_snapshot(record), [_snapshot(c) for c in chain])
-        if isinstance(step, tm.AlreadyReversed):
-            return replace(_answer_of(record), response_code=RC.APPROVED,
-                           message=f"nothing to reverse: {step.why.value}")
-        if isinstance(step, tm.Refusal):
-            return PaymentResult(step.code, record, step.detail or step.reason.value)
-        uow.transactions.update(record.merchant_id, record.txn_id, status=step.txn.status.value,
-                                refusal_reason=f"reversed:{reason}", updated_at=now)
-        _save_chain(uow, chain, step.chain, now)
-        _post_events(ctx, uow, record, chain, step.events)
-        uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, reason, now)
-        final = _reload(uow, record)
-    process_reversals(ctx, only=(final.merchant_id, final.txn_id))
-    return PaymentResult(RC.APPROVED, final, "reversed")
-
-
-TOMBSTONE_FINGERPRINT = "reversed-before-seen"
-
-
-def mark_reversed_before_seen(ctx: ServiceContext, merchant_id: str, terminal_id: str,
-                              batch_no: str, stan: str, reason: str = "06",
-                              txn_type: tm.TxnType = TxnType.SALE) -> None:
-    """Leave a tombstone on a trace nobody has used yet (see :func:`reverse`)."""
-    try:
-        with ctx.db.unit_of_work() as uow:
-            _tombstone(ctx, uow, merchant_id, terminal_id,
-                       OriginalRef(batch_no=batch_no, stan=stan), reason, txn_type)
-    except IntegrityError:
-        pass  # the original got there first: it exists now, nothing to mark
-
-
-def _tombstone(ctx: ServiceContext, uow: UnitOfWork, merchant_id: str, terminal_id: str,
-               original: OriginalRef, reason: str, txn_type: tm.TxnType) -> None:
-    """Mark a trace as reversed before its original was seen (moves nothing)."""
-    assert original.stan is not None
-    batch = original.batch_no
-    if batch is None:
-        current = (uow.batches.open_batch(merchant_id, terminal_id)
-                   or uow.batches.latest(merchant_id, terminal_id))
-        batch = current.batch_no if current else FIRST_BATCH_NO
-    if uow.transactions.find_by_trace(merchant_id, terminal_id, batch, original.stan):
-        return
-    uow.batches.advance_stan(merchant_id, terminal_id, batch, int(original.stan))
-    merchant = uow.merchants.get(merchant_id)
-    now = ctx.now()
-    if tm.ORIGINAL_TYPES[tm.TxnType(txn_type)]:
-        txn_type = TxnType.SALE  # a follow-up's record needs its original; none is known
-    uow.transactions.add(TransactionRecord(
-        merchant_id=merchant_id, txn_id=uuid.uuid4().hex, terminal_id=terminal_id,
-        txn_type=tm.TxnType(txn_type).value, status=TxnStatus.REVERSED.value, amount_minor=0,
-        currency=merchant.currency if merchant else "CNY", refunded_minor=0,
-        original_txn_id=None, card_token=None, pan_masked=None, pan_last4=None,
-        card_brand=None, card_kind=None, entry_mode=None, batch_no=batch, stan=original.stan,
-        rrn=_new_rrn(), auth_code=None, response_code=RC.APPROVED.value,
-        refusal_reason=f"reversed_before_seen:{reason}"[:40], channel=_channel(ctx).name,
-        channel_ref=None, idempotency_key=None, request_fingerprint=TOMBSTONE_FINGERPRINT,
-        business_date=business_date(now, ctx.settings.cutoff),
-        expires_on=tm.preauth_expires_on(business_date(now, ctx.settings.cutoff))
-        if tm.TxnType(txn_type) is TxnType.PREAUTH else None,
-        created_at=now, updated_at=now, answered_at=now))
-
-
-@dataclass(frozen=True, slots=True)
-class ReversalRun:
-    acknowledged: int
-    failed: int
-
-
-def process_reversals(ctx: ServiceContext, only: tuple[str, str] | None = None,
-                      limit: int = REVERSAL_BATCH_MAX) -> ReversalRun:
-    """Send due reversals to the channel; retry with backoff until acknowledged."""
-    now = ctx.now()
-    with ctx.db.unit_of_work() as uow:
-        if only is not None:
-            one = uow.reversals.get(*only)
-            due = [one] if one is not None and one.state == "pending" else []
-        else:
-            due = uow.reversals.due(now, limit)
-    channel = _channel(ctx)
-    acknowledged = failed = 0
-    for item in due:
-        try:
-            ok = call_with_timeout(lambda ref=item.txn_id, why=item.reason:  # type: ignore[misc]
-                                   channel.reverse(ref, why), ctx.settings.channel_timeout_s)
-            error = "" if ok else "not acknowledged"
-        except ChannelError as exc:
-            ok, error = False, str(exc)
-        with ctx.db.unit_of_work() as uow:
-            if ok:
-                uow.reversals.acknowledge(item.merchant_id, item.txn_id, ctx.now())
-                acknowledged += 1
-            else:
-                delay = min(REVERSAL_RETRY_MAX_S, REVERSAL_RETRY_BASE_S * 2 ** item.attempts)
-                uow.reversals.retry_later(item.merchant_id, item.txn_id,
-                                          ctx.now() + timedelta(seconds=delay), error)
-                failed += 1
-    return ReversalRun(acknowledged, failed)
-
-
-def recover_stuck(ctx: ServiceContext, limit: int = REVERSAL_BATCH_MAX) -> int:
-    """After a crash: pending records older than the channel deadline are reversed, and a
-    reversal queued for the channel (which may have acted). Returns how many."""
-    cutoff = ctx.now() - timedelta(seconds=ctx.settings.channel_timeout_s + STUCK_GRACE_S)
-    with ctx.db.unit_of_work() as uow:
-        stuck = uow.transactions.stuck_pending(cutoff, limit)
-    for record in stuck:
-        _give_up(ctx, record, RC.ISSUER_TIMEOUT, reverse_upstream=True)
-    return len(stuck)
 
 
 def wait_for_answer(ctx: ServiceContext, merchant_id: str, txn_id: str,

@@ -41,7 +41,11 @@ from autosettle.domain.fees import (
 )
 from autosettle.domain.merchants import Merchant
 from autosettle.domain.money import Money, currency
-from autosettle.store.payments import FEE_STAMP_SEPARATOR, PaymentContext, TransactionRecord
+from autosettle.domain.payment_records import (
+    FEE_STAMP_SEPARATOR,
+    PaymentContext,
+    TransactionRecord,
+)
 from autosettle.store.settlement import SettlementItem
 from autosettle.store.uow import UnitOfWork
 

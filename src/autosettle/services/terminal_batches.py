@@ -43,10 +43,15 @@ from autosettle.domain.iso8583.framing import (
     parse_settlement_totals,
 )
 from autosettle.domain.response_codes import ResponseCode
+from autosettle.domain.terminal_records import (
+    BatchFlag,
+    BatchLine,
+    SettlementRecord,
+    UploadItem,
+)
 from autosettle.domain.transactions import TxnStatus, TxnType
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.terminal_keys import next_batch_no
-from autosettle.store.terminal_keys import BatchFlag, BatchLine, SettlementRecord, UploadItem
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode

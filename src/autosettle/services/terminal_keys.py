@@ -1,5 +1,6 @@
-"""Terminal keys and sessions: the key module (software HSM), provisioning, sign-on, MAC,
-PIN, and the terminal status view.
+"""Terminal keys and sessions: provisioning, sign-on, MAC and PIN. The key module (software
+HSM) is :mod:`autosettle.services.key_module`, the status view
+:mod:`autosettle.services.terminal_status`.
 
 Key hierarchy (see docs/terminal-integration.md)::
 
@@ -30,13 +31,10 @@ service in memory; it is never stored or logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import Final, Protocol
-
-from cryptography.exceptions import InvalidTag
+from typing import Final
 
 from autosettle.domain.errors import (
     ConflictError,
@@ -48,185 +46,41 @@ from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import NetworkManagementCode
 from autosettle.domain.merchants import TerminalStatus
 from autosettle.domain.response_codes import ResponseCode
-from autosettle.services.access import Area, require_read
+from autosettle.domain.terminal_records import KeyRecord
 from autosettle.services.audit import record as audit
-from autosettle.services.context import DataSealer, Principal, ServiceContext
-from autosettle.store.terminal_keys import KeyRecord, StatusRow
+from autosettle.services.context import Principal, ServiceContext
+from autosettle.services.key_module import (
+    GeneratedTmk,
+    IssuedKeys,
+    KeyComponent,
+    KeyRole,
+    KeyStatus,
+    MacAlgorithm,
+    PinRejected,
+    SealedKey,
+    SoftwareHsm,
+    TerminalHsm,
+    default_hsm,
+    key_label,
+)
+from autosettle.services.terminal_status import (
+    STATUS_PAGE_MAX,
+    StatusPage,
+    TerminalStatusView,
+    silent_after_s,
+    terminal_status,
+)
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode
-SILENT_AFTER_S_DEFAULT: Final = 900.0
-"""A terminal with no message for this long is flagged silent (until Settings has
-``terminal_silent_after_s``)."""
-STATUS_PAGE_MAX: Final = 500
+
+__all__ = [  # the key module and the status view, for callers from before the split
+    "STATUS_PAGE_MAX", "GeneratedTmk", "IssuedKeys", "KeyComponent", "KeyRole", "KeyStatus",
+    "MacAlgorithm", "PinRejected", "SealedKey", "SoftwareHsm", "StatusPage", "TerminalHsm",
+    "TerminalStatusView", "default_hsm", "key_label", "silent_after_s", "terminal_status",
+]
 FIRST_BATCH_NO: Final = "000001"
 BATCH_NO_MODULUS: Final = 999_999
-_LABEL_PREFIX: Final = b"autosettle/terminal-key/v1"
-
-
-class MacAlgorithm(StrEnum):
-    """Field 64 algorithm of a terminal."""
-
-    CUP_ECB = "cup_ecb"
-    X919 = "x919"
-
-
-class KeyStatus(StrEnum):
-    ACTIVE = "active"
-    RESET = "reset"
-
-
-class KeyRole(StrEnum):
-    TMK = "tmk"
-    PIK = "pik"
-    MAK = "mak"
-    TDK = "tdk"
-
-
-class PinRejected(ValidationError):
-    """Field 52 does not decrypt to a valid ISO 9564 format 0 block (answer 99)."""
-
-
-# -- the key module interface ----------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class SealedKey:
-    """A key handle: the sealed blob, the label it is bound to, and its check value."""
-
-    blob: bytes = field(repr=False)
-    label: bytes
-    kcv: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeyComponent:
-    """One TMK component for key loading, with its own check value (shown once)."""
-
-    value_hex: str = field(repr=False)
-    kcv: str
-
-
-@dataclass(frozen=True, slots=True)
-class GeneratedTmk:
-    sealed: SealedKey
-    components: tuple[KeyComponent, ...] = field(repr=False)
-    under_transport_key_hex: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedKeys:
-    """New working keys: sealed for storage, and field 62 for the 0810 answer."""
-
-    pik: SealedKey
-    mak: SealedKey
-    tdk: SealedKey | None
-    field62: bytes = field(repr=False)
-
-
-class TerminalHsm(Protocol):
-    """What the host needs from a key module; clear keys never cross this interface."""
-
-    def generate_tmk(self, label: bytes, components: int,
-                     transport_key: bytes | None = None) -> GeneratedTmk:
-        """A new TMK, sealed, with its components (and optionally under a transport key)."""
-        ...
-
-    def issue_working_keys(self, tmk: SealedKey, labels: dict[KeyRole, bytes],
-                           double_length: bool, with_tdk: bool) -> IssuedKeys:
-        """New PIK, MAK (and TDK), sealed, and field 62 (keys under the TMK + KCVs)."""
-        ...
-
-    def mac(self, mak: SealedKey, algorithm: MacAlgorithm, data: bytes) -> bytes:
-        """Field 64 over ``data`` (MTI to field 63)."""
-        ...
-
-    def reveal_pin(self, pik: SealedKey, block: bytes, pan: str) -> str:
-        """Decrypt a format 0 PIN block; :class:`PinRejected` when it is not valid."""
-        ...
-
-    def deliver_working_keys(self, tmk: SealedKey, pik: SealedKey, mak: SealedKey,
-                             tdk: SealedKey | None, double_length: bool) -> bytes:
-        """Field 62 for working keys issued before (a repeated sign-on gets them again)."""
-        ...
-
-
-class SoftwareHsm:
-    """The key module in software: keys sealed under the data key with ``DataSealer``."""
-
-    def __init__(self, sealer: DataSealer) -> None:
-        self._sealer = sealer
-
-    def __repr__(self) -> str:
-        return "SoftwareHsm(<sealer>)"
-
-    def _open(self, key: SealedKey) -> bytes:
-        try:
-            return self._sealer.open(key.blob, key.label)
-        except InvalidTag as exc:
-            raise ValidationError("a stored terminal key does not open (tampered or moved)",
-                                  ErrorCode.INTERNAL) from exc
-
-    def _seal(self, key: bytes, label: bytes) -> SealedKey:
-        return SealedKey(self._sealer.seal(key, label), label, _kcv(key))
-
-    def generate_tmk(self, label: bytes, components: int,
-                     transport_key: bytes | None = None) -> GeneratedTmk:
-        tmk = crypto.generate_key(crypto.DOUBLE_KEY_SIZE_BYTES)
-        parts = crypto.split_key(tmk, components)
-        under = (crypto.encrypt_key_under(transport_key, tmk).hex().upper()
-                 if transport_key is not None else None)
-        return GeneratedTmk(
-            self._seal(tmk, label),
-            tuple(KeyComponent(p.hex().upper(), _kcv(p)) for p in parts),
-            under)
-
-    def issue_working_keys(self, tmk: SealedKey, labels: dict[KeyRole, bytes],
-                           double_length: bool, with_tdk: bool) -> IssuedKeys:
-        size = crypto.DOUBLE_KEY_SIZE_BYTES if double_length else crypto.SINGLE_KEY_SIZE_BYTES
-        pik, mak = crypto.generate_key(size), crypto.generate_key(size)
-        tdk = crypto.generate_key(size) if with_tdk else None
-        field62 = crypto.build_working_keys_field(self._open(tmk), pik, mak, tdk,
-                                                  double_length)
-        return IssuedKeys(self._seal(pik, labels[KeyRole.PIK]),
-                          self._seal(mak, labels[KeyRole.MAK]),
-                          self._seal(tdk, labels[KeyRole.TDK]) if tdk is not None else None,
-                          field62)
-
-    def deliver_working_keys(self, tmk: SealedKey, pik: SealedKey, mak: SealedKey,
-                             tdk: SealedKey | None, double_length: bool) -> bytes:
-        return crypto.build_working_keys_field(
-            self._open(tmk), self._open(pik), self._open(mak),
-            self._open(tdk) if tdk is not None else None, double_length)
-
-    def mac(self, mak: SealedKey, algorithm: MacAlgorithm, data: bytes) -> bytes:
-        key = self._open(mak)
-        if algorithm is MacAlgorithm.X919:
-            return crypto.mac_x919(key, data)
-        return crypto.mac_cup_ecb(key, data)
-
-    def reveal_pin(self, pik: SealedKey, block: bytes, pan: str) -> str:
-        try:
-            clear = crypto.decrypt_pin_block(self._open(pik), block)
-            return crypto.pin_from_iso0(clear, pan)
-        except crypto.PinBlockError as exc:
-            raise PinRejected(exc.message) from None
-        except crypto.KeyFormatError:
-            raise PinRejected("PIN block has the wrong size") from None
-
-
-def _kcv(key: bytes) -> str:
-    return crypto.key_check_value(key).hex().upper()
-
-
-def key_label(role: KeyRole, merchant_id: str, terminal_id: str, generation: int) -> bytes:
-    """The associated data a key is sealed with: terminal, role and generation."""
-    return b"/".join((_LABEL_PREFIX, role.value.encode(), merchant_id.encode("ascii"),
-                      terminal_id.encode("ascii"), str(generation).encode()))
-
-
-def default_hsm(ctx: ServiceContext) -> TerminalHsm:
-    """The software key module over the context's data key."""
-    return SoftwareHsm(ctx.sealer)
 
 
 # -- provisioning --------------------------------------------------------------------------
@@ -678,95 +532,3 @@ def reveal_pin(ctx: ServiceContext, session: TerminalSession, block: bytes, pan:
                                          or security_control[1] not in _PIN_KEY_SCHEMES):
         raise PinRejected("field 53 names a PIN encryption scheme this host does not run")
     return (hsm or default_hsm(ctx)).reveal_pin(session.pik, block, pan)
-
-
-# -- status ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class TerminalStatusView:
-    """One terminal's health for operators and its merchant."""
-
-    merchant_id: str
-    terminal_id: str
-    terminal_status: str
-    key_status: str
-    key_generation: int
-    pending_key_generation: int | None
-    signed_on: bool
-    mac_algorithm: str
-    last_sign_on_at: datetime | None
-    last_message_at: datetime | None
-    open_batch_no: str | None
-    software_version: str | None
-    silent: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StatusPage:
-    items: Sequence[TerminalStatusView]
-    next_cursor: str | None
-
-
-def silent_after_s(ctx: ServiceContext) -> float:
-    """The silence threshold: ``Settings.terminal_silent_after_s`` when it exists."""
-    value = getattr(ctx.settings, "terminal_silent_after_s", None)
-    return float(value) if isinstance(value, int | float) else SILENT_AFTER_S_DEFAULT
-
-
-def terminal_status(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
-                    *, cursor: str | None = None, limit: int = 200,
-                    silent_after: float | None = None,
-                    silent_only: bool = False) -> StatusPage:
-    """Last sign-on, last message, open batch, software version and the silent flag.
-
-    Operators see every terminal; a merchant key its own merchant's; a terminal key none
-    (``not_found``: a till has no business with its siblings' keys). A terminal is silent
-    when it has a TMK and sent nothing for longer than the threshold (or never sent
-    anything).
-    """
-    if not 1 <= limit <= STATUS_PAGE_MAX:
-        raise ValidationError(f"limit must be 1..{STATUS_PAGE_MAX}")
-    require_read(who, Area.TERMINAL_STATUS, merchant_id)
-    if merchant_id is None and not who.is_operator:
-        merchant_id = who.merchant_id
-        if merchant_id is None:
-            raise NotFoundError("no merchant in scope")
-    after = _parse_cursor(cursor)
-    threshold = timedelta(seconds=silent_after if silent_after is not None
-                          else silent_after_s(ctx))
-    now = ctx.now()
-    views: list[TerminalStatusView] = []
-    next_cursor: str | None = None
-    with ctx.db.unit_of_work() as uow:
-        rows = uow.terminal_host.status_rows(merchant_id, after, limit)
-    for row in rows:
-        view = _view(row, now, threshold)
-        if not silent_only or view.silent:
-            views.append(view)
-    if len(rows) == limit:
-        next_cursor = f"{rows[-1].merchant_id}:{rows[-1].terminal_id}"
-    return StatusPage(views, next_cursor)
-
-
-def _parse_cursor(cursor: str | None) -> tuple[str, str] | None:
-    if cursor is None:
-        return None
-    merchant_id, sep, terminal_id = cursor.partition(":")
-    if not sep:
-        raise ValidationError("cursor must be <merchant id>:<terminal id>")
-    return merchant_id, terminal_id
-
-
-def _view(row: StatusRow, now: datetime, threshold: timedelta) -> TerminalStatusView:
-    key_status = row.key_status or "none"
-    last = row.last_message_at
-    silent = key_status == KeyStatus.ACTIVE and (last is None or now - last > threshold)
-    return TerminalStatusView(
-        merchant_id=row.merchant_id, terminal_id=row.terminal_id,
-        terminal_status=row.terminal_status, key_status=key_status,
-        key_generation=row.key_generation or 0,
-        pending_key_generation=row.pending_generation, signed_on=row.signed_on,
-        mac_algorithm=row.mac_algorithm or MacAlgorithm.CUP_ECB.value,
-        last_sign_on_at=row.last_sign_on_at, last_message_at=last,
-        open_batch_no=row.open_batch_no, software_version=row.software_version,
-        silent=silent)

@@ -17,10 +17,10 @@ from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.cards import CardBrand
 from autosettle.domain.errors import NotFoundError, ValidationError
 from autosettle.domain.money import Money, currency
+from autosettle.domain.payment_records import TransactionQuery, TransactionRecord
 from autosettle.domain.response_codes import ResponseCode, describe
 from autosettle.services.access import Area, may_read, require_read
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.payments import TransactionQuery, TransactionRecord, find_any_merchant
 from autosettle.store.uow import UnitOfWork
 
 PAGE_SIZE_MAX = 500
@@ -112,10 +112,17 @@ def _names(uow: UnitOfWork, merchant_ids: set[str]) -> dict[str, str]:
     return names
 
 
+def receipt(ctx: ServiceContext, record: TransactionRecord) -> ReceiptView:
+    """The receipt view of a record a payment just answered (its merchant's name read)."""
+    with ctx.db.unit_of_work() as uow:
+        names = _names(uow, {record.merchant_id})
+    return view(record, names[record.merchant_id])
+
+
 def get(ctx: ServiceContext, who: Principal, txn_id: str) -> ReceiptView:
     with ctx.db.unit_of_work() as uow:
         if who.is_operator:
-            record = find_any_merchant(uow.connection, txn_id)
+            record = uow.transactions.get_any_merchant(txn_id)
         else:
             record = uow.transactions.get(who.merchant_id or "", txn_id)
         names = _names(uow, {record.merchant_id}) if record else {}

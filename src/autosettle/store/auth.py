@@ -7,22 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.access_records import ApiKeyRecord, AuditEvent
 from autosettle.store.tables import api_keys, audit_log, idempotency_records
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    key_id: str
-    secret_digest: str
-    role: str
-    merchant_id: str | None
-    terminal_id: str | None
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
 
 
 class ApiKeyRepository:
@@ -93,18 +82,15 @@ class IdempotencyRepository:
             idempotency_records.c.idempotency_key == key,
         ).values(state="done", response_status=status, response_body=body, completed_at=at))
 
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """Who did what to which resource, from where, with what outcome (PCI DSS 10.2)."""
-
-    at: datetime
-    actor: str
-    action: str
-    resource: str
-    origin: str
-    outcome: str
-    detail: dict[str, Any] | None = None
+    def release(self, scope: str, key: str, claimed_before: datetime | None = None) -> bool:
+        """Delete an in-progress claim (only one made before ``claimed_before`` if given);
+        True when one was deleted."""
+        c = idempotency_records.c
+        query = delete(idempotency_records).where(
+            c.scope == scope, c.idempotency_key == key, c.state == "in_progress")
+        if claimed_before is not None:
+            query = query.where(c.created_at < claimed_before)
+        return bool(self._conn.execute(query).rowcount == 1)
 
 
 class AuditRepository:
@@ -125,3 +111,6 @@ class AuditRepository:
                                   .limit(limit))
         return [AuditEvent(r.at, r.actor, r.action, r.resource, r.origin, r.outcome,
                            json.loads(r.detail) if r.detail else None) for r in rows]
+
+
+__all__ = ["ApiKeyRecord", "AuditEvent"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,24 +10,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.errors import ConflictError, ErrorCode, InvariantViolation
 from autosettle.domain.ledger import JournalEntry
+from autosettle.domain.ledger_records import BalanceRow, PostedEntry
 from autosettle.store.bulk import insert_rows
 from autosettle.store.tables import journal_entries, journal_lines
-
-
-@dataclass(frozen=True, slots=True)
-class PostedEntry:
-    """Where an entry landed; ``created`` is False when the key had been posted before."""
-
-    entry_id: int
-    idempotency_key: str
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class BalanceRow:
-    account_code: str
-    currency: str
-    balance_minor: int
 
 
 def _insert_entry(module: Any, *returning: Any) -> Any:
@@ -110,19 +94,6 @@ class LedgerRepository:
             for e in entries
         ]
 
-    def entry_id_for(self, idempotency_key: str) -> int | None:
-        value: int | None = self._conn.execute(
-            select(journal_entries.c.entry_id)
-            .where(journal_entries.c.idempotency_key == idempotency_key)).scalar()
-        return value
-
-    def lines_of(self, entry_id: int) -> list[BalanceRow]:
-        rows = self._conn.execute(
-            select(journal_lines.c.account_code, journal_lines.c.currency,
-                   journal_lines.c.amount_minor)
-            .where(journal_lines.c.entry_id == entry_id).order_by(journal_lines.c.line_id))
-        return [BalanceRow(r.account_code, r.currency, r.amount_minor) for r in rows]
-
     def balances_for_merchant(self, merchant_id: str) -> list[BalanceRow]:
         """Balances of every account of one merchant (derived, never stored)."""
         total = func.sum(journal_lines.c.amount_minor)
@@ -169,3 +140,6 @@ class LedgerRepository:
             .group_by(journal_lines.c.account_code, journal_lines.c.currency)
             .order_by(journal_lines.c.account_code, journal_lines.c.currency))
         return [BalanceRow(r[0], r[1], int(r[2])) for r in rows if int(r[2]) != 0]
+
+
+__all__ = ["BalanceRow", "PostedEntry"]

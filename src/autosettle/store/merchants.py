@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from autosettle.domain.errors import AlreadyExists
 from autosettle.domain.merchants import (
     AccountType,
     CycleCode,
@@ -65,6 +67,13 @@ class MerchantRepository:
         self._conn = conn
 
     def add(self, merchant: Merchant) -> None:
+        """Insert; :class:`AlreadyExists` when a concurrent create stored it first."""
+        try:
+            self._insert(merchant)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"merchant {merchant.merchant_id} exists") from exc
+
+    def _insert(self, merchant: Merchant) -> None:
         self._conn.execute(insert(merchants).values(
             merchant_id=merchant.merchant_id, legal_name=merchant.legal_name,
             short_name=merchant.short_name, merchant_type=merchant.merchant_type.value,
@@ -138,6 +147,13 @@ class TerminalRepository:
         self._conn = conn
 
     def add(self, terminal: Terminal) -> None:
+        """Insert; :class:`AlreadyExists` when the terminal id is taken."""
+        try:
+            self._insert(terminal)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"terminal {terminal.terminal_id} exists") from exc
+
+    def _insert(self, terminal: Terminal) -> None:
         self._conn.execute(insert(terminals).values(
             merchant_id=terminal.merchant_id, terminal_id=terminal.terminal_id,
             serial_no=terminal.serial_no, model=terminal.model, status=terminal.status.value,

@@ -14,7 +14,7 @@ conditional on the status the caller expects, so the answer to a pending sale ne
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -32,9 +32,19 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
-from autosettle.domain.merchants import Merchant, TerminalStatus
+from autosettle.domain.errors import AlreadyExists
+from autosettle.domain.merchants import TerminalStatus
+from autosettle.domain.payment_records import (
+    FEE_STAMP_SEPARATOR,
+    PaymentContext,
+    PaymentRules,
+    TransactionQuery,
+    TransactionRecord,
+)
+from autosettle.domain.transactions import TxnStatus, TxnType
 from autosettle.store.merchants import merchant_from_row
 from autosettle.store.tables import (
     calendar_overrides,
@@ -50,48 +60,15 @@ from autosettle.store.tables import (
 SEARCH_PAGE_MAX = 500
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
-    """One stored transaction: everything a receipt shows, and no card data beyond 6+4."""
-
-    merchant_id: str
-    txn_id: str
-    terminal_id: str
-    txn_type: str
-    status: str
-    amount_minor: int
-    currency: str
-    refunded_minor: int
-    original_txn_id: str | None
-    card_token: str | None
-    pan_masked: str | None
-    pan_last4: str | None
-    card_brand: str | None
-    card_kind: str | None
-    entry_mode: str | None
-    batch_no: str
-    stan: str
-    rrn: str
-    auth_code: str | None
-    response_code: str | None
-    refusal_reason: str | None
-    channel: str
-    channel_ref: str | None
-    idempotency_key: str | None
-    request_fingerprint: str
-    business_date: date
-    expires_on: date | None
-    created_at: datetime
-    updated_at: datetime
-    answered_at: datetime | None
-
-
 _FIELDS = tuple(f.name for f in fields(TransactionRecord))
 
 
 def _record(row: Row[Any]) -> TransactionRecord:
     m = row._mapping
-    return TransactionRecord(**{name: m[name] for name in _FIELDS})
+    values = {name: m[name] for name in _FIELDS}
+    values["txn_type"] = TxnType(values["txn_type"])
+    values["status"] = TxnStatus(values["status"])
+    return TransactionRecord(**values)
 
 
 # The statements of every payment, built once: building a statement (and its cache key)
@@ -173,11 +150,6 @@ _RULES = select(merchant_payment_rules).where(
     merchant_payment_rules.c.merchant_id == bindparam("m"))
 
 
-FEE_STAMP_SEPARATOR = "\n"
-"""Between the JSON specs of a merchant's fee schedule versions (JSON text has no raw
-newline)."""
-
-
 def _context_query(dialect: str) -> Select[Any]:
     """One SELECT for everything a payment at a terminal needs to know before deciding."""
     r, f, c = merchant_payment_rules.c, fee_schedules.c, calendar_overrides.c
@@ -203,24 +175,6 @@ def _context_query(dialect: str) -> Select[Any]:
 
 
 _CONTEXT = {dialect: _context_query(dialect) for dialect in ("postgresql", "sqlite")}
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionQuery:
-    """Search criteria; every field is optional. ``merchant_id`` scopes tenants."""
-
-    merchant_id: str | None = None
-    terminal_id: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    txn_type: str | None = None
-    status: str | None = None
-    amount_minor: int | None = None
-    last4: str | None = None
-    rrn: str | None = None
-    auth_code: str | None = None
-    stan: str | None = None
-    batch_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +205,12 @@ class TransactionRepository:
         self._conn = conn
 
     def add(self, record: TransactionRecord) -> None:
-        self._conn.execute(_INSERT_TXN, {name: getattr(record, name) for name in _FIELDS})
+        """Insert; :class:`AlreadyExists` when its trace or idempotency key is taken."""
+        try:
+            self._conn.execute(_INSERT_TXN, {name: getattr(record, name) for name in _FIELDS})
+        except IntegrityError as exc:
+            raise AlreadyExists(f"transaction {record.txn_id} clashes with a stored one "
+                                f"(trace {record.batch_no}/{record.stan})") from exc
 
     def get(self, merchant_id: str, txn_id: str,
             for_update: bool = False) -> TransactionRecord | None:
@@ -269,6 +228,12 @@ class TransactionRepository:
                     key: str) -> TransactionRecord | None:
         row = self._conn.execute(_TXN_BY_KEY, {"m": merchant_id, "term": terminal_id,
                                                "key": key}).first()
+        return _record(row) if row else None
+
+    def get_any_merchant(self, txn_id: str) -> TransactionRecord | None:
+        """Operators look a transaction up by id alone (ids are globally unique UUIDs)."""
+        row = self._conn.execute(select(transactions).where(
+            transactions.c.txn_id == txn_id)).first()
         return _record(row) if row else None
 
     def find_by_rrn(self, merchant_id: str, rrn: str) -> TransactionRecord | None:
@@ -367,6 +332,14 @@ class BatchRepository:
 
     def add(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime,
             next_stan: int = 1) -> None:
+        """Open a batch; :class:`AlreadyExists` when a concurrent twin opened it first."""
+        try:
+            self._insert_batch(merchant_id, terminal_id, batch_no, at, next_stan)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"batch {batch_no} exists") from exc
+
+    def _insert_batch(self, merchant_id: str, terminal_id: str, batch_no: str, at: datetime,
+                      next_stan: int) -> None:
         self._conn.execute(insert(terminal_batches).values(
             merchant_id=merchant_id, terminal_id=terminal_id, batch_no=batch_no,
             status="open", next_stan=next_stan, opened_at=at))
@@ -467,15 +440,6 @@ class ReversalQueue:
                    or 0)
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRules:
-    """What a merchant may accept: transaction types, card kinds, completion ratio."""
-
-    allowed_txn_types: frozenset[str] | None
-    allowed_card_kinds: frozenset[str] | None
-    completion_ratio_max: str
-
-
 DEFAULT_RULES = PaymentRules(None, None, "1.15")
 
 
@@ -488,24 +452,6 @@ def _rules(row: Any) -> PaymentRules:
 
     return PaymentRules(parse(row.allowed_txn_types), parse(row.allowed_card_kinds),
                         row.completion_ratio_max)
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentContext:
-    """What a payment at a terminal is decided on, read in one statement, fresh each time.
-
-    ``fee_stamp`` (the stored specs of the merchant's fee schedule versions, joined by
-    :data:`FEE_STAMP_SEPARATOR`) and ``calendar_stamp`` (every calendar override as
-    ``day:flag``, comma-separated) are the content itself, in some order: the caller can
-    reuse what it parsed from an equal stamp before, and parse a new one without reading
-    anything else. Both are empty when there are none.
-    """
-
-    terminal_status: TerminalStatus
-    merchant: Merchant
-    rules: PaymentRules
-    fee_stamp: str
-    calendar_stamp: str
 
 
 class PaymentRulesRepository:
@@ -540,7 +486,7 @@ class PaymentRulesRepository:
             completion_ratio_max=rules.completion_ratio_max, updated_at=at))
 
 
-def find_any_merchant(conn: Connection, txn_id: str) -> TransactionRecord | None:
-    """Operators look a transaction up by id alone (ids are globally unique UUIDs)."""
-    row = conn.execute(select(transactions).where(transactions.c.txn_id == txn_id)).first()
-    return _record(row) if row else None
+__all__ = [
+    "FEE_STAMP_SEPARATOR", "PaymentContext", "PaymentRules", "TransactionQuery",
+    "TransactionRecord",
+]

@@ -8,13 +8,21 @@ module never sees a clear key, PIN or PAN (upload items keep the masked PAN only
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.terminal_records import (
+    BatchFlag,
+    BatchLine,
+    KeyRecord,
+    SettlementRecord,
+    StatusRow,
+    UploadItem,
+)
 from autosettle.store.tables import (
     terminal_batch_flags,
     terminal_batches,
@@ -31,37 +39,6 @@ TERMINAL_MERCHANTS_MAX = 2
 
 
 @dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """One terminal's keys as stored: sealed blobs (opaque) and public check values."""
-
-    merchant_id: str
-    terminal_id: str
-    status: str
-    tmk_sealed: bytes | None = field(repr=False)
-    tmk_kcv: str | None
-    tmk_generation: int
-    key_generation: int
-    pik_sealed: bytes | None = field(repr=False)
-    pik_kcv: str | None
-    mak_sealed: bytes | None = field(repr=False)
-    mak_kcv: str | None
-    tdk_sealed: bytes | None = field(repr=False)
-    tdk_kcv: str | None
-    provisioned_at: datetime | None
-    keys_issued_at: datetime | None
-    reset_at: datetime | None
-    pending_generation: int | None = None
-    pending_pik_sealed: bytes | None = field(default=None, repr=False)
-    pending_pik_kcv: str | None = None
-    pending_mak_sealed: bytes | None = field(default=None, repr=False)
-    pending_mak_kcv: str | None = None
-    pending_tdk_sealed: bytes | None = field(default=None, repr=False)
-    pending_tdk_kcv: str | None = None
-    pending_double_length: bool | None = None
-    pending_issued_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class StateRecord:
     """What the host knows of a terminal's session and health."""
 
@@ -75,87 +52,6 @@ class StateRecord:
     open_batch_no: str | None
     software_version: str | None
     updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """One line of the terminal status view: the terminal, its keys and its state."""
-
-    merchant_id: str
-    terminal_id: str
-    terminal_status: str
-    key_status: str | None
-    key_generation: int | None
-    pending_generation: int | None
-    signed_on: bool
-    mac_algorithm: str | None
-    last_sign_on_at: datetime | None
-    last_message_at: datetime | None
-    open_batch_no: str | None
-    software_version: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SettlementRecord:
-    """The outcome of one 0500 batch close (field 48 strings of 62 digits each)."""
-
-    merchant_id: str
-    terminal_id: str
-    batch_no: str
-    terminal_totals: str
-    host_totals: str
-    answer_totals: str
-    verdict: str
-    upload_state: str
-    uploaded_count: int
-    settled_at: datetime
-    upload_finished_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class UploadItem:
-    """One transaction a terminal listed in its 0320 batch upload (masked PAN only)."""
-
-    merchant_id: str
-    terminal_id: str
-    batch_no: str
-    stan: str
-    card_org: str
-    pan_masked: str
-    amount_minor: int
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class BatchFlag:
-    """A reconciliation exception found by a batch upload; resolved by an operator."""
-
-    merchant_id: str
-    terminal_id: str
-    batch_no: str
-    stan: str
-    kind: str
-    terminal_amount_minor: int | None
-    host_amount_minor: int | None
-    txn_id: str | None
-    pan_masked: str | None
-    created_at: datetime
-    resolved_at: datetime | None = None
-    flag_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchLine:
-    """The columns of a stored transaction that batch reconciliation needs."""
-
-    txn_id: str
-    txn_type: str
-    status: str
-    amount_minor: int
-    stan: str
-    batch_no: str
-    card_brand: str | None
-    pan_masked: str | None
 
 
 _NO_PENDING: dict[str, Any] = {
@@ -254,12 +150,6 @@ class TerminalHostRepository:
         self._update_keys(merchant_id, terminal_id, {
             "pending_generation": generation, "pending_double_length": double_length,
             "pending_issued_at": at, **_key_values("pending_", sealed)})
-
-    def put_pending_tdk(self, merchant_id: str, terminal_id: str,
-                        sealed: tuple[bytes, str]) -> None:
-        """Add a track data key to the pending set (a sign-on asked for one)."""
-        self._update_keys(merchant_id, terminal_id, {
-            "pending_tdk_sealed": sealed[0], "pending_tdk_kcv": sealed[1]})
 
     def promote_pending(self, merchant_id: str, terminal_id: str, generation: int,
                         at: datetime) -> bool:
@@ -416,3 +306,6 @@ class TerminalHostRepository:
         if open_only:
             query = query.where(f.resolved_at.is_(None))
         return [_build(BatchFlag, r) for r in self._conn.execute(query)]
+
+
+__all__ = ["BatchFlag", "BatchLine", "KeyRecord", "SettlementRecord", "StatusRow", "UploadItem"]

@@ -54,16 +54,12 @@ from autosettle.domain.iso8583.framing import (
 )
 from autosettle.domain.money import Money, currency
 from autosettle.domain.response_codes import ResponseCode
-from autosettle.services import payments, terminal_batches, terminal_keys
+from autosettle.domain.terminal_records import BatchLine
+from autosettle.services import payments, reversals, terminal_batches, terminal_keys
 from autosettle.services.context import ServiceContext
+from autosettle.services.key_module import PinRejected, TerminalHsm, default_hsm
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.services.terminal_keys import (
-    PinRejected,
-    TerminalHsm,
-    TerminalSession,
-    default_hsm,
-)
-from autosettle.store.terminal_keys import BatchLine
+from autosettle.services.terminal_keys import TerminalSession
 from autosettle.terminal_host.messages import (
     FINANCIAL_BY_KIND,
     MAC_IF_PRESENT,
@@ -353,7 +349,7 @@ class Processor:
             self._tombstone_unused(request, spec, reason, f"{f61.batch_no:06d}",
                                    f"{f61.trace:06d}")
             return Outcome(RC.APPROVED, {"15": self._mmdd(None)})
-        result = payments.reverse(self.ctx, request.merchant_id, request.terminal_id,
+        result = reversals.reverse(self.ctx, request.merchant_id, request.terminal_id,
                                   OriginalRef(txn_id=target.txn_id), reason)
         return Outcome(result.response_code, self._result_fields(request, result))
 
@@ -364,7 +360,7 @@ class Processor:
         for candidate in ((batch_no, stan), (request.batch_no, request.fields["11"])):
             if terminal_batches.find_message(self.ctx, request.merchant_id,
                                              request.terminal_id, *candidate) is None:
-                payments.mark_reversed_before_seen(
+                reversals.mark_reversed_before_seen(
                     self.ctx, request.merchant_id, request.terminal_id, *candidate, reason,
                     spec.txn_type)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -22,26 +23,22 @@ from autosettle.api.payment_schemas import (
     TransactionPublic,
     VoidIn,
 )
-from autosettle.domain.errors import AuthError, ErrorCode, ValidationError
+from autosettle.domain.errors import ErrorCode, ValidationError
 from autosettle.domain.money import Money, currency
+from autosettle.domain.payment_records import TransactionQuery
 from autosettle.domain.response_codes import describe
-from autosettle.domain.transactions import TxnType
-from autosettle.services import payments, transactions
-from autosettle.services.context import Principal, Role, ServiceContext
+from autosettle.domain.transactions import TxnStatus, TxnType
+from autosettle.services import payments, reversals, transactions
+from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
-from autosettle.store.payments import TransactionQuery
+
+E = TypeVar("E", bound=StrEnum)
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 REPLAYED: dict[int | str, dict[str, Any]] = {200: {
     "model": PaymentOut, "description": "Replayed: the answer to an earlier request with the "
     "same Idempotency-Key or trace number (`replayed: true`); nothing ran again"}}
-
-
-def _terminal(who: Principal) -> tuple[str, str]:
-    if who.role is not Role.TERMINAL or not who.merchant_id or not who.terminal_id:
-        raise AuthError("payments need a terminal API key", ErrorCode.FORBIDDEN)
-    return who.merchant_id, who.terminal_id
 
 
 def _money(body: AmountIn | None) -> Money | None:
@@ -76,12 +73,7 @@ def _respond(ctx: ServiceContext, result: PaymentResult) -> JSONResponse:
                             status_code=409)
     txn = None
     if result.record is not None:
-        names = {result.record.merchant_id: ""}
-        with ctx.db.unit_of_work() as uow:
-            merchant = uow.merchants.get(result.record.merchant_id)
-            names[result.record.merchant_id] = merchant.short_name if merchant else ""
-        txn = TransactionPublic.of(transactions.view(result.record,
-                                                     names[result.record.merchant_id]))
+        txn = TransactionPublic.of(transactions.receipt(ctx, result.record))
     out = PaymentOut(approved=result.approved, response_code=result.response_code.value,
                      response_text_en=text.english, response_text_zh=text.chinese,
                      message=result.message, replayed=result.replayed,
@@ -92,7 +84,7 @@ def _respond(ctx: ServiceContext, result: PaymentResult) -> JSONResponse:
 
 def _start(ctx: ServiceContext, who: Principal, kind: TxnType, body: SaleIn | BalanceInquiryIn,
            key: str | None, amount: Money | None) -> JSONResponse:
-    merchant_id, terminal_id = _terminal(who)
+    merchant_id, terminal_id = payments.paying_terminal(who)
     _require_key(key, body)
     card = CardInput(body.card.pan.replace(" ", ""), body.card.expiry, body.card.pin,
                      body.card.entry_mode)
@@ -122,13 +114,11 @@ def balance_inquiry(body: BalanceInquiryIn, ctx: Ctx, who: Who,
     return _start(ctx, who, TxnType.BALANCE_INQUIRY, body, key, None)
 
 
-def _follow_up(ctx: ServiceContext, who: Principal, kinds: dict[str, TxnType], txn_id: str,
+def _follow_up(ctx: ServiceContext, who: Principal, kinds: dict[TxnType, TxnType], txn_id: str,
                body: TraceIn, key: str | None, amount: Money | None) -> JSONResponse:
-    merchant_id, terminal_id = _terminal(who)
+    merchant_id, terminal_id = payments.paying_terminal(who)
     _require_key(key, body)
-    with ctx.db.unit_of_work() as uow:
-        original = uow.transactions.get(merchant_id, txn_id)
-    kind = kinds.get(original.txn_type if original else "", next(iter(kinds.values())))
+    kind = payments.follow_up_type(ctx, merchant_id, txn_id, kinds)
     return _respond(ctx, payments.authorize(ctx, PaymentRequest(
         kind, merchant_id, terminal_id, amount, None, OriginalRef(txn_id=txn_id),
         body.batch_no, body.stan, key)))
@@ -138,8 +128,8 @@ def _follow_up(ctx: ServiceContext, who: Principal, kinds: dict[str, TxnType], t
              responses=REPLAYED)
 def void(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
     """Void (撤销) a sale or a completion in the open batch."""
-    return _follow_up(ctx, who, {"sale": TxnType.VOID, "completion": TxnType.COMPLETION_VOID},
-                      txn_id, body, key, _money(body))
+    kinds = {TxnType.SALE: TxnType.VOID, TxnType.COMPLETION: TxnType.COMPLETION_VOID}
+    return _follow_up(ctx, who, kinds, txn_id, body, key, _money(body))
 
 
 @router.post("/payments/{txn_id}/refunds", response_model=PaymentOut, status_code=201,
@@ -147,7 +137,7 @@ def void(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> 
 def refund(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
            key: IdemKey = None) -> JSONResponse:
     """Refund (退货) all or part of a sale or completion, also after settlement."""
-    return _follow_up(ctx, who, {"sale": TxnType.REFUND}, txn_id, body, key, _money(body))
+    return _follow_up(ctx, who, {TxnType.SALE: TxnType.REFUND}, txn_id, body, key, _money(body))
 
 
 @router.post("/payments/{txn_id}/completions", response_model=PaymentOut, status_code=201,
@@ -155,7 +145,7 @@ def refund(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
 def completion(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
                key: IdemKey = None) -> JSONResponse:
     """Complete (预授权完成) a pre-authorization, up to 115% of it by default."""
-    return _follow_up(ctx, who, {"preauth": TxnType.COMPLETION}, txn_id, body, key,
+    return _follow_up(ctx, who, {TxnType.PREAUTH: TxnType.COMPLETION}, txn_id, body, key,
                       _money(body))
 
 
@@ -163,15 +153,15 @@ def completion(txn_id: str, body: FollowUpIn, ctx: Ctx, who: Who,
              responses=REPLAYED)
 def cancel(txn_id: str, body: VoidIn, ctx: Ctx, who: Who, key: IdemKey = None) -> JSONResponse:
     """Cancel (预授权撤销) a pre-authorization."""
-    return _follow_up(ctx, who, {"preauth": TxnType.PREAUTH_VOID}, txn_id, body, key,
+    return _follow_up(ctx, who, {TxnType.PREAUTH: TxnType.PREAUTH_VOID}, txn_id, body, key,
                       _money(body))
 
 
 @router.post("/payments/{txn_id}/reversal", response_model=PaymentOut)
 def reversal(txn_id: str, body: ReversalIn, ctx: Ctx, who: Who) -> JSONResponse:
     """Reverse (冲正) a transaction; idempotent, also for unknown ids."""
-    merchant_id, terminal_id = _terminal(who)
-    result = payments.reverse(ctx, merchant_id, terminal_id, OriginalRef(txn_id=txn_id),
+    merchant_id, terminal_id = payments.paying_terminal(who)
+    result = reversals.reverse(ctx, merchant_id, terminal_id, OriginalRef(txn_id=txn_id),
                               body.reason)
     response = _respond(ctx, result)
     response.status_code = 200 if response.status_code < 300 else response.status_code
@@ -182,8 +172,21 @@ def _query(merchant_id: str | None, terminal_id: str | None, date_from: date | N
            date_to: date | None, txn_type: str | None, status: str | None,
            amount_minor: int | None, last4: str | None, rrn: str | None,
            auth_code: str | None, stan: str | None, batch_no: str | None) -> TransactionQuery:
-    return TransactionQuery(merchant_id, terminal_id, date_from, date_to, txn_type, status,
+    return TransactionQuery(merchant_id, terminal_id, date_from, date_to,
+                            _member(TxnType, txn_type, "type"),
+                            _member(TxnStatus, status, "status"),
                             amount_minor, last4, rrn, auth_code, stan, batch_no)
+
+
+def _member(enum: type[E], value: str | None, name: str) -> E | None:
+    """The enum member a query parameter names; an unknown value is a typed 422."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValidationError(f"unknown {name} {value!r}; one of: "
+                              + ", ".join(m.value for m in enum)) from None
 
 
 Q = Query

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 
 from autosettle.api.deps import Ctx, Who
 from autosettle.api.schemas import MERCHANT_ID_PATTERN, TERMINAL_CURSOR_PATTERN
-from autosettle.services import terminal_keys
-from autosettle.services.terminal_keys import TerminalStatusView
+from autosettle.services import terminal_status as status_service
+from autosettle.services.terminal_status import TerminalStatusView
 
 router = APIRouter(prefix="/v1", tags=["terminals"])
-Limit = Annotated[int, Query(ge=1, le=terminal_keys.STATUS_PAGE_MAX)]
+Limit = Annotated[int, Query(ge=1, le=status_service.STATUS_PAGE_MAX)]
 Cursor = Annotated[str | None, Query(pattern=TERMINAL_CURSOR_PATTERN)]
 MidQuery = Annotated[str | None, Query(pattern=MERCHANT_ID_PATTERN)]
 SilentAfter = Annotated[float | None, Query(gt=0, le=30 * 86_400,
@@ -60,7 +60,7 @@ def terminal_status(ctx: Ctx, who: Who, merchant_id: MidQuery = None, cursor: Cu
                     limit: Limit = 200, silent_only: bool = False,
                     silent_after_s: SilentAfter = None) -> TerminalStatusPage:
     """Heartbeat view of the terminals (operator: all; merchant: its own)."""
-    page = terminal_keys.terminal_status(ctx, who, merchant_id, cursor=cursor, limit=limit,
+    page = status_service.terminal_status(ctx, who, merchant_id, cursor=cursor, limit=limit,
                                          silent_after=silent_after_s, silent_only=silent_only)
     return TerminalStatusPage(items=[TerminalStatusPublic.of(v) for v in page.items],
                               next_cursor=page.next_cursor)
