@@ -22,12 +22,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, MerchantType
 from autosettle.services import merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.payments import TransactionRecord
 from autosettle.store.tables import transactions
 from autosettle.store.uow import Database

@@ -39,7 +39,6 @@ from hypothesis.stateful import (
 )
 from paytools import MID, PIN, TID, make_pan, seed_shop
 
-from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.ledger import Account, AccountType
 from autosettle.domain.money import Money
@@ -49,6 +48,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import payments
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
+from autosettle.simulators.issuer import FaultKind, IssuerSimulator
 from autosettle.store.payments import TransactionQuery, TransactionRecord
 from autosettle.store.uow import Database
 

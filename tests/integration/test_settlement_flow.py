@@ -7,13 +7,13 @@ from datetime import date
 import pytest
 from jobtools import advance_clock_to
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments, payouts, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 
 MID = "898310054110001"
 NOODLES = "898310058120001"

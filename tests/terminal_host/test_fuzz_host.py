@@ -23,7 +23,6 @@ from hosttools import DEBIT, PIN, money, record_count
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.iso8583.framing import (
     FRAME_SIZE_BYTES_MAX,
     LENGTH_PREFIX_SIZE_BYTES,
@@ -31,7 +30,8 @@ from autosettle.domain.iso8583.framing import (
     decode_message,
 )
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import TerminalClient
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient
 from autosettle.terminal_host.messages import RESPONSE_MTI, MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from hosttools import DEBIT, MID, PIN, TID, client, money, record_count
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.framing import decode_frame, decode_message
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.store.terminal_keys import KeyRecord
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 

@@ -32,7 +32,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import luhn_check_digit, mask_pan
 from autosettle.domain.errors import ConflictError, NotFoundError, ValidationError
 from autosettle.domain.iso8583 import crypto
@@ -41,10 +40,11 @@ from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private, private_dir
 from autosettle.services import merchants, terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.demo import DEMO_MERCHANTS
-from autosettle.services.demo_traffic import seed_cards
 from autosettle.services.terminal_keys import KeyStatus, MacAlgorithm
-from autosettle.terminal_host.client import LocalTxn, TerminalClient, TerminalProfile
+from autosettle.simulators.demo_seed import DEMO_MERCHANTS
+from autosettle.simulators.demo_traffic import seed_cards
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import LocalTxn, TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 
 log = logging.getLogger("autosettle.terminal_sim")

@@ -1,6 +1,6 @@
 """What a terminal simulator run saw: tallies, batch close verdicts, checks, the summary.
 
-Pure bookkeeping (no I/O); :mod:`autosettle.terminal_host.simulator` fills it in.
+Pure bookkeeping (no I/O); :mod:`autosettle.simulators.terminal` fills it in.
 """
 
 from __future__ import annotations
