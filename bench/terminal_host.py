@@ -50,11 +50,8 @@ import iso8583
 from sqlalchemy import func, select
 
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import (
-    LENGTH_PREFIX_SIZE_BYTES,
-    decode_frame_body,
-    decode_message,
-)
+from autosettle.domain.iso8583.frame import LENGTH_PREFIX_SIZE_BYTES, decode_frame_body
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.domain.iso8583.spec import CUP_POS_SPEC
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType

@@ -14,11 +14,8 @@ from collections.abc import Iterable
 import iso8583
 
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import (
-    LENGTH_PREFIX_SIZE_BYTES,
-    decode_frame,
-    decode_message,
-)
+from autosettle.domain.iso8583.frame import LENGTH_PREFIX_SIZE_BYTES, decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.domain.iso8583.spec import CUP_POS_SPEC
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext

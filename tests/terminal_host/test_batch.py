@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hosttools import DEBIT, MID, PIN, SECOND, TID, money, record_count
 
-from autosettle.domain.iso8583.framing import parse_settlement_totals
+from autosettle.domain.iso8583.fields import parse_settlement_totals
 from autosettle.services import terminal_batches
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator

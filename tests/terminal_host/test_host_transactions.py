@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from hosttools import DEBIT, OPENING_MINOR, PIN, UNTOUCHED, Money, money, record_count
 
-from autosettle.domain.iso8583.framing import parse_balance_amount
+from autosettle.domain.iso8583.fields import parse_balance_amount
 from autosettle.services.context import ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.simulators.terminal_client import Answer, LocalTxn, Outgoing, TerminalClient

@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 from hosttools import DEBIT, PIN, TEST_LIMITS, client, money, provision
 
-from autosettle.domain.iso8583.framing import decode_frame, decode_message
+from autosettle.domain.iso8583.frame import decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.services.context import ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile

@@ -14,13 +14,8 @@ from collections.abc import Callable
 import pytest
 from hosttools import DEBIT, PIN, TEST_LIMITS, UNTOUCHED, money, record_count
 
-from autosettle.domain.iso8583.framing import (
-    FRAME_SIZE_BYTES_MAX,
-    FRAME_SIZE_BYTES_MIN,
-    decode_frame,
-    decode_message,
-    encode_message,
-)
+from autosettle.domain.iso8583.frame import FRAME_SIZE_BYTES_MAX, FRAME_SIZE_BYTES_MIN, decode_frame
+from autosettle.domain.iso8583.message import decode_message, encode_message
 from autosettle.services import terminal_keys
 from autosettle.services.context import ServiceContext
 from autosettle.simulators.issuer import FaultKind, IssuerSimulator

@@ -18,7 +18,7 @@ from hosttools import (
 
 from autosettle.domain.errors import ConflictError
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import parse_field60
+from autosettle.domain.iso8583.fields import parse_field60
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.terminal_keys import MacAlgorithm

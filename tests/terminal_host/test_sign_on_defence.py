@@ -11,7 +11,8 @@ from __future__ import annotations
 from hosttools import DEBIT, MID, PIN, TID, client, money, record_count
 
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import decode_frame, decode_message
+from autosettle.domain.iso8583.frame import decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator

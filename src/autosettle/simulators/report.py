@@ -10,7 +10,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from autosettle.domain.iso8583.framing import SettlementTotals
+from autosettle.domain.iso8583.fields import SettlementTotals
 from autosettle.terminal_host.messages import FINANCIAL_BY_KIND, MessageKind
 
 K = MessageKind

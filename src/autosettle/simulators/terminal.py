@@ -43,9 +43,9 @@ from typing import Any, Final
 
 from autosettle.domain.cards import mask_pan
 from autosettle.domain.errors import AutosettleError
-from autosettle.domain.iso8583.framing import parse_settlement_totals
+from autosettle.domain.iso8583.fields import parse_settlement_totals
 from autosettle.domain.response_codes import describe, lookup
-from autosettle.services import terminal_batches
+from autosettle.services import terminal_batches, terminal_queries
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.demo_traffic import DEMO_CARDS
 from autosettle.simulators.fleet import (
@@ -513,10 +513,9 @@ class SimTerminal:
         client.next_batch()
         self._prune()
         self._last_close = time.monotonic()
-        with self.ctx.db.unit_of_work() as uow:
-            record = uow.terminal_host.get_settlement(mid, tid, batch_no)
-        if record is not None:
-            verdict.host_totals = totals_dict(parse_settlement_totals(record.host_totals))
+        host_totals = terminal_queries.host_batch_totals(self.ctx, SYSTEM, mid, tid, batch_no)
+        if host_totals is not None:
+            verdict.host_totals = totals_dict(parse_settlement_totals(host_totals))
         for flag in terminal_batches.batch_flags(self.ctx, SYSTEM, mid, tid, batch_no,
                                                  open_only=False):
             verdict.flags.setdefault(flag.kind, []).append(flag.stan)
