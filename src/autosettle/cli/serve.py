@@ -47,7 +47,7 @@ def serve(
     console.print(f"API           http://{bind_host}:{bind_port}  (docs: /docs, "
                   f"OpenAPI: /openapi.json, health: /healthz)")
     console.print(f"database      {safe_url(settings.effective_database_url)}")
-    console.print(f"channel       {channel} (setting: channel)")
+    console.print(f"channel       {channel} (setting AUTOSETTLE_CHANNEL)")
     console.print(f"terminal host ISO 8583 over TCP on {bind_host}:{settings.terminal_host_port} "
                   "(docs/terminal-integration.md)")
     if settings.demo_traffic_interval_s > 0:
