@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from autosettle.cli.wiring import channel_for
 from autosettle.config import Settings, load_settings
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
@@ -111,7 +112,7 @@ def test_every_file_written_is_private(tmp_path: Path, db_url: str, umask_022: N
     data_dir = tmp_path / "var"
     settings = _settings(data_dir, db_url)
     migrate.upgrade(settings.effective_database_url)
-    ctx = build_context(settings, clock=lambda: NOW)
+    ctx = build_context(settings, clock=lambda: NOW, channel=channel_for(settings))
     assert isinstance(ctx.channel, IssuerSimulator)
     try:
         demo.seed(ctx)
@@ -149,7 +150,7 @@ def test_an_older_data_dir_is_tightened(tmp_path: Path, db_url: str, umask_022: 
 
     settings = _settings(data_dir, db_url)
     migrate.upgrade(settings.effective_database_url)
-    ctx = build_context(settings, clock=lambda: NOW)
+    ctx = build_context(settings, clock=lambda: NOW, channel=channel_for(settings))
     assert isinstance(ctx.channel, IssuerSimulator)
     try:
         demo.seed(ctx)
