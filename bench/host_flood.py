@@ -76,10 +76,10 @@ def _host_sample(started: float, process: psutil.Process, stats: Any,
 def serve(data_dir: str, sample_s: float, traced: bool) -> None:
     """The child: a host on a free port; prints ``port=``, then a ``sample=`` JSON line
     every ``sample_s``; at SIGTERM (with ``traced``) the top growing allocation sites."""
-    from autosettle.channels.simulator import IssuerSimulator
     from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
     from autosettle.services import merchants, terminal_keys
     from autosettle.services.context import SYSTEM, ServiceContext
+    from autosettle.simulators.issuer import IssuerSimulator
     from autosettle.store import migrate
     from autosettle.store.uow import Database
     from autosettle.terminal_host.server import start_terminal_host
@@ -149,7 +149,7 @@ class Tally:
 def _frame(tid: str, mti_fields: dict[str, str], tmk: bytes | None = None,
            keys: bool = False) -> bytes:
     from autosettle.domain.iso8583 import crypto
-    from autosettle.terminal_host.client import TerminalClient, TerminalProfile
+    from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
     from autosettle.terminal_host.messages import MessageKind
 
     pos = TerminalClient(TerminalProfile(MID, tid, tmk or crypto.generate_key()))

@@ -79,7 +79,6 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import MerchantType
 from autosettle.domain.money import Money
@@ -89,6 +88,7 @@ from autosettle.services import apikeys, merchants, payments
 from autosettle.services import ledger as ledger_service
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store import migrate
 from autosettle.store.engine import normalize_url
 from autosettle.store.tables import transactions

@@ -49,13 +49,9 @@ from typing import IO
 import iso8583
 from sqlalchemy import func, select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import (
-    LENGTH_PREFIX_SIZE_BYTES,
-    decode_frame_body,
-    decode_message,
-)
+from autosettle.domain.iso8583.frame import LENGTH_PREFIX_SIZE_BYTES, decode_frame_body
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.domain.iso8583.spec import CUP_POS_SPEC
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
@@ -70,13 +66,7 @@ from autosettle.services.key_module import (
     key_label,
 )
 from autosettle.services.payments import CardInput, PaymentRequest
-from autosettle.store import migrate
-from autosettle.store.tables import transactions
-from autosettle.store.uow import Database
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
-from autosettle.terminal_host.messages import MessageKind
-from autosettle.terminal_host.server import start_terminal_host
-from autosettle.terminal_host.sim_fleet import (
+from autosettle.simulators.fleet import (
     CARD_EXPIRY,
     CardRole,
     Fleet,
@@ -84,6 +74,13 @@ from autosettle.terminal_host.sim_fleet import (
     prepare_fleet,
     sim_terminal_ids,
 )
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
+from autosettle.store import migrate
+from autosettle.store.tables import transactions
+from autosettle.store.uow import Database
+from autosettle.terminal_host.messages import MessageKind
+from autosettle.terminal_host.server import start_terminal_host
 from bench.core import (
     BENCH_DATA_KEY,
     MS_PER_S,

@@ -22,9 +22,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from autosettle.api.app import create_app
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.services.context import ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store import migrate
 from autosettle.store.engine import normalize_url
 from autosettle.store.tables import metadata

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python logging level.")
     channel_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Deadline of "
                                      "every channel call; no answer by then means reversal.")
+    channel: str = Field(default="simulator", description="Who authorizes card transactions: "
+                         "`simulator` (the built-in issuer simulator, not a card network) is "
+                         "the only choice today.")
     issuer_sim_url: str = Field(default="", description="Database of the built-in issuer "
                                 "simulator; empty means <data_dir>/issuer-sim.db.")
     terminal_host_connections_per_peer_max: int = Field(

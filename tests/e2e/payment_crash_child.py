@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
 from autosettle.services import payments
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest
+from autosettle.simulators.issuer import FaultKind, IssuerSimulator
 from autosettle.store.uow import Database
 
 LATE_ANSWER_MS = 30_000

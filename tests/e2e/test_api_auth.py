@@ -32,10 +32,10 @@ from jobtools import ClockLike
 from starlette.routing import BaseRoute
 
 from autosettle.api import payment_schemas, schemas, settlement_schemas
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.services import alerts, apikeys, leases, merchants, settlement
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewTerminal
+from autosettle.simulators.issuer import IssuerSimulator
 
 PAN, PIN = "6222020200112345679", "123456"
 

@@ -26,8 +26,8 @@ from schemathesis.config import SchemathesisConfig
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autosettle.api.app import create_app
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.services.context import ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 
 FUZZ_EXAMPLES = int(os.environ.get("AUTOSETTLE_API_FUZZ_EXAMPLES", "5"))
 PAN, PIN = "6222020200112345679", "123456"

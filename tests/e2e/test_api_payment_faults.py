@@ -16,11 +16,11 @@ from apitools import assert_error
 from fastapi.testclient import TestClient
 
 from autosettle.api.errors import HTTP_STATUS
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.errors import AutosettleError, ErrorCode, InvariantViolation
 from autosettle.domain.merchants import MerchantType
 from autosettle.services import apikeys, merchants, payments
 from autosettle.services.context import SYSTEM, Role, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 
 MID, TID = "898310054110001", "HL000001"
 PAN = "6222020200112345679"

@@ -10,10 +10,10 @@ from apitools import assert_error, row_counts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import MerchantType
 from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import terminal_batches
 
 MID, TID = "898310054110001", "HL000001"

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from jobtools import CHANNEL_RECEIVABLE, assert_balances, merchant_unsettled
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import MerchantType
 from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 
 M1, M2 = "898310054110001", "898310058120001"
 T1, T2 = "HL000001", "LW000001"

@@ -7,10 +7,10 @@ import pytest
 from apitools import assert_error, bearer
 from fastapi.testclient import TestClient
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import MerchantType
 from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 
 MID, TID = "898310054110001", "HL000001"
 PAN = "6222020200112345679"

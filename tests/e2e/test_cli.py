@@ -17,9 +17,10 @@ from typer.testing import CliRunner, Result
 from autosettle.cli import app
 from autosettle.config import get_settings
 from autosettle.domain.errors import AuthError
-from autosettle.services import apikeys, demo, merchants
+from autosettle.services import apikeys, merchants
 from autosettle.services.context import SYSTEM, Role, ServiceContext, build_context
-from autosettle.services.demo import DEMO_MERCHANTS
+from autosettle.simulators import demo_seed as demo
+from autosettle.simulators.demo_seed import DEMO_MERCHANTS
 from autosettle.store.tables import metadata
 
 Invoke = Callable[..., Result]

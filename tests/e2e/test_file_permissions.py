@@ -20,18 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from autosettle.channels.simulator import IssuerSimulator
+from autosettle.cli.wiring import channel_for
 from autosettle.config import Settings, load_settings
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
-from autosettle.services import demo, payments, payouts, settlement
+from autosettle.services import payments, payouts, settlement
 from autosettle.services.context import ServiceContext, build_context
-from autosettle.services.demo_traffic import DEMO_CARDS, seed_cards
 from autosettle.services.payments import CardInput, PaymentRequest
+from autosettle.simulators import demo_seed as demo
+from autosettle.simulators.demo_traffic import DEMO_CARDS, seed_cards
+from autosettle.simulators.fleet import prepare_fleet
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal import SimulationConfig, run_simulation
 from autosettle.store import migrate
 from autosettle.terminal_host.server import HostLimits, start_terminal_host
-from autosettle.terminal_host.sim_fleet import prepare_fleet
-from autosettle.terminal_host.simulator import SimulationConfig, run_simulation
 
 NOW = datetime(2026, 9, 18, 2, 0, tzinfo=UTC)
 DAY = date(2026, 9, 18)
@@ -110,7 +112,7 @@ def test_every_file_written_is_private(tmp_path: Path, db_url: str, umask_022: N
     data_dir = tmp_path / "var"
     settings = _settings(data_dir, db_url)
     migrate.upgrade(settings.effective_database_url)
-    ctx = build_context(settings, clock=lambda: NOW)
+    ctx = build_context(settings, clock=lambda: NOW, channel=channel_for(settings))
     assert isinstance(ctx.channel, IssuerSimulator)
     try:
         demo.seed(ctx)
@@ -148,7 +150,7 @@ def test_an_older_data_dir_is_tightened(tmp_path: Path, db_url: str, umask_022: 
 
     settings = _settings(data_dir, db_url)
     migrate.upgrade(settings.effective_database_url)
-    ctx = build_context(settings, clock=lambda: NOW)
+    ctx = build_context(settings, clock=lambda: NOW, channel=channel_for(settings))
     assert isinstance(ctx.channel, IssuerSimulator)
     try:
         demo.seed(ctx)

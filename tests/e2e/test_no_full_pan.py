@@ -18,11 +18,12 @@ from apitools import bearer, row_counts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import CardBrand, brand_of, luhn_check_digit, luhn_ok
-from autosettle.services import demo, merchants
+from autosettle.services import merchants
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.merchants import NewSettlementAccount
+from autosettle.simulators import demo_seed as demo
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import metadata
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, MerchantType
 from autosettle.domain.payment_records import TransactionRecord
 from autosettle.services import merchants, reversals
 from autosettle.services.context import SYSTEM, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import transactions
 from autosettle.store.uow import Database
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
@@ -17,6 +16,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import transactions
 
 MID = "898310054110001"

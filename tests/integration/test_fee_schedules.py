@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import ValidationError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
@@ -20,6 +19,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import fee_schedules, merchants, payments, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.settlement import BatchRecord, SettlementItem
 from autosettle.store.tables import settlement_items
 

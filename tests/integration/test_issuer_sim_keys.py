@@ -21,16 +21,16 @@ import pytest
 from sqlalchemy import MetaData, create_engine, insert
 
 from autosettle.channels.base import ChannelRequest
-from autosettle.channels.simulator import (
+from autosettle.domain.money import Money
+from autosettle.domain.response_codes import ResponseCode
+from autosettle.simulators.demo_traffic import DEMO_CARDS, seed_cards
+from autosettle.simulators.issuer import (
     IssuerSimulator,
     default_key_file,
     sim_auths,
     sim_cards,
     sim_metadata,
 )
-from autosettle.domain.money import Money
-from autosettle.domain.response_codes import ResponseCode
-from autosettle.services.demo_traffic import DEMO_CARDS, seed_cards
 
 PAN = "6222020200112345679"
 PIN = "4711"

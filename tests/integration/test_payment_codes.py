@@ -43,8 +43,6 @@ from paytools import (
     unsettled,
 )
 
-from autosettle.channels import simulator
-from autosettle.channels.simulator import CardStatus, FaultKind, IssuerSimulator
 from autosettle.domain import transactions as tm
 from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import Money, currency
@@ -54,6 +52,8 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import OriginalRef, PaymentRequest, PaymentResult
+from autosettle.simulators import issuer as simulator
+from autosettle.simulators.issuer import CardStatus, FaultKind, IssuerSimulator
 
 RC = ResponseCode
 

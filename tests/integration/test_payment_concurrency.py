@@ -33,12 +33,12 @@ from paytools import (
     unsettled,
 )
 
-from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.domain.transactions import TxnType
 from autosettle.services import reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import OriginalRef, PaymentResult
+from autosettle.simulators.issuer import FaultKind, IssuerSimulator
 from autosettle.store.payments import TransactionRepository
 
 T = TypeVar("T")

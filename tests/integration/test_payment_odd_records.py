@@ -26,11 +26,11 @@ from paytools import (
     txn_id,
 )
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.transactions import TxnType
 from autosettle.services import payments, reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import OriginalRef, PaymentRequest, PaymentResult
+from autosettle.simulators.issuer import IssuerSimulator
 
 FOLLOW_UPS = (TxnType.VOID, TxnType.REFUND, TxnType.PREAUTH_VOID, TxnType.COMPLETION,
               TxnType.COMPLETION_VOID)

@@ -39,7 +39,6 @@ from hypothesis.stateful import (
 )
 from paytools import MID, PIN, TID, make_pan, seed_shop
 
-from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.ledger import Account, AccountType
 from autosettle.domain.money import Money
@@ -50,6 +49,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import payments, reversals
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
+from autosettle.simulators.issuer import FaultKind, IssuerSimulator
 from autosettle.store.uow import Database
 
 DEBIT = make_pan(11)

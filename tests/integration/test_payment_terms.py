@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.merchants import CycleCode, MerchantStatus, MerchantType, TerminalStatus
 from autosettle.domain.money import Money
@@ -23,6 +22,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import maintenance, merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest, PaymentResult
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import settlement_items
 
 MID, TID = "898310058120077", "PT000001"

@@ -11,8 +11,8 @@ import pytest
 from paytools import MID, TID, sale, seed_shop
 from sqlalchemy import update
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.services.context import ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.payments import STAN_MODULUS
 from autosettle.store.tables import terminal_batches
 

@@ -12,7 +12,6 @@ from jobtools import (
     merchant_unsettled,
 )
 
-from autosettle.channels.simulator import CardStatus, FaultKind, IssuerSimulator
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
 from autosettle.domain.response_codes import ResponseCode as RC
@@ -20,6 +19,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments, reversal_queue, reversals
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
+from autosettle.simulators.issuer import CardStatus, FaultKind, IssuerSimulator
 
 MID = "898310054110001"
 TID = "HL000001"

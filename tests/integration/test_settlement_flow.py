@@ -17,13 +17,13 @@ from jobtools import (
     merchant_unsettled,
 )
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments, payouts, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 
 MID = "898310054110001"
 NOODLES = "898310058120001"

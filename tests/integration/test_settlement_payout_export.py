@@ -17,7 +17,6 @@ from jobtools import (
 )
 from sqlalchemy import insert
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.errors import ConflictError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
@@ -25,6 +24,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments, payouts, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import payouts as payouts_table
 
 MID, TID = "898310058120009", "PX000001"

@@ -40,7 +40,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.config import Settings
 from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.domain.cards import CardKind
@@ -61,6 +60,7 @@ from autosettle.services import fee_schedules, merchants, payments, reversals, s
 from autosettle.services import settlement_items as item_service
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.settlement import SettlementItem
 from autosettle.store.tables import payouts, settlement_batches, settlement_items
 from autosettle.store.uow import Database

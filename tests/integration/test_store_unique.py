@@ -9,11 +9,11 @@ import pytest
 from paytools import MID as PAY_MID
 from paytools import sale, seed_shop
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.errors import AlreadyExists, ErrorCode
 from autosettle.domain.merchants import MerchantType
 from autosettle.services import merchants
 from autosettle.services.context import SYSTEM, ServiceContext
+from autosettle.simulators.issuer import IssuerSimulator
 
 MID, TID = "898310054110001", "HL000001"
 

@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.ledger import MERCHANT_SCOPED, Account, AccountType
 from autosettle.domain.merchants import AccountType as BankAccountType
@@ -22,6 +21,7 @@ from autosettle.domain.transactions import TxnType
 from autosettle.services import ledger, merchants, payments
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
+from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store.tables import payouts, settlement_batches
 
 

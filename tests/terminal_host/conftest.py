@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from hosttools import TEST_LIMITS, client, provision, seed_shop
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
 
 

@@ -13,13 +13,9 @@ from collections.abc import Iterable
 
 import iso8583
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import (
-    LENGTH_PREFIX_SIZE_BYTES,
-    decode_frame,
-    decode_message,
-)
+from autosettle.domain.iso8583.frame import LENGTH_PREFIX_SIZE_BYTES, decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.domain.iso8583.spec import CUP_POS_SPEC
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
@@ -31,7 +27,8 @@ from autosettle.services.terminal_keys import (
     SealedKey,
     SoftwareHsm,
 )
-from autosettle.terminal_host.client import Outgoing, TerminalClient, TerminalProfile
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import Outgoing, TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import (
     FINANCIAL,
     MAC_IF_PRESENT,

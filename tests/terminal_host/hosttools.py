@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.services import merchants, terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.terminal_keys import MacAlgorithm
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.store.tables import transactions
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.server import HostLimits
 
 MID = "898310054110001"

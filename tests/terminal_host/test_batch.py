@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from hosttools import DEBIT, MID, PIN, SECOND, TID, money, record_count
 
-from autosettle.channels.simulator import IssuerSimulator
-from autosettle.domain.iso8583.framing import parse_settlement_totals
+from autosettle.domain.iso8583.fields import parse_settlement_totals
 from autosettle.services import terminal_batches
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.terminal_host.client import LocalTxn, TerminalClient
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import LocalTxn, TerminalClient
 from autosettle.terminal_host.messages import MessageKind
 
 K = MessageKind

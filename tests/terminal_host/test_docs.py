@@ -22,10 +22,10 @@ from docs_example import (
     replace_section,
 )
 
-from autosettle.channels import simulator
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.services import payments
 from autosettle.services.context import ServiceContext
+from autosettle.simulators import issuer as simulator
+from autosettle.simulators.issuer import IssuerSimulator
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "terminal-integration.md"
 

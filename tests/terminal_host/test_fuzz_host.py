@@ -23,15 +23,15 @@ from hosttools import DEBIT, PIN, money, record_count
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autosettle.channels.simulator import IssuerSimulator
-from autosettle.domain.iso8583.framing import (
+from autosettle.domain.iso8583.frame import (
     FRAME_SIZE_BYTES_MAX,
     LENGTH_PREFIX_SIZE_BYTES,
     decode_frame,
-    decode_message,
 )
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import TerminalClient
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient
 from autosettle.terminal_host.messages import RESPONSE_MTI, MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 from hosttools import DEBIT, OPENING_MINOR, PIN, UNTOUCHED, Money, money, record_count
 
-from autosettle.channels.simulator import IssuerSimulator
-from autosettle.domain.iso8583.framing import parse_balance_amount
+from autosettle.domain.iso8583.fields import parse_balance_amount
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import Answer, LocalTxn, Outgoing, TerminalClient
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import Answer, LocalTxn, Outgoing, TerminalClient
 from autosettle.terminal_host.messages import MessageKind
 
 K = MessageKind

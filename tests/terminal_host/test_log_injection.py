@@ -17,10 +17,11 @@ import pytest
 from hosttools import MID, TID, client
 
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import decode_frame, decode_message
+from autosettle.domain.iso8583.frame import decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.logging_setup import SafeTextFilter, configure_logging, escape_control
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 

@@ -11,10 +11,11 @@ from dataclasses import replace
 import pytest
 from hosttools import DEBIT, PIN, TEST_LIMITS, client, money, provision
 
-from autosettle.channels.simulator import IssuerSimulator
-from autosettle.domain.iso8583.framing import decode_frame, decode_message
+from autosettle.domain.iso8583.frame import decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import HostLimits, start_terminal_host
 

@@ -14,17 +14,12 @@ from collections.abc import Callable
 import pytest
 from hosttools import DEBIT, PIN, TEST_LIMITS, UNTOUCHED, money, record_count
 
-from autosettle.channels.simulator import FaultKind, IssuerSimulator
-from autosettle.domain.iso8583.framing import (
-    FRAME_SIZE_BYTES_MAX,
-    FRAME_SIZE_BYTES_MIN,
-    decode_frame,
-    decode_message,
-    encode_message,
-)
+from autosettle.domain.iso8583.frame import FRAME_SIZE_BYTES_MAX, FRAME_SIZE_BYTES_MIN, decode_frame
+from autosettle.domain.iso8583.message import decode_message, encode_message
 from autosettle.services import terminal_keys
 from autosettle.services.context import ServiceContext
-from autosettle.terminal_host.client import NoAnswer, Outgoing, TerminalClient
+from autosettle.simulators.issuer import FaultKind, IssuerSimulator
+from autosettle.simulators.terminal_client import NoAnswer, Outgoing, TerminalClient
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.processor import Processor
 from autosettle.terminal_host.server import TerminalHostHandle

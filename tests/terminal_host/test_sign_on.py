@@ -16,14 +16,14 @@ from hosttools import (
     record_count,
 )
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.errors import ConflictError
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import parse_field60
+from autosettle.domain.iso8583.fields import parse_field60
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.terminal_keys import MacAlgorithm
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from hosttools import DEBIT, MID, PIN, TID, client, money, record_count
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import decode_frame, decode_message
+from autosettle.domain.iso8583.frame import decode_frame
+from autosettle.domain.iso8583.message import decode_message
 from autosettle.domain.terminal_records import KeyRecord
 from autosettle.services import terminal_keys
 from autosettle.services import terminal_status as status_service
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.terminal_host.client import TerminalClient, TerminalProfile
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.server import TerminalHostHandle
 

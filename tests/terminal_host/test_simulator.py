@@ -21,17 +21,15 @@ from hosttools import TEST_LIMITS
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.cli import app
+from autosettle.cli import console as cli_console
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
-from autosettle.services import demo, payments, terminal_keys
+from autosettle.services import payments, terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest
-from autosettle.store.tables import transactions
-from autosettle.terminal_host import simulate_cli
-from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
-from autosettle.terminal_host.sim_fleet import (
+from autosettle.simulators import demo_seed as demo
+from autosettle.simulators.fleet import (
     CARD_EXPIRY,
     CARD_PIN,
     CardRole,
@@ -43,13 +41,16 @@ from autosettle.terminal_host.sim_fleet import (
     prepare_fleet,
     sim_terminal_ids,
 )
-from autosettle.terminal_host.sim_report import Summary
-from autosettle.terminal_host.simulator import (
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.report import Summary
+from autosettle.simulators.terminal import (
     DemoFleet,
     Mix,
     SimulationConfig,
     run_simulation,
 )
+from autosettle.store.tables import transactions
+from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
 
 OPENING = ("sale", "sale_foreign", "void", "refund", "preauth", "completion", "balance",
            "wrong_pin", "insufficient_funds", "declined_card", "drop", "timeout")
@@ -251,7 +252,7 @@ def test_cli_simulate_prints_json_and_exits_by_its_checks(
         monkeypatch: pytest.MonkeyPatch) -> None:
     if not ctx.settings.effective_database_url.startswith("sqlite"):
         pytest.skip("the CLI runs on SQLite here; the simulator itself runs on both")
-    monkeypatch.setattr(simulate_cli, "context_factory", lambda: ctx)
+    monkeypatch.setattr(cli_console, "context_factory", lambda: ctx)
     runner = CliRunner()
     result = runner.invoke(app, ["terminal", "simulate", "--create", "2", "--tps", "10",
                                  "--duration", "1.5", "--port", str(th.port), "--timeout",

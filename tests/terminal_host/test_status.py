@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 from autosettle.api.app import create_app
 from autosettle.api.routes import terminal_status as status_route
+from autosettle.cli import console as cli_console
+from autosettle.cli import terminals as host_cli
 from autosettle.services import apikeys
 from autosettle.services import terminal_status as status_service
 from autosettle.services.context import SYSTEM, Principal, Role, ServiceContext
-from autosettle.terminal_host import cli as host_cli
-from autosettle.terminal_host.client import TerminalClient
+from autosettle.simulators.terminal_client import TerminalClient
 
 
 def _view(ctx: ServiceContext, terminal_id: str) -> status_service.TerminalStatusView:
@@ -83,25 +84,25 @@ def test_rest_endpoint(shop: ServiceContext, terminal: TerminalClient,
 
 def test_cli_provision_status_reset(shop: ServiceContext,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host_cli, "context_factory", lambda: shop)
+    monkeypatch.setattr(cli_console, "context_factory", lambda: shop)
     monkeypatch.setattr(host_cli, "console", Console(width=200))
     runner = CliRunner()
-    made = runner.invoke(host_cli.terminals_host_app, [
+    made = runner.invoke(host_cli.app, [
         "provision", "--merchant-id", OTHER_MID, "--terminal-id", OTHER_TID, "--mac", "x919",
         "--components", "3", "--json"])
     assert made.exit_code == 0, made.output
     shown = json.loads(made.output)
     assert len(shown["components"]) == 3 and shown["mac_algorithm"] == "x919"
-    again = runner.invoke(host_cli.terminals_host_app, [
+    again = runner.invoke(host_cli.app, [
         "provision", "--merchant-id", OTHER_MID, "--terminal-id", OTHER_TID])
     assert again.exit_code == 2 and "active TMK" in again.output
-    status = runner.invoke(host_cli.terminals_host_app, ["status", "--json"])
+    status = runner.invoke(host_cli.app, ["status", "--json"])
     rows = {r["terminal_id"]: r for r in json.loads(status.output)}
     assert rows[OTHER_TID]["key_status"] == "active" and rows[OTHER_TID]["silent"] is True
-    table = runner.invoke(host_cli.terminals_host_app, ["status"])
+    table = runner.invoke(host_cli.app, ["status"])
     assert table.exit_code == 0 and "SILENT" in table.output
-    reset = runner.invoke(host_cli.terminals_host_app, [
+    reset = runner.invoke(host_cli.app, [
         "reset-tmk", "--merchant-id", OTHER_MID, "--terminal-id", OTHER_TID, "--yes"])
     assert reset.exit_code == 0, reset.output
-    flags = runner.invoke(host_cli.terminals_host_app, ["batch-flags", "--json"])
+    flags = runner.invoke(host_cli.app, ["batch-flags", "--json"])
     assert flags.exit_code == 0 and json.loads(flags.output) == []

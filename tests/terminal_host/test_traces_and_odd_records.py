@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from hosttools import DEBIT, MID, OPENING_MINOR, PIN, TID, UNTOUCHED, Money, money
 
 from autosettle.api.app import create_app
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.services import apikeys, payments
 from autosettle.services.context import SYSTEM, Role, ServiceContext
-from autosettle.terminal_host.client import Answer, LocalTxn, NoAnswer, TerminalClient
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import Answer, LocalTxn, NoAnswer, TerminalClient
 from autosettle.terminal_host.messages import MessageKind
 from autosettle.terminal_host.processor import Processor
 

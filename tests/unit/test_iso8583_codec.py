@@ -17,41 +17,41 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autosettle.domain.errors import ValidationError
-from autosettle.domain.iso8583 import crypto, framing, spec
-from autosettle.domain.iso8583.framing import (
-    FRAME_SIZE_BYTES_MAX,
-    FRAME_SIZE_BYTES_MIN,
+from autosettle.domain.iso8583 import crypto, fields, frame, message, spec
+from autosettle.domain.iso8583.fields import (
     BatchUploadEntry,
     CardOrganisation,
     CardTotals,
     Field60,
     Field61,
-    Frame,
-    FrameError,
-    Header,
-    MessageFormatError,
     NetworkManagementCode,
     ReconciliationCode,
     SettlementTotals,
-    Tpdu,
     TransactionType,
     build_batch_upload,
     build_batch_upload_end,
     build_field60,
     build_field61,
     build_settlement_totals,
-    decode_frame,
-    decode_frame_body,
-    decode_message,
-    encode_frame,
-    encode_message,
     parse_batch_upload,
     parse_batch_upload_end,
     parse_field60,
     parse_field61,
-    parse_frame_length,
     parse_settlement_totals,
 )
+from autosettle.domain.iso8583.frame import (
+    FRAME_SIZE_BYTES_MAX,
+    FRAME_SIZE_BYTES_MIN,
+    Frame,
+    FrameError,
+    Header,
+    Tpdu,
+    decode_frame,
+    decode_frame_body,
+    encode_frame,
+    parse_frame_length,
+)
+from autosettle.domain.iso8583.message import MessageFormatError, decode_message, encode_message
 from autosettle.domain.iso8583.spec import CUP_POS_SPEC, FIELD_IDS
 
 FUZZ_EXAMPLES = int(os.environ.get("AUTOSETTLE_FUZZ_EXAMPLES", "2000"))
@@ -808,7 +808,7 @@ def test_fuzz_decode_frame_raises_only_typed_errors(data: bytes) -> None:
 
 
 # -- docs ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("module", [spec, framing])
+@pytest.mark.parametrize("module", [spec, frame, message, fields])
 def test_docstring_examples(module: Any) -> None:
     failures, _ = doctest.testmod(module)
     assert failures == 0

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from autosettle.domain.iso8583.framing import (
-    MessageFormatError,
-    decode_message,
-    encode_message,
-)
+from autosettle.domain.iso8583.message import MessageFormatError, decode_message, encode_message
 
 SIGN_ON = {"t": "0800", "11": "000001", "41": "QQQQQQQQ", "42": "898310054110001",
            "60": "00000001003"}

@@ -110,14 +110,8 @@ def build_context(settings: Settings, clock: Clock = system_clock,
                   channel: Channel | None = None) -> ServiceContext:
     """Open the database named by ``settings`` and wire the services.
 
-    Without an explicit channel, the built-in issuer simulator is used (its own database;
-    its secret beside a SQLite file, else in ``<data_dir>/issuer-sim.key``).
+    The channel is the caller's to choose (the command line builds it from the ``channel``
+    setting); without one, operations that need an issuer fail with ``unavailable``.
     """
-    if channel is None:
-        from autosettle.channels.simulator import IssuerSimulator, default_key_file
-
-        url = settings.effective_issuer_sim_url
-        channel = IssuerSimulator(url, key_file=default_key_file(url)
-                                  or settings.data_dir / "issuer-sim.key")
     return ServiceContext(settings=settings, db=Database(settings.effective_database_url),
                           clock=clock, channel=channel)

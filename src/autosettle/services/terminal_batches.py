@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Final
 
 from autosettle.domain.cards import CardBrand
-from autosettle.domain.iso8583.framing import (
+from autosettle.domain.iso8583.fields import (
     AMOUNT_MINOR_MAX,
     SETTLEMENT_COUNT_MAX,
     BatchUploadEntry,

@@ -43,7 +43,7 @@ from autosettle.domain.errors import (
     ValidationError,
 )
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import NetworkManagementCode
+from autosettle.domain.iso8583.fields import NetworkManagementCode
 from autosettle.domain.merchants import TerminalStatus
 from autosettle.domain.response_codes import ResponseCode
 from autosettle.domain.terminal_records import KeyRecord

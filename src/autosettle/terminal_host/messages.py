@@ -15,13 +15,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from autosettle.domain.iso8583.framing import (
-    MTI_KEY,
-    MessageFormatError,
-    NetworkManagementCode,
-    TransactionType,
-    parse_field60,
-)
+from autosettle.domain.iso8583.fields import NetworkManagementCode, TransactionType, parse_field60
+from autosettle.domain.iso8583.message import MTI_KEY, MessageFormatError
 from autosettle.domain.transactions import TxnType
 
 

@@ -33,24 +33,25 @@ from typing import Final
 
 from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.domain.errors import ValidationError, require
-from autosettle.domain.iso8583.framing import (
-    MTI_KEY,
+from autosettle.domain.iso8583.fields import (
     BalanceAmount,
-    DecodedMessage,
     Field60,
-    Frame,
-    MessageFields,
-    MessageFormatError,
     build_balance_amount,
     build_field60,
     build_settlement_totals,
-    encode_frame,
-    encode_message,
     parse_batch_upload,
     parse_batch_upload_end,
     parse_field60,
     parse_field61,
     parse_settlement_totals,
+)
+from autosettle.domain.iso8583.frame import Frame, encode_frame
+from autosettle.domain.iso8583.message import (
+    MTI_KEY,
+    DecodedMessage,
+    MessageFields,
+    MessageFormatError,
+    encode_message,
 )
 from autosettle.domain.money import Money, currency
 from autosettle.domain.response_codes import ResponseCode

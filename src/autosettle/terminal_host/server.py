@@ -37,15 +37,13 @@ from types import TracebackType
 from typing import Final
 
 from autosettle.config import Settings
-from autosettle.domain.iso8583.framing import (
+from autosettle.domain.iso8583.frame import (
     LENGTH_PREFIX_SIZE_BYTES,
-    DecodedMessage,
     FrameError,
-    MessageFormatError,
     decode_frame_body,
-    decode_message,
     parse_frame_length,
 )
+from autosettle.domain.iso8583.message import DecodedMessage, MessageFormatError, decode_message
 from autosettle.services.context import ServiceContext
 from autosettle.terminal_host.processor import Processor, terminal_key
 

@@ -3,8 +3,11 @@
 What lives here (pure functions and values, no I/O):
 
 * ``spec`` - the CUP POS field layout as a ``pyiso8583`` spec dict;
-* ``framing`` - the length-prefixed frame (TPDU, 6-byte header, payload), message
-  encode/decode with typed errors, and the layouts of the private fields 48, 60, 61;
+* ``frame`` - the length-prefixed frame (length, TPDU, 6-byte header, payload);
+* ``message`` - message encode/decode (MTI, bitmap, fields) with typed errors and the
+  checks of every field's content;
+* ``fields`` - the layouts of the private and composite fields 48 (settlement totals,
+  batch upload), 54 (balance amount), 60 and 61;
 * ``crypto`` - DES/3DES, key check values, key generation and wrapping, the CUP ECB and
   X9.19 MACs, ISO 9564 format 0 PIN blocks, and the field 62 working-key block.
 

@@ -114,7 +114,7 @@ _LL = BCD_LL_PREFIX_SIZE_BYTES
 _LLL = BCD_LLL_PREFIX_SIZE_BYTES
 
 CUP_POS_SPEC: Final[dict[str, FieldSpec]] = {
-    # No pyiso8583 header: TPDU and the 6-byte CUP header are handled by framing.py.
+    # No pyiso8583 header: TPDU and the 6-byte CUP header are handled by frame.py.
     "h": {"data_enc": "ascii", "len_enc": "ascii", "len_type": 0, "max_len": 0, "desc": "-"},
     "t": {
         "data_enc": "b",

@@ -28,36 +28,35 @@ from typing import Final
 
 from autosettle.domain.cards import CardBrand, brand_of
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import (
+from autosettle.domain.iso8583.fields import (
     BATCH_UPLOAD_ENTRIES_MAX,
-    LENGTH_PREFIX_SIZE_BYTES,
-    MTI_KEY,
     BatchUploadEntry,
     CardOrganisation,
     CardTotals,
     Field60,
     Field61,
-    Frame,
-    Header,
-    MessageFields,
     NetworkManagementCode,
     ReconciliationCode,
     SettlementTotals,
-    Tpdu,
     build_batch_upload,
     build_batch_upload_end,
     build_field60,
     build_field61,
     build_settlement_totals,
-    decode_frame_body,
-    decode_message,
-    encode_frame,
-    encode_message,
     parse_balance_amount,
     parse_field60,
-    parse_frame_length,
     parse_settlement_totals,
 )
+from autosettle.domain.iso8583.frame import (
+    LENGTH_PREFIX_SIZE_BYTES,
+    Frame,
+    Header,
+    Tpdu,
+    decode_frame_body,
+    encode_frame,
+    parse_frame_length,
+)
+from autosettle.domain.iso8583.message import MTI_KEY, MessageFields, decode_message, encode_message
 from autosettle.services.terminal_keys import MacAlgorithm
 from autosettle.terminal_host.messages import (
     FINANCIAL_BY_KIND,

@@ -32,19 +32,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.cards import luhn_check_digit, mask_pan
 from autosettle.domain.errors import ConflictError, NotFoundError, ValidationError
 from autosettle.domain.iso8583 import crypto
-from autosettle.domain.iso8583.framing import NetworkManagementCode
+from autosettle.domain.iso8583.fields import NetworkManagementCode
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private, private_dir
-from autosettle.services import merchants, terminal_keys
+from autosettle.services import merchants, terminal_keys, terminal_queries
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.demo import DEMO_MERCHANTS
-from autosettle.services.demo_traffic import seed_cards
 from autosettle.services.terminal_keys import KeyStatus, MacAlgorithm
-from autosettle.terminal_host.client import LocalTxn, TerminalClient, TerminalProfile
+from autosettle.simulators.demo_seed import DEMO_MERCHANTS
+from autosettle.simulators.demo_traffic import seed_cards
+from autosettle.simulators.issuer import IssuerSimulator
+from autosettle.simulators.terminal_client import LocalTxn, TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
 
 log = logging.getLogger("autosettle.terminal_sim")
@@ -284,9 +284,8 @@ def create_sim_terminals(ctx: ServiceContext, count: int) -> list[tuple[str, str
         raise ValidationError(f"--create must be 1..{SIM_TERMINALS_MAX}")
     ids = sim_terminal_ids(count)
     for number, merchant_id in enumerate(dict.fromkeys(m for m, _ in ids), 1):
-        with ctx.db.unit_of_work() as uow:
-            has_merchant = uow.merchants.get(merchant_id) is not None
-            has_account = has_merchant and bool(uow.settlement_accounts.list_for(merchant_id))
+        setup = terminal_queries.merchant_setup(ctx, SYSTEM, merchant_id)
+        has_merchant, has_account = setup.exists, setup.has_account
         name = f"Simulator Shop {number:04d} Co., Ltd."
         mcc, merchant_type, cycle, limit = _SIM_SHOPS[(number - 1) % len(_SIM_SHOPS)]
         if not has_merchant:
@@ -300,17 +299,15 @@ def create_sim_terminals(ctx: ServiceContext, count: int) -> list[tuple[str, str
                                                  f"62122602{number:011d}", name,
                                                  AccountType.CORPORATE, "102"))
     for merchant_id, terminal_id in ids:
-        with ctx.db.unit_of_work() as uow:
-            exists = uow.terminals.get(merchant_id, terminal_id) is not None
-        if not exists:
+        if not terminal_exists(ctx, merchant_id, terminal_id):
             merchants.add_terminal(ctx, SYSTEM, merchant_id, merchants.NewTerminal(
                 terminal_id, f"SN-{terminal_id}", "autosettle simulator"))
     return ids
 
 
 def terminal_exists(ctx: ServiceContext, merchant_id: str, terminal_id: str) -> bool:
-    with ctx.db.unit_of_work() as uow:
-        return uow.terminals.get(merchant_id, terminal_id) is not None
+    """Whether the terminal is registered (asked as the system operator)."""
+    return terminal_queries.terminal_exists(ctx, SYSTEM, merchant_id, terminal_id)
 
 
 def _style(index: int) -> tuple[MacAlgorithm, str]:
@@ -341,8 +338,7 @@ def load_profile(ctx: ServiceContext, keyring: Keyring, merchant_id: str, termin
     """
     if not terminal_exists(ctx, merchant_id, terminal_id):
         raise NotFoundError(f"terminal {merchant_id}/{terminal_id} not found")
-    with ctx.db.unit_of_work() as uow:
-        keys = uow.terminal_host.get_keys(merchant_id, terminal_id)
+    keys = terminal_queries.terminal_key_state(ctx, SYSTEM, merchant_id, terminal_id)
     mine = keyring.get(merchant_id, terminal_id)
     _, mode = _style(index)
     active = keys is not None and keys.status == KeyStatus.ACTIVE
@@ -453,9 +449,8 @@ def recover_journal(ctx: ServiceContext, client: TerminalClient,
     """
     profile = client.profile
     batch_no = f"{client.batch_no:06d}"
-    with ctx.db.unit_of_work() as uow:
-        lines = uow.terminal_host.batch_lines(profile.merchant_id, profile.terminal_id,
-                                              batch_no, RECOVERED_LINES_MAX)
+    lines = terminal_queries.batch_entries(ctx, SYSTEM, profile.merchant_id,
+                                           profile.terminal_id, batch_no, RECOVERED_LINES_MAX)
     by_masked = {card.masked: card.pan for card in cards}
     loaded = 0
     for line in lines:

@@ -3,7 +3,7 @@
 ``make run`` seeds these cards at the built-in issuer simulator (to try the REST API
 with, and for the lost and expired cards the terminal simulator shows). The demo traffic
 itself is played by the terminal simulator's demo fleet over ISO 8583 and TCP
-(``autosettle.terminal_host.simulator.DemoFleet``, started by ``serve``);
+(``autosettle.simulators.terminal.DemoFleet``, started by ``serve``);
 :class:`DemoCashier` calls the payment service directly, without terminals, for scripts
 that want payments without a terminal host (its transactions land in the terminals'
 open batches, which the terminals then do not know about).
@@ -14,12 +14,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from autosettle.channels.simulator import CardStatus, IssuerSimulator
 from autosettle.domain.money import Money
 from autosettle.domain.transactions import TxnType
 from autosettle.services import payments
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest, PaymentResult
+from autosettle.simulators.issuer import CardStatus, IssuerSimulator
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private_text, private_dir, tighten_file
-from autosettle.services import apikeys, merchants
+from autosettle.services import apikeys, merchants, terminal_queries
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewMerchant, NewSettlementAccount, NewTerminal
 
@@ -87,11 +87,10 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
 def _seed_data(ctx: ServiceContext) -> None:
     for demo in DEMO_MERCHANTS:
         mid = demo.merchant.merchant_id
-        with ctx.db.unit_of_work() as uow:
-            has_merchant = uow.merchants.get(mid) is not None
-            has_account = has_merchant and bool(uow.settlement_accounts.list_for(mid))
-            missing = [t for t in demo.terminals
-                       if not has_merchant or uow.terminals.get(mid, t.terminal_id) is None]
+        setup = terminal_queries.merchant_setup(ctx, SYSTEM, mid)
+        has_merchant, has_account = setup.exists, setup.has_account
+        missing = [t for t in demo.terminals if not has_merchant
+                   or not terminal_queries.terminal_exists(ctx, SYSTEM, mid, t.terminal_id)]
         if not has_merchant:
             merchants.create_merchant(ctx, SYSTEM, demo.merchant)
         if not has_account:

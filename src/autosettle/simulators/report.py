@@ -1,6 +1,6 @@
 """What a terminal simulator run saw: tallies, batch close verdicts, checks, the summary.
 
-Pure bookkeeping (no I/O); :mod:`autosettle.terminal_host.simulator` fills it in.
+Pure bookkeeping (no I/O); :mod:`autosettle.simulators.terminal` fills it in.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from autosettle.domain.iso8583.framing import SettlementTotals
+from autosettle.domain.iso8583.fields import SettlementTotals
 from autosettle.terminal_host.messages import FINANCIAL_BY_KIND, MessageKind
 
 K = MessageKind

@@ -1,6 +1,6 @@
 """``autosettle terminal simulate``: a fleet of simulated POS terminals over real TCP.
 
-The root CLI mounts :data:`simulate_app` as ``terminal``. The command runs where the
+The root CLI mounts :data:`app` as ``terminal``. The command runs where the
 database is (it provisions the terminals through the service layer and reads the host's
 batch totals to check its own); the terminal host may be another process (``autosettle
 serve``) on ``--host``/``--port``, or one started here with ``--local``.
@@ -14,31 +14,26 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from autosettle.config import get_settings
+from autosettle.cli.console import console, context, err_console
 from autosettle.domain.errors import AutosettleError
 from autosettle.logging_setup import configure_logging
-from autosettle.services.context import ServiceContext, build_context
-from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
-from autosettle.terminal_host.sim_fleet import SIM_TERMINALS_MAX, prepare_fleet
-from autosettle.terminal_host.sim_report import Summary
-from autosettle.terminal_host.simulator import (
+from autosettle.simulators.fleet import SIM_TERMINALS_MAX, prepare_fleet
+from autosettle.simulators.report import Summary
+from autosettle.simulators.terminal import (
     LATE_MARGIN_S,
     TIMEOUT_S_DEFAULT,
     SimulationConfig,
     run_simulation,
 )
+from autosettle.terminal_host.server import TerminalHostHandle, start_terminal_host
 
-simulate_app = typer.Typer(help="Simulated POS terminals (ISO 8583 over TCP).",
-                           no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
+app = typer.Typer(help="Simulated POS terminals (ISO 8583 over TCP).", no_args_is_help=True)
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 TPS_MAX = 10_000.0
@@ -46,15 +41,7 @@ DURATION_S_MAX = 86_400.0
 CONNECT_TIMEOUT_S = 3.0
 
 
-def _default_context() -> ServiceContext:
-    return build_context(get_settings())
-
-
-context_factory: Callable[[], ServiceContext] = _default_context
-"""How the command gets its service context (tests replace it)."""
-
-
-@simulate_app.command("simulate")
+@app.command("simulate")
 def simulate(
     terminals: Annotated[int | None, typer.Option(
         "--terminals", min=1, max=SIM_TERMINALS_MAX,
@@ -92,7 +79,7 @@ def simulate(
     configure_logging(logging.INFO if verbose else logging.WARNING)
     if verbose:
         logging.getLogger("autosettle.terminal_sim").setLevel(logging.DEBUG)
-    ctx = context_factory()
+    ctx = context()
     target = (host or ctx.settings.api_host, port or ctx.settings.terminal_host_port)
     if not local and not _reachable(*target):
         err_console.print(f"[red]error[/red] no terminal host at {target[0]}:{target[1]}: "

@@ -1,4 +1,5 @@
-"""What every ``autosettle`` command group shares: consoles, JSON output, error handling."""
+"""What every ``autosettle`` command group shares, once: the consoles, the service context,
+JSON output and error handling (one line on stderr with the machine-readable code, exit 2)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 
+from autosettle.cli.wiring import channel_for
 from autosettle.config import get_settings
 from autosettle.domain.errors import AutosettleError, ErrorCode
 from autosettle.services.context import ServiceContext, build_context
@@ -23,9 +25,19 @@ P = ParamSpec("P")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _default_context() -> ServiceContext:
+    settings = get_settings()
+    return build_context(settings, channel=channel_for(settings))
+
+
+context_factory: Callable[[], ServiceContext] = _default_context
+"""How the commands get their service context (tests replace it)."""
+
+
 def context() -> ServiceContext:
-    """Services wired from the process settings (environment / .env)."""
-    return build_context(get_settings())
+    """Services wired from the process settings (environment / .env), with the channel the
+    ``channel`` setting names."""
+    return context_factory()
 
 
 def emit_json(value: Any) -> None:

@@ -1,6 +1,6 @@
 """The terminal simulator: a fleet of POS terminals speaking ISO 8583 to the terminal host.
 
-Each simulated terminal is one :class:`~autosettle.terminal_host.client.TerminalClient`
+Each simulated terminal is one :class:`~autosettle.simulators.terminal_client.TerminalClient`
 on its own thread and its own TCP connection: it signs on (new working keys), plays a
 cashier's day at a given pace, and closes its batch (0500, with the 0320 upload when the
 host answers "not balanced"). The mix (:class:`Mix`): sales with and without PIN, on
@@ -41,24 +41,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from autosettle.channels.simulator import FaultKind, IssuerSimulator
 from autosettle.domain.cards import mask_pan
 from autosettle.domain.errors import AutosettleError
-from autosettle.domain.iso8583.framing import parse_settlement_totals
+from autosettle.domain.iso8583.fields import parse_settlement_totals
 from autosettle.domain.response_codes import describe, lookup
-from autosettle.services import terminal_batches
+from autosettle.services import terminal_batches, terminal_queries
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.demo_traffic import DEMO_CARDS
-from autosettle.terminal_host.client import (
-    Answer,
-    LocalTxn,
-    NoAnswer,
-    Outgoing,
-    TerminalClient,
-    TerminalProfile,
-)
-from autosettle.terminal_host.messages import MessageKind
-from autosettle.terminal_host.sim_fleet import (
+from autosettle.simulators.demo_traffic import DEMO_CARDS
+from autosettle.simulators.fleet import (
     WRONG_PIN,
     CardRole,
     Fleet,
@@ -68,7 +58,8 @@ from autosettle.terminal_host.sim_fleet import (
     recover_journal,
     reset_card,
 )
-from autosettle.terminal_host.sim_report import (
+from autosettle.simulators.issuer import FaultKind, IssuerSimulator
+from autosettle.simulators.report import (
     MS,
     BatchVerdict,
     Check,
@@ -76,6 +67,15 @@ from autosettle.terminal_host.sim_report import (
     Tally,
     totals_dict,
 )
+from autosettle.simulators.terminal_client import (
+    Answer,
+    LocalTxn,
+    NoAnswer,
+    Outgoing,
+    TerminalClient,
+    TerminalProfile,
+)
+from autosettle.terminal_host.messages import MessageKind
 
 log = logging.getLogger("autosettle.terminal_sim")
 K = MessageKind
@@ -166,7 +166,7 @@ class SimulationConfig:
     sign_off: bool = True
     recover: bool = True
     """Reload the open batch from the host's records at the first sign-on (see
-    :func:`~autosettle.terminal_host.sim_fleet.recover_journal`)."""
+    :func:`~autosettle.simulators.fleet.recover_journal`)."""
     opening: tuple[str, ...] = ()
     """Actions (names of :class:`Mix` fields) every terminal plays first, in order."""
     log_level: int = logging.DEBUG
@@ -513,10 +513,9 @@ class SimTerminal:
         client.next_batch()
         self._prune()
         self._last_close = time.monotonic()
-        with self.ctx.db.unit_of_work() as uow:
-            record = uow.terminal_host.get_settlement(mid, tid, batch_no)
-        if record is not None:
-            verdict.host_totals = totals_dict(parse_settlement_totals(record.host_totals))
+        host_totals = terminal_queries.host_batch_totals(self.ctx, SYSTEM, mid, tid, batch_no)
+        if host_totals is not None:
+            verdict.host_totals = totals_dict(parse_settlement_totals(host_totals))
         for flag in terminal_batches.batch_flags(self.ctx, SYSTEM, mid, tid, batch_no,
                                                  open_only=False):
             verdict.flags.setdefault(flag.kind, []).append(flag.stan)

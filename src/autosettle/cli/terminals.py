@@ -1,70 +1,72 @@
-"""CLI of the terminal host: ``provision``, ``status``, ``reset-tmk`` and ``batch-flags``.
-
-A Typer sub-app for ``autosettle`` to mount (``cli.py`` owns the root app). To make them
-``autosettle terminals provision|status|reset-tmk|batch-flags`` (as issue 5 and
-docs/terminal-integration.md name them), add the commands to the existing group::
-
-    terminals_app.registered_commands.extend(terminals_host_app.registered_commands)
-
-(or mount the whole sub-app: ``app.add_typer(terminals_host_app, name="terminal-host")``).
-
-The service context comes from :data:`context_factory` (settings from the environment);
-the root CLI may replace it with its own.
-"""
+"""``autosettle terminals add|list|provision|reset-tmk|status|batch-flags``: terminals, their
+keys, sessions and batch reconciliation (docs/terminal-integration.md)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from autosettle.config import get_settings
+from autosettle.cli.console import JsonFlag, console, context, emit_json, fail, guarded
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.iso8583.crypto import KEY_COMPONENTS_MAX, KEY_COMPONENTS_MIN
 from autosettle.domain.merchants import check_merchant_id, check_terminal_id
 from autosettle.services import merchants, terminal_batches, terminal_keys
-from autosettle.services.context import SYSTEM, ServiceContext, build_context
+from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.terminal_keys import MacAlgorithm
 
-terminals_host_app = typer.Typer(help="Terminal keys, sessions and batch reconciliation.",
-                                 no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _default_context() -> ServiceContext:
-    return build_context(get_settings())
-
-
-context_factory: Callable[[], ServiceContext] = _default_context
-"""How the commands get their service context (replaceable by the root CLI and tests)."""
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+app = typer.Typer(help="Terminals: registration, keys, sessions and batch reconciliation.",
+                  no_args_is_help=True)
 MerchantOpt = Annotated[str, typer.Option(help="15-character merchant id (field 42).")]
 TerminalOpt = Annotated[str, typer.Option(help="8-character terminal id (field 41).")]
 
 
-def _json(value: Any) -> None:
-    def default(obj: Any) -> Any:
-        if isinstance(obj, datetime):
-            return obj.isoformat()
-        return str(obj)
-    typer.echo(json.dumps(value, default=default, ensure_ascii=False, indent=2))
+@app.command("add")
+@guarded
+def terminals_add(
+    merchant_id: Annotated[str, typer.Option()],
+    terminal_id: Annotated[str, typer.Option(help="8-character terminal id (field 41).")],
+    serial_no: Annotated[str, typer.Option()] = "",
+    model: Annotated[str, typer.Option()] = "generic",
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a terminal for a merchant."""
+    try:
+        terminal = merchants.add_terminal(context(), SYSTEM, merchant_id,
+                                          merchants.NewTerminal(terminal_id, serial_no, model))
+    except AutosettleError as exc:
+        fail(exc)
+        return
+    if as_json:
+        emit_json(terminal)
+    else:
+        console.print(f"terminal {terminal.terminal_id} added to {merchant_id}")
 
 
-def _fail(exc: AutosettleError) -> None:
-    err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-    raise typer.Exit(2)
+@app.command("list")
+@guarded
+def terminals_list(merchant_id: Annotated[str | None, typer.Option()] = None,
+                   as_json: JsonFlag = False) -> None:
+    """List terminals."""
+    try:
+        page = merchants.list_terminals(context(), SYSTEM, merchant_id, None, 200)
+    except AutosettleError as exc:
+        fail(exc)
+        return
+    if as_json:
+        emit_json(list(page.items))
+        return
+    table = Table("merchant id", "terminal id", "serial", "model", "status")
+    for t in page.items:
+        table.add_row(t.merchant_id, t.terminal_id, t.serial_no, t.model, t.status)
+    console.print(table)
 
 
-@terminals_host_app.command("provision")
+@app.command("provision")
 def provision(
     merchant_id: MerchantOpt,
     terminal_id: TerminalOpt,
@@ -81,13 +83,13 @@ def provision(
         transport_key = bytes.fromhex(transport_key_file.read_text().strip())
     try:
         made = terminal_keys.provision_terminal(
-            context_factory(), SYSTEM, merchant_id, terminal_id, mac_algorithm=mac,
+            context(), SYSTEM, merchant_id, terminal_id, mac_algorithm=mac,
             components=components, transport_key=transport_key)
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _json({"merchant_id": made.merchant_id, "terminal_id": made.terminal_id,
+        emit_json({"merchant_id": made.merchant_id, "terminal_id": made.terminal_id,
                "tmk_kcv": made.tmk_kcv, "tmk_generation": made.tmk_generation,
                "mac_algorithm": made.mac_algorithm.value,
                "components": [{"value": c.value_hex, "kcv": c.kcv} for c in made.components],
@@ -104,7 +106,7 @@ def provision(
         console.print(f"  TMK under the transport key: {made.tmk_under_transport_key_hex}")
 
 
-@terminals_host_app.command("reset-tmk")
+@app.command("reset-tmk")
 def reset_tmk(
     merchant_id: MerchantOpt,
     terminal_id: TerminalOpt,
@@ -115,7 +117,7 @@ def reset_tmk(
     The terminal is looked up first: an invalid id or a terminal without keys is an error
     before anything is asked."""
     try:
-        ctx = context_factory()
+        ctx = context()
         check_merchant_id(merchant_id)
         check_terminal_id(terminal_id)
         kcv = terminal_keys.tmk_check_value(ctx, SYSTEM, merchant_id, terminal_id)
@@ -125,12 +127,12 @@ def reset_tmk(
                           abort=True)
         terminal_keys.reset_tmk(ctx, SYSTEM, merchant_id, terminal_id)
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(f"terminal {terminal_id}: TMK reset; provision it again to unlock it")
 
 
-@terminals_host_app.command("status")
+@app.command("status")
 def status(
     merchant_id: Annotated[str | None, typer.Option(help="Only this merchant.")] = None,
     silent_only: Annotated[bool, typer.Option("--silent", help="Only silent ones.")] = False,
@@ -140,16 +142,16 @@ def status(
 ) -> None:
     """Terminals' last sign-on, last message, open batch, software version, silence."""
     try:
-        ctx = context_factory()
+        ctx = context()
         _known_merchant(ctx, merchant_id)
         page = terminal_keys.terminal_status(
             ctx, SYSTEM, merchant_id, limit=terminal_keys.STATUS_PAGE_MAX,
             silent_after=silent_after_s, silent_only=silent_only)
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _json([asdict(view) for view in page.items])
+        emit_json([asdict(view) for view in page.items])
         return
     table = Table("merchant id", "terminal", "keys", "on", "last sign-on (UTC)",
                   "last message (UTC)", "batch", "sw", "silent")
@@ -163,7 +165,7 @@ def status(
     console.print(table)
 
 
-@terminals_host_app.command("batch-flags")
+@app.command("batch-flags")
 def batch_flags(
     merchant_id: Annotated[str | None, typer.Option(help="Only this merchant.")] = None,
     include_resolved: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
@@ -171,15 +173,15 @@ def batch_flags(
 ) -> None:
     """Differences found by batch uploads (transactions to reconcile by hand)."""
     try:
-        ctx = context_factory()
+        ctx = context()
         _known_merchant(ctx, merchant_id)
         flags = terminal_batches.batch_flags(ctx, SYSTEM, merchant_id,
                                              open_only=not include_resolved)
     except AutosettleError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
-        _json([asdict(f) for f in flags])
+        emit_json([asdict(f) for f in flags])
         return
     table = Table("merchant id", "terminal", "batch", "trace", "kind", "terminal amount",
                   "our amount", "card")

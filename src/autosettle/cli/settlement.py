@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
-from autosettle.cli_support import JsonFlag, console, context, emit_json, err_console, guarded
+from autosettle.cli.console import JsonFlag, console, context, emit_json, err_console, guarded
 from autosettle.config import get_settings
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar, SettlementCycle
 from autosettle.domain.calendar import settlement_date as calendar_settlement_date

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from autosettle.channels.simulator import IssuerSimulator
 from autosettle.jobs.runner import PeriodicTask
 from autosettle.services.context import ServiceContext
-from autosettle.services.demo_traffic import DemoCashier, seed_cards
+from autosettle.simulators.demo_traffic import DemoCashier, seed_cards
+from autosettle.simulators.issuer import IssuerSimulator
 
 log = logging.getLogger(__name__)
 
