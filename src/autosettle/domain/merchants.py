@@ -144,8 +144,8 @@ def check_mcc(value: str) -> str:
 
 def check_account_number(value: str) -> str:
     """A bank account number: 8-32 digits, spaces ignored."""
-    digits = value.replace(" ", "") if isinstance(value, str) else ""
-    if not _ACCOUNT_NUMBER.match(digits) or not digits.isascii() or not (
+    digits = value.replace(" ", "") if isinstance(value, str) else None
+    if digits is None or not _ACCOUNT_NUMBER.match(digits) or not digits.isascii() or not (
         ACCOUNT_NUMBER_DIGITS_MIN <= len(digits) <= ACCOUNT_NUMBER_DIGITS_MAX
     ):
         raise ValidationError(
