@@ -124,6 +124,7 @@ def test_mask_account_number_shows_the_last_four() -> None:
     [("上海某某餐饮有限公司", "上海某某餐饮有限公司", True),
      ("上海某某（餐饮）有限公司", "上海某某(餐饮)有限公司", True),
      ("Acme Trading  Co", "acme trading co", True),
+     ("上海 某某餐饮 有限公司", "上海某某餐饮有限公司", True),
      ("上海某某餐饮有限公司", "上海某某科技有限公司", False),
      ("Acme (HK)", "Acme HK", False)],
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from autosettle.domain.errors import ErrorCode, ValidationError
+from autosettle.domain.errors import ValidationError
 
 MERCHANT_ID_LENGTH = 15
 TERMINAL_ID_LENGTH = 8
@@ -150,8 +150,7 @@ def check_account_number(value: str) -> str:
     ):
         raise ValidationError(
             f"account number must be {ACCOUNT_NUMBER_DIGITS_MIN}-{ACCOUNT_NUMBER_DIGITS_MAX} "
-            "digits", ErrorCode.VALIDATION_FAILED,
-        )
+            "digits")
     return digits
 
 
