@@ -10,17 +10,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autosettle.domain.iso8583.framing import (
     AMOUNT_MINOR_MAX,
+    BATCH_UPLOAD_ENTRIES_MAX,
+    FRAME_SIZE_BYTES_MAX,
+    PAN_DIGITS_MIN,
     SETTLEMENT_COUNT_MAX,
+    TRACE_MAX,
     BalanceAmount,
+    BatchUploadEntry,
+    CardOrganisation,
     CardTotals,
     Frame,
+    FrameError,
     Header,
     MessageFormatError,
     Tpdu,
+    build_balance_amount,
+    build_batch_upload,
     build_batch_upload_end,
+    encode_frame,
+    parse_balance_amount,
+    parse_batch_upload,
     parse_batch_upload_end,
     parse_field60,
     parse_field61,
@@ -83,3 +97,59 @@ def test_refusals_name_the_field_and_the_part(action: Callable[[], object], fiel
 def test_the_largest_batch_upload_total() -> None:
     assert build_batch_upload_end(9999) == "9999"
     assert parse_batch_upload_end("9999") == 9999
+
+
+# -- round trips of the private layouts ---------------------------------------------------------
+@given(st.lists(st.builds(
+    BatchUploadEntry,
+    card_org=st.sampled_from(list(CardOrganisation)),
+    trace=st.integers(0, TRACE_MAX),
+    pan=st.builds(lambda first, rest: first + rest, st.sampled_from("123456789"),
+                  st.text(alphabet="0123456789", min_size=PAN_DIGITS_MIN - 1, max_size=18)),
+    amount_minor=st.integers(0, AMOUNT_MINOR_MAX)), min_size=1, max_size=BATCH_UPLOAD_ENTRIES_MAX))
+def test_batch_upload_round_trips(entries: list[BatchUploadEntry]) -> None:
+    assert parse_batch_upload(build_batch_upload(entries)) == tuple(entries)
+
+
+@given(st.builds(BalanceAmount, amount_minor=st.integers(0, AMOUNT_MINOR_MAX),
+                 currency_numeric=st.text(alphabet="0123456789", min_size=3, max_size=3),
+                 negative=st.booleans(),
+                 account_type=st.text(alphabet="0123456789", min_size=2, max_size=2),
+                 amount_type=st.text(alphabet="0123456789", min_size=2, max_size=2)))
+def test_balance_amount_round_trips(balance: BalanceAmount) -> None:
+    assert parse_balance_amount(build_balance_amount(balance)) == balance
+
+
+def test_an_overdrawn_balance_is_signed_d() -> None:
+    assert build_balance_amount(BalanceAmount(100, negative=True)) == "0002156D000000000100"
+    assert parse_balance_amount("1002840C000000012345") == BalanceAmount(
+        12345, currency_numeric="840", account_type="10", amount_type="02")
+
+
+@pytest.mark.parametrize("value", ["0002156X000000000100", "0002156C00000000010",
+                                   "0A02156C000000000100", "0002156C0000000001A0"])
+def test_a_malformed_balance_is_refused(value: str) -> None:
+    error = _refusal(lambda: parse_balance_amount(value))
+    assert error.message == "field 54: balance must be 2+2+3 digits, C or D, 12 digits"
+
+
+def test_tpdu_wire_form() -> None:
+    tpdu = Tpdu(0x61, destination=0x0102, source=0x0304)
+    assert tpdu.to_bytes() == bytes.fromhex("6101020304")
+    assert Tpdu.from_bytes(tpdu.to_bytes()) == tpdu
+    assert tpdu.swapped() == Tpdu(0x61, destination=0x0304, source=0x0102)
+    with pytest.raises(FrameError) as excinfo:
+        Tpdu.from_bytes(bytes(4))
+    assert excinfo.value.message == "frame tpdu at byte 2: TPDU is 4 bytes, expecting 5"
+
+
+def test_the_largest_frame_is_encoded_with_its_length() -> None:
+    payload = bytes(FRAME_SIZE_BYTES_MAX - 11)  # TPDU 5 + header 6
+    encoded = encode_frame(Frame(Tpdu(), Header(), payload))
+    assert encoded[:2] == FRAME_SIZE_BYTES_MAX.to_bytes(2, "big")
+    assert len(encoded) == 2 + FRAME_SIZE_BYTES_MAX
+    with pytest.raises(FrameError) as excinfo:
+        encode_frame(Frame(Tpdu(), Header(), payload + b"x"))
+    assert excinfo.value.message == (f"frame length at byte 0: frame body of "
+                                     f"{FRAME_SIZE_BYTES_MAX + 1} bytes is outside "
+                                     f"21..{FRAME_SIZE_BYTES_MAX}")
