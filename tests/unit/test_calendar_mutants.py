@@ -61,7 +61,8 @@ def test_a_timezone_without_an_offset_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("action", "message"),
-    [(lambda: business_date("2026-01-05"), "expected a datetime, got str"),  # type: ignore[arg-type]
+    [(lambda: business_date("2026-01-05"),  # type: ignore[arg-type]
+      "expected a datetime, got str"),
      (lambda: business_date(datetime(2026, 1, 5, tzinfo=UTC), time(22, tzinfo=UTC)),
       "cut-off must be a naive wall-clock time, got "
       "datetime.time(22, 0, tzinfo=datetime.timezone.utc)"),
@@ -75,9 +76,11 @@ def test_a_timezone_without_an_offset_is_refused() -> None:
      (lambda: Cycle(CycleKind.T, CYCLE_DAYS_MAX + 1),
       f"cycle days must be 0..{CYCLE_DAYS_MAX}, got {CYCLE_DAYS_MAX + 1}"),
      (lambda: Cycle(CycleKind.T, True), f"cycle days must be 0..{CYCLE_DAYS_MAX}, got True"),
-     (lambda: Cycle(CycleKind.D, "1"), f"cycle days must be 0..{CYCLE_DAYS_MAX}, got '1'"),  # type: ignore[arg-type]
+     (lambda: Cycle(CycleKind.D, "1"),  # type: ignore[arg-type]
+      f"cycle days must be 0..{CYCLE_DAYS_MAX}, got '1'"),
      (lambda: Cycle.parse("X+1"), "not a settlement cycle: 'X+1' (expected e.g. T+1, D0)"),
-     (lambda: Cycle.parse(1), "not a settlement cycle: 1 (expected e.g. T+1, D0)"),  # type: ignore[arg-type]
+     (lambda: Cycle.parse(1),  # type: ignore[arg-type]
+      "not a settlement cycle: 1 (expected e.g. T+1, D0)"),
      (lambda: SettlementCycle.parse("T+2"),
       "unsupported settlement cycle 'T+2': one of T0, T1, D0, D1"),
      (lambda: as_cycle(1), "not a settlement cycle: 1")],  # type: ignore[arg-type]
