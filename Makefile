@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench mutation mutation-score install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,21 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Mutation testing of src/autosettle/domain/ against tests/unit (config: [tool.mutmut] in
+# pyproject.toml; docs/testing.md). Not part of `make test`: it takes minutes. Resumable;
+# MUTANTS narrows it, e.g. make mutation MUTANTS='autosettle.domain.money.*'.
+MUTATION_CHILDREN ?= 1
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
+	@$(MAKE) --no-print-directory mutation-score
+
+mutation-score: $(STAMP)  ## killed / survived / score per module of the last run
+	@$(BIN)/mutmut results --all true | sed -E 's/^ +//; s/\.x[^.]*__mutmut_[0-9]+: /\t/' | \
+	awk -F'\t' '$$2 != "not checked" && $$2 != "skipped" { n[$$1]++; \
+	  if ($$2 == "killed" || $$2 == "timeout" || $$2 == "caught by type check") k[$$1]++ } \
+	  END { for (m in n) printf "%-40s %5d mutants %5d killed %6.1f%%\n", m, n[m], k[m], \
+	  100 * k[m] / n[m] | "sort" }'
+	@$(BIN)/mutmut results | grep -v ': not checked$$' || true
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache mutants

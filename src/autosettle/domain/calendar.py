@@ -88,7 +88,7 @@ def business_date(at: datetime, cutoff: time = CUTOFF_DEFAULT) -> date:
         raise ValidationError(f"cut-off must be a naive wall-clock time, got {cutoff!r}")
     local = at.astimezone(SHANGHAI)
     day = local.date()
-    if cutoff != time(0, 0) and local.time() >= cutoff:
+    if cutoff != time.min and local.time() >= cutoff:
         day = _plus_days(day, 1)
     return day
 

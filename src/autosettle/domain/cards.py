@@ -59,15 +59,15 @@ def _normalise(pan: object) -> str:
 
 
 # -- Luhn ---------------------------------------------------------------------------------
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+"""A digit doubled, minus 9 when that is above 9 (the Luhn step)."""
+
+
 def _luhn_sum(digits: str, *, double_last: bool) -> int:
     total = 0
     for position, char in enumerate(reversed(digits)):
         value = ord(char) - ord("0")
-        if (position % 2 == 0) == double_last:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+        total += _DOUBLED[value] if (position % 2 == 0) == double_last else value
     return total
 
 
@@ -184,17 +184,14 @@ def _checked_entry(prefix: str, entry: tuple[CardKind | str, str]) -> tuple[str,
             or not BIN_PREFIX_DIGITS_MIN <= len(prefix) <= BIN_PREFIX_DIGITS_MAX:
         raise ValidationError(
             f"BIN prefix {prefix!r} must be {BIN_PREFIX_DIGITS_MIN}–{BIN_PREFIX_DIGITS_MAX} "
-            "ASCII digits",
-            ErrorCode.VALIDATION_FAILED,
-        )
+            "ASCII digits")
     kind, issuer = entry
     try:
         card_kind = CardKind(kind)
     except ValueError:
-        raise ValidationError(f"BIN {prefix}: unknown card kind {kind!r}",
-                              ErrorCode.VALIDATION_FAILED) from None
+        raise ValidationError(f"BIN {prefix}: unknown card kind {kind!r}") from None
     if not isinstance(issuer, str) or not issuer.strip():
-        raise ValidationError(f"BIN {prefix}: issuer name is blank", ErrorCode.VALIDATION_FAILED)
+        raise ValidationError(f"BIN {prefix}: issuer name is blank")
     return prefix, BinEntry(card_kind, issuer.strip())
 
 
@@ -205,11 +202,12 @@ class BinTable(Mapping[str, BinEntry]):
     no table is ever changed in place, so :data:`DEFAULT_BIN_TABLE` stays as shipped.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_lengths")
 
     def __init__(self, entries: Mapping[str, tuple[CardKind | str, str]] | None = None) -> None:
         checked = dict(_checked_entry(p, e) for p, e in (entries or {}).items())
         self._entries: Mapping[str, BinEntry] = MappingProxyType(checked)
+        self._lengths = sorted({len(prefix) for prefix in checked}, reverse=True)
 
     def __getitem__(self, prefix: str) -> BinEntry:
         return self._entries[prefix]
@@ -226,8 +224,8 @@ class BinTable(Mapping[str, BinEntry]):
     def lookup(self, pan: str) -> BinEntry | None:
         """The entry for the longest prefix of ``pan`` in the table, or None."""
         digits = _normalise(pan)
-        for length in range(BIN_PREFIX_DIGITS_MAX, BIN_PREFIX_DIGITS_MIN - 1, -1):
-            if len(digits) >= length and (entry := self._entries.get(digits[:length])):
+        for length in self._lengths:  # the prefix lengths in the table, longest first
+            if entry := self._entries.get(digits[:length]):
                 return entry
         return None
 
@@ -337,12 +335,9 @@ class PanTokenizer:
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes | bytearray):
-            raise ValidationError("tokenizer key must be bytes", ErrorCode.VALIDATION_FAILED)
+            raise ValidationError("tokenizer key must be bytes")
         if len(key) < TOKEN_KEY_BYTES_MIN:
-            raise ValidationError(
-                f"tokenizer key must be at least {TOKEN_KEY_BYTES_MIN} bytes",
-                ErrorCode.VALIDATION_FAILED,
-            )
+            raise ValidationError(f"tokenizer key must be at least {TOKEN_KEY_BYTES_MIN} bytes")
         self._key = bytes(key)
 
     def __repr__(self) -> str:
@@ -351,7 +346,7 @@ class PanTokenizer:
     def token(self, pan: str) -> str:
         """The token of a valid PAN (64 lowercase hex characters)."""
         digits = validate_pan(pan)
-        return hmac.new(self._key, digits.encode("ascii"), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, digits.encode(), hashlib.sha256).hexdigest()
 
     def describe(self, pan: str, bin_table: BinTable = DEFAULT_BIN_TABLE) -> CardRef:
         """The :class:`CardRef` of a valid PAN: the only form in which a card is stored."""

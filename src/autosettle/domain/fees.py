@@ -116,10 +116,10 @@ class RateRule:
         if amount.is_zero:
             return amount
         fee = apply_rate(amount, self.rate)
-        if self.minimum is not None and fee < self.minimum:
-            fee = self.minimum
-        if self.cap is not None and fee > self.cap:
-            fee = self.cap
+        if self.minimum is not None:
+            fee = max(fee, self.minimum)
+        if self.cap is not None:
+            fee = min(fee, self.cap)
         return fee
 
 
@@ -237,9 +237,8 @@ def refund_fee_credit(
     # the 28-digit Decimal quotient is never close enough to a half to round the wrong way.
     share = round_minor(Decimal(original_fee.amount_minor * refunded.amount_minor)
                         / Decimal(original_amount.amount_minor))
-    credit = min(max(share - done_fee.amount_minor, 0),
-                 original_fee.amount_minor - done_fee.amount_minor)
-    return Money(credit, cur)
+    # refunded <= original_amount, so share <= original_fee: the credit never passes the fee.
+    return Money(max(share - done_fee.amount_minor, 0), cur)
 
 
 def payout_surcharge(
@@ -260,16 +259,14 @@ def payout_surcharge(
 def schedule_for(schedules: Iterable[FeeSchedule], on: date) -> FeeSchedule:
     """The schedule in force on ``on``: the greatest ``effective_from`` on or before it.
 
-    Raises :class:`NotFoundError` if none is effective yet.
+    Of two versions effective from the same date (a :class:`FeeScheduleHistory` refuses
+    them) the greater version number wins. Raises :class:`NotFoundError` if none is
+    effective yet.
     """
-    best: FeeSchedule | None = None
-    for schedule in schedules:
-        if schedule.effective_from <= on and (
-                best is None or schedule.effective_from > best.effective_from):
-            best = schedule
-    if best is None:
+    effective = [s for s in schedules if s.effective_from <= on]
+    if not effective:
         raise NotFoundError(f"no fee schedule effective on {on.isoformat()}")
-    return best
+    return max(effective, key=lambda s: (s.effective_from, s.version))
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,8 +346,7 @@ def default_schedule_for(merchant_type: str, mcc: str) -> FeeSchedule:
     2.00 CNY per same-day (T+0/D+0) payout, fees returned pro rata on refunds. All three
     merchant types share the tiers for now; the type is validated so that they can diverge.
     """
-    kind = merchant_type.strip().lower() if isinstance(merchant_type, str) else ""
-    if kind not in MERCHANT_TYPES:
+    if not isinstance(merchant_type, str) or merchant_type.strip().lower() not in MERCHANT_TYPES:
         raise ValidationError(f"unknown merchant type {merchant_type!r}: one of "
                               f"{', '.join(sorted(MERCHANT_TYPES))}")
     if not isinstance(mcc, str) or len(mcc) != 4 or not mcc.isdigit() or not mcc.isascii():
@@ -384,7 +380,7 @@ def compare_cycles(
     for amount, kind in transactions:
         fees += transaction_fee(schedule, amount, kind)
         volume += amount
-    net = volume - fees if volume > fees else Money.zero(schedule.currency)
+    net = max(volume - fees, Money.zero(schedule.currency))
     result: dict[SettlementCycle, Money] = {}
     for cycle, payouts in payouts_per_cycle.items():
         if isinstance(payouts, bool) or not isinstance(payouts, int) \
@@ -431,7 +427,7 @@ def schedule_to_dict(schedule: FeeSchedule) -> dict[str, object]:
 def schedule_from_dict(data: Mapping[str, object]) -> FeeSchedule:
     """Inverse of :func:`schedule_to_dict`; validates like the constructor."""
     try:
-        cur = currency(str(data.get("currency", "CNY")))
+        cur = currency(str(data.get("currency", CNY.code)))
         rates_in = data.get("rates", {})
         surcharge = data.get("same_day_surcharge", {})
         if not isinstance(rates_in, Mapping) or not isinstance(surcharge, Mapping):

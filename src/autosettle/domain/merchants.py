@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from autosettle.domain.errors import ErrorCode, ValidationError
+from autosettle.domain.errors import ValidationError
 
 MERCHANT_ID_LENGTH = 15
 TERMINAL_ID_LENGTH = 8
@@ -144,14 +144,13 @@ def check_mcc(value: str) -> str:
 
 def check_account_number(value: str) -> str:
     """A bank account number: 8-32 digits, spaces ignored."""
-    digits = value.replace(" ", "") if isinstance(value, str) else ""
-    if not _ACCOUNT_NUMBER.match(digits) or not digits.isascii() or not (
+    digits = value.replace(" ", "") if isinstance(value, str) else None
+    if digits is None or not _ACCOUNT_NUMBER.match(digits) or not digits.isascii() or not (
         ACCOUNT_NUMBER_DIGITS_MIN <= len(digits) <= ACCOUNT_NUMBER_DIGITS_MAX
     ):
         raise ValidationError(
             f"account number must be {ACCOUNT_NUMBER_DIGITS_MIN}-{ACCOUNT_NUMBER_DIGITS_MAX} "
-            "digits", ErrorCode.VALIDATION_FAILED,
-        )
+            "digits")
     return digits
 
 

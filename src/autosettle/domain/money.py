@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import MAX_PREC, ROUND_HALF_UP, Decimal, localcontext
 
 from autosettle.domain.errors import ErrorCode, ValidationError
 
@@ -61,11 +61,12 @@ CNY = _CURRENCIES["CNY"]
 
 def currency(code: str) -> Currency:
     """Look up a currency by alphabetic ("CNY") or numeric ("156") ISO 4217 code."""
-    key = code.strip().upper() if isinstance(code, str) else ""
-    found = _CURRENCIES.get(key) or _BY_NUMERIC.get(key)
-    if found is None:
-        raise ValidationError(f"unknown currency {code!r}", ErrorCode.UNKNOWN_CURRENCY)
-    return found
+    if isinstance(code, str):
+        key = code.strip().upper()
+        found = _CURRENCIES.get(key) or _BY_NUMERIC.get(key)
+        if found is not None:
+            return found
+    raise ValidationError(f"unknown currency {code!r}", ErrorCode.UNKNOWN_CURRENCY)
 
 
 def known_currencies() -> list[Currency]:
@@ -120,11 +121,11 @@ class Money:
                 ErrorCode.AMOUNT_TOO_PRECISE,
             )
         integer = match.group("int")
-        # Leading zeros do not make an amount large ("0001.00" is 1.00).
-        if len(integer.lstrip("0")) > FIELD4_DIGITS + 1:
+        # No currency fits more than 12 integer digits into field 4; refusing them here also
+        # keeps int() away from huge strings. Leading zeros do not count ("0001.00" is 1.00).
+        if len(integer.lstrip("0")) > FIELD4_DIGITS:
             raise ValidationError(f"amount {text!r} is too large", ErrorCode.AMOUNT_TOO_LARGE)
-        minor = int(integer) * 10**cur.exponent + int((frac or "0").ljust(cur.exponent, "0")
-                                                       or "0")
+        minor = int(integer) * 10**cur.exponent + int((frac or "0").ljust(cur.exponent, "0"))
         return cls.checked(minor, cur)
 
     @classmethod
@@ -155,10 +156,6 @@ class Money:
             raise ValidationError(f"{self.amount_minor} does not fit field 4",
                                   ErrorCode.AMOUNT_TOO_LARGE)
         return str(self.amount_minor).zfill(FIELD4_DIGITS)
-
-    def to_decimal(self) -> Decimal:
-        """The amount in major units as an exact Decimal (for display only)."""
-        return Decimal(self.amount_minor).scaleb(-self.currency.exponent)
 
     def format(self) -> str:
         """``"12.34"``: major units with exactly the currency's decimals."""
@@ -192,9 +189,6 @@ class Money:
     def __neg__(self) -> Money:
         return Money(-self.amount_minor, self.currency)
 
-    def __abs__(self) -> Money:
-        return Money(abs(self.amount_minor), self.currency)
-
     def __lt__(self, other: Money) -> bool:
         self._same(other)
         return self.amount_minor < other.amount_minor
@@ -227,13 +221,11 @@ def round_minor(value: Decimal) -> int:
 
     This is the only place in autosettle where an amount is rounded.
     """
-    # A quiet NaN passes quantize unchanged and int() would then raise a bare ValueError.
+    # A quiet NaN would round to itself and int() would then raise a bare ValueError.
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValidationError(f"cannot round {value!r}", ErrorCode.INVALID_AMOUNT)
-    try:
-        return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    except InvalidOperation as exc:
-        raise ValidationError(f"cannot round {value!r}", ErrorCode.INVALID_AMOUNT) from exc
+    # Unlike quantize, to_integral_value never runs out of the context's precision.
+    return int(value.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def apply_rate(base: Money, rate: Decimal) -> Money:
@@ -242,17 +234,14 @@ def apply_rate(base: Money, rate: Decimal) -> Money:
     ``rate`` is a fraction (``Decimal("0.0060")`` for 0.60%) and must be finite.
     """
     if not isinstance(rate, Decimal) or not rate.is_finite():
-        raise ValidationError(f"rate must be a finite Decimal, got {rate!r}",
-                              ErrorCode.VALIDATION_FAILED)
-    amount = Decimal(base.amount_minor)
+        raise ValidationError(f"rate must be a finite Decimal, got {rate!r}")
     # The product must be exact so that round_minor is the only rounding: under the default
     # 28-digit context a long rate would be rounded (half-even) first, e.g. 3 × 0.1666…6
-    # (31 digits) became 0.5000… and then 1 instead of 0.
-    digits = len(amount.as_tuple().digits) + len(rate.as_tuple().digits)
-    exponent = rate.as_tuple().exponent
+    # (31 digits) became 0.5000… and then 1 instead of 0. With the largest precision the
+    # product of two finite Decimals is never rounded (it only has the digits it needs).
     with localcontext() as ctx:
-        ctx.prec = digits + max(0, exponent if isinstance(exponent, int) else 0) + 1
-        return Money(round_minor(amount * rate), base.currency)
+        ctx.prec = MAX_PREC
+        return Money(round_minor(Decimal(base.amount_minor) * rate), base.currency)
 
 
 def allocate(total: Money, weights: list[int]) -> list[Money]:
@@ -261,8 +250,7 @@ def allocate(total: Money, weights: list[int]) -> list[Money]:
     Largest-remainder method: the parts always sum to ``total`` exactly.
     """
     if not weights or any(w < 0 for w in weights) or sum(weights) == 0:
-        raise ValidationError("weights must be non-negative with a positive sum",
-                              ErrorCode.VALIDATION_FAILED)
+        raise ValidationError("weights must be non-negative with a positive sum")
     weight_sum = sum(weights)
     sign = -1 if total.amount_minor < 0 else 1
     amount = abs(total.amount_minor)

@@ -226,10 +226,10 @@ def mac_cup_ecb(mak: bytes, data: bytes) -> bytes:
     padded = _pad_zero(data)
     for start in range(0, len(padded), DES_BLOCK_SIZE_BYTES):
         result = _xor(result, padded[start : start + DES_BLOCK_SIZE_BYTES])
-    ascii_hex = result.hex().upper().encode("ascii")
+    ascii_hex = result.hex().upper().encode()
     first = des_ecb_encrypt(mak, ascii_hex[:DES_BLOCK_SIZE_BYTES])
     second = des_ecb_encrypt(mak, _xor(first, ascii_hex[DES_BLOCK_SIZE_BYTES:]))
-    return second.hex().upper().encode("ascii")[:MAC_SIZE_BYTES]
+    return second.hex().upper().encode()[:MAC_SIZE_BYTES]
 
 
 def mac_x919(mak: bytes, data: bytes) -> bytes:
