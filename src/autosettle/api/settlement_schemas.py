@@ -12,7 +12,7 @@ from autosettle.domain.cards import CardKind
 from autosettle.domain.fees import RefundFeePolicy
 from autosettle.domain.merchants import CycleCode
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
-from autosettle.services.leases import JobRun
+from autosettle.domain.jobs import JobRun
 from autosettle.services.maintenance import (
     ArrivalChange,
     CalendarOverride,
@@ -359,7 +359,7 @@ class JobRunPublic(BaseModel):
     def of(cls, r: JobRun) -> JobRunPublic:
         return cls(job_name=r.job_name, run_key=r.run_key, status=r.status, owner=r.owner,
                    lease_expires_at=r.lease_expires_at, started_at=r.started_at,
-                   finished_at=r.finished_at, counts=r.counts, error=r.error)
+                   finished_at=r.finished_at, counts=dict(r.counts), error=r.error)
 
 
 class JobRunList(BaseModel):

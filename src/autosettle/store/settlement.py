@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.jobs import JobRun, JobStatus
 from autosettle.domain.merchants import Merchant, SettlementAccount
 from autosettle.store.bulk import insert_rows
 from autosettle.store.merchants import _account, merchant_from_row
@@ -453,39 +454,123 @@ class ConfigRepository:
 
 
 class JobLeaseRepository:
-    """One row per (job, run key): inserting it is the lease; it expires if its owner dies."""
+    """All SQL of ``job_runs``: one row per (job, run key); inserting it is the lease, and it
+    expires if its owner dies (:mod:`autosettle.services.leases` runs the protocol)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, job_name: str, run_key: str) -> dict[str, Any] | None:
-        row = self._conn.execute(select(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key)).first()
-        return dict(row._mapping) if row else None
+    def _insert_new(self, values: dict[str, Any]) -> bool:
+        module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        result = self._conn.execute(module.insert(job_runs).values(**values)
+                                    .on_conflict_do_nothing(index_elements=_RUN_KEY))
+        return (result.rowcount or 0) == 1
+
+    @staticmethod
+    def _key(job_name: str, run_key: str) -> list[Any]:
+        return [job_runs.c.job_name == job_name, job_runs.c.run_key == run_key]
+
+    def get(self, job_name: str, run_key: str) -> JobRun | None:
+        row = self._conn.execute(select(job_runs).where(*self._key(job_name, run_key))).first()
+        return _job_run(row) if row else None
 
     def insert(self, job_name: str, run_key: str, owner: str, at: datetime,
-               expires_at: datetime) -> None:
-        self._conn.execute(insert(job_runs).values(
-            job_name=job_name, run_key=run_key, status="running", owner=owner,
-            lease_expires_at=expires_at, started_at=at))
+               expires_at: datetime) -> bool:
+        """Take a new lease; False when the run exists already (someone has or had it)."""
+        return self._insert_new({"job_name": job_name, "run_key": run_key,
+                                 "status": JobStatus.RUNNING, "owner": owner,
+                                 "lease_expires_at": expires_at, "started_at": at})
 
     def take_over(self, job_name: str, run_key: str, owner: str, at: datetime,
                   expires_at: datetime) -> bool:
         """Steal an expired lease of an unfinished run (its owner died)."""
         result = self._conn.execute(update(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
-            job_runs.c.status != "done", job_runs.c.lease_expires_at < at,
-        ).values(owner=owner, lease_expires_at=expires_at, status="running", started_at=at))
+            *self._key(job_name, run_key), job_runs.c.status != JobStatus.DONE,
+            job_runs.c.lease_expires_at < at,
+        ).values(owner=owner, lease_expires_at=expires_at, status=JobStatus.RUNNING,
+                 started_at=at))
         return (result.rowcount or 0) == 1
 
-    def finish(self, job_name: str, run_key: str, status: str, at: datetime,
-               counts: dict[str, Any], error: str | None) -> None:
-        self._conn.execute(update(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
-        ).values(status=status, finished_at=at, counts=json.dumps(counts, default=str),
-                 error=error[:500] if error else None))
+    def renew(self, job_name: str, run_key: str, owner: str, expires_at: datetime) -> bool:
+        """Extend ``owner``'s running lease; False when it is no longer theirs."""
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(job_name, run_key), job_runs.c.owner == owner,
+            job_runs.c.status == JobStatus.RUNNING).values(lease_expires_at=expires_at))
+        return (result.rowcount or 0) == 1
 
-    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._conn.execute(select(job_runs).order_by(job_runs.c.started_at.desc())
-                                  .limit(limit))
-        return [dict(r._mapping) for r in rows]
+    def finish(self, job_name: str, run_key: str, owner: str, status: JobStatus,
+               at: datetime, counts: Mapping[str, Any], error: str | None,
+               retry_at: datetime | None) -> bool:
+        """Record the end of ``owner``'s run; False when the lease was taken over."""
+        values: dict[str, Any] = {
+            "status": status, "finished_at": at, "error": error,
+            "counts": json.dumps(dict(counts), default=str, sort_keys=True)}
+        if retry_at is not None:
+            values["lease_expires_at"] = retry_at
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(job_name, run_key), job_runs.c.owner == owner).values(**values))
+        return (result.rowcount or 0) == 1
+
+    def defer(self, job_name: str, run_key: str, at: datetime, until: datetime,
+              reason: str) -> bool:
+        """Record a run as deferred until ``until`` (a new row, or an existing one that is
+        neither done nor held by a live owner); False when nothing changed."""
+        values = {"status": JobStatus.DEFERRED, "owner": "deferred",
+                  "lease_expires_at": until, "error": reason}
+        if self._insert_new({"job_name": job_name, "run_key": run_key, "started_at": at,
+                             **values}):
+            return True
+        c = job_runs.c
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(job_name, run_key), c.status != JobStatus.DONE,
+            (c.status != JobStatus.RUNNING) | (c.lease_expires_at < at)).values(**values))
+        return (result.rowcount or 0) == 1
+
+    def expired_running(self, at: datetime) -> list[JobRun]:
+        """``running`` runs whose lease expired before ``at``."""
+        c = job_runs.c
+        rows = self._conn.execute(select(job_runs).where(
+            c.status == JobStatus.RUNNING, c.lease_expires_at < at))
+        return [_job_run(r) for r in rows]
+
+    def abandon(self, run: JobRun, note: str) -> bool:
+        """Mark ``run`` abandoned if it still has the owner and lease it was read with."""
+        c = job_runs.c
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(run.job_name, run.run_key), c.status == JobStatus.RUNNING,
+            c.owner == run.owner, c.lease_expires_at == run.lease_expires_at,
+        ).values(status=JobStatus.ABANDONED, error=note))
+        return (result.rowcount or 0) == 1
+
+    def supersede(self, job_name: str, before_key: str, at: datetime, note: str) -> int:
+        """Close the job's ``deferred`` runs keyed before ``before_key``; how many."""
+        c = job_runs.c
+        result = self._conn.execute(update(job_runs).where(
+            c.job_name == job_name, c.status == JobStatus.DEFERRED, c.run_key < before_key,
+        ).values(status=JobStatus.SUPERSEDED, finished_at=at, error=note))
+        return result.rowcount or 0
+
+    def last_done_key(self, job_name: str) -> str | None:
+        """The greatest run key of the job's finished runs."""
+        value = self._conn.execute(select(func.max(job_runs.c.run_key)).where(
+            job_runs.c.job_name == job_name, job_runs.c.status == JobStatus.DONE)).scalar()
+        return str(value) if value is not None else None
+
+    def recent(self, job_name: str | None, limit: int) -> list[JobRun]:
+        """The latest runs, newest first (optionally of one job)."""
+        query = (select(job_runs)
+                 .order_by(job_runs.c.started_at.desc(), job_runs.c.run_key.desc()).limit(limit))
+        if job_name is not None:
+            query = query.where(job_runs.c.job_name == job_name)
+        return [_job_run(r) for r in self._conn.execute(query)]
+
+
+_RUN_KEY = ["job_name", "run_key"]
+
+
+def _job_run(row: Row[Any]) -> JobRun:
+    m = row._mapping
+    return JobRun(job_name=m["job_name"], run_key=m["run_key"], status=JobStatus(m["status"]),
+                  owner=m["owner"], lease_expires_at=m["lease_expires_at"],
+                  started_at=m["started_at"], finished_at=m["finished_at"],
+                  counts=json.loads(m["counts"]) if m["counts"] else {}, error=m["error"])
