@@ -18,11 +18,11 @@ from autosettle.channels.simulator import IssuerSimulator
 from autosettle.domain.calendar import SHANGHAI, WARNING_YEAR_UNCOVERED, BusinessCalendar
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
+from autosettle.domain.settlement_records import BatchRecord, SettlementItem
 from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest
-from autosettle.store.settlement import BatchRecord, SettlementItem
 
 DEBIT = "6222020200112345679"
 SHOPS = {  # cycle → (merchant id, terminal id)

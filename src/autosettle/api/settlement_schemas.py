@@ -10,9 +10,15 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from autosettle.api.schemas import SINGLE_LINE_PATTERN, CurrencyCode, Strict
 from autosettle.domain.cards import CardKind
 from autosettle.domain.fees import RefundFeePolicy
+from autosettle.domain.jobs import JobRun
 from autosettle.domain.merchants import CycleCode
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
-from autosettle.domain.jobs import JobRun
+from autosettle.domain.settlement_records import (
+    AlertRecord,
+    BatchRecord,
+    PayoutRecord,
+    SettlementItem,
+)
 from autosettle.services.maintenance import (
     ArrivalChange,
     CalendarOverride,
@@ -20,7 +26,6 @@ from autosettle.services.maintenance import (
     Notice,
     Window,
 )
-from autosettle.store.settlement import AlertRecord, BatchRecord, PayoutRecord, SettlementItem
 
 BATCH_ID_PATTERN = r"^[A-Za-z0-9-]{1,48}$"
 PAYOUT_ID_PATTERN = r"^[0-9a-f]{32}$"

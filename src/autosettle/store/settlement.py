@@ -12,16 +12,28 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.calendar import SettlementCycle
 from autosettle.domain.jobs import JobRun, JobStatus
 from autosettle.domain.merchants import Merchant, SettlementAccount
+from autosettle.domain.settlement_records import (
+    AlertRecord,
+    AlertSeverity,
+    BatchRecord,
+    BatchStatus,
+    ItemKind,
+    PayoutRecord,
+    PayoutStatus,
+    SettlementItem,
+)
 from autosettle.store.bulk import insert_rows
 from autosettle.store.merchants import _account, merchant_from_row
 from autosettle.store.tables import (
@@ -36,6 +48,7 @@ from autosettle.store.tables import (
     settlement_accounts,
     settlement_batches,
     settlement_items,
+    terminal_batches,
 )
 
 ADVISORY_NAMESPACE = 0x5E771E
@@ -47,36 +60,6 @@ def item_lock_key(merchant_id: str) -> int:
     makes two merchants wait for each other)."""
     value = zlib.crc32(merchant_id.encode())
     return value - 2**32 if value >= 2**31 else value
-
-
-@dataclass(frozen=True, slots=True)
-class SettlementItem:
-    merchant_id: str
-    txn_id: str
-    source_txn_id: str
-    kind: str
-    txn_type: str
-    card_kind: str | None
-    business_date: date
-    cycle: str
-    due_date: date
-    amount_minor: int
-    fee_minor: int
-    currency: str
-    fee_schedule: str
-    held: bool
-    batch_id: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A batch to make for (merchant, cycle, currency): its items, cursor move and carries."""
-
-    batch_id: str
-    merchant_id: str
-    cycle: str
-    currency: str
 
 
 _ITEM_KEY = ["merchant_id", "txn_id", "kind"]
@@ -92,77 +75,20 @@ _ADD_ITEM_LOCKED = postgresql.insert(settlement_items).from_select(
 ).on_conflict_do_nothing(index_elements=_ITEM_KEY)
 
 
-@dataclass(frozen=True, slots=True)
-class ItemTotals:
-    item_count: int
-    gross_minor: int
-    fee_minor: int
-
-    @staticmethod
-    def total(parts: Iterable[ItemTotals]) -> ItemTotals:
-        count = gross = fee = 0
-        for part in parts:
-            count, gross, fee = (count + part.item_count, gross + part.gross_minor,
-                                 fee + part.fee_minor)
-        return ItemTotals(count, gross, fee)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    batch_id: str
-    merchant_id: str
-    cycle: str
-    settlement_date: date
-    run_key: str
-    item_count: int
-    gross_minor: int
-    fee_minor: int
-    surcharge_minor: int
-    debt_recovered_minor: int
-    debt_added_minor: int
-    payout_minor: int
-    currency: str
-    status: str
-    expected_arrival: date
-    entry_id: int | None
-    created_at: datetime
-    from_date: date | None = None
-    from_item_id: int | None = None
-    through_date: date | None = None
-    through_item_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PayoutRecord:
-    payout_id: str
-    merchant_id: str
-    batch_id: str
-    account_id: str | None
-    amount_minor: int
-    currency: str
-    status: str
-    attempts: int
-    expected_arrival: date
-    file_name: str | None
-    failure_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
-    alert_id: int
-    at: datetime
-    severity: str
-    kind: str
-    merchant_id: str | None
-    message: str
-    resolved_at: datetime | None
+_ENUMS_OF: dict[type, dict[str, type[StrEnum]]] = {
+    SettlementItem: {"kind": ItemKind, "cycle": SettlementCycle},
+    BatchRecord: {"cycle": SettlementCycle, "status": BatchStatus},
+    PayoutRecord: {"status": PayoutStatus},
+    AlertRecord: {"severity": AlertSeverity},
+}
 
 
 def _build(cls: Any, row: Row[Any]) -> Any:
+    """A domain record from a row: the columns of its fields, enums parsed."""
     m = row._mapping
-    return cls(**{f.name: m[f.name] for f in fields(cls)})
+    enums = _ENUMS_OF.get(cls, {})
+    return cls(**{f.name: enums[f.name](m[f.name]) if f.name in enums else m[f.name]
+                  for f in fields(cls)})
 
 
 def build_item(row: Row[Any]) -> SettlementItem:
@@ -385,14 +311,36 @@ class AlertRepository:
         self._conn.execute(module.insert(alerts).values(**values)
                            .on_conflict_do_nothing(index_elements=["dedup_key"]))
 
-    def open_alerts(self, merchant_id: str | None = None, limit: int = 200) -> list[AlertRecord]:
-        query = (select(alerts).where(alerts.c.resolved_at.is_(None))
-                 .order_by(alerts.c.alert_id.desc()).limit(limit))
+    def alerts(self, merchant_id: str | None, include_resolved: bool,
+               limit: int) -> list[AlertRecord]:
+        """Newest first; of one merchant or (``None``) of all."""
+        query = select(alerts).order_by(alerts.c.alert_id.desc()).limit(limit)
         if merchant_id is not None:
             query = query.where(alerts.c.merchant_id == merchant_id)
+        if not include_resolved:
+            query = query.where(alerts.c.resolved_at.is_(None))
         return [_build(AlertRecord, r) for r in self._conn.execute(query)]
 
+    def open_alerts(self, merchant_id: str | None = None, limit: int = 200) -> list[AlertRecord]:
+        """The unresolved alerts, newest first."""
+        return self.alerts(merchant_id, False, limit)
+
+    def open_terminal_batches(self, opened_before: datetime) -> list[tuple[str, int]]:
+        """(merchant, count) of terminal batches still open that opened before the time."""
+        b = terminal_batches.c
+        rows = self._conn.execute(
+            select(b.merchant_id, func.count()).where(b.status == "open",
+                                                      b.opened_at < opened_before)
+            .group_by(b.merchant_id).order_by(b.merchant_id))
+        return [(r[0], int(r[1])) for r in rows]
+
+    def alert(self, alert_id: int) -> AlertRecord | None:
+        """One alert, or None."""
+        row = self._conn.execute(select(alerts).where(alerts.c.alert_id == alert_id)).first()
+        return _build(AlertRecord, row) if row else None
+
     def resolve(self, alert_id: int, at: datetime) -> None:
+        """Mark an alert resolved at ``at``."""
         self._conn.execute(update(alerts).where(alerts.c.alert_id == alert_id)
                            .values(resolved_at=at))
 

@@ -43,10 +43,10 @@ from autosettle.domain.errors import InvariantViolation, NotFoundError
 from autosettle.domain.fees import FeeSchedule, schedule_from_dict, schedule_to_dict
 from autosettle.domain.merchants import CycleCode
 from autosettle.domain.money import Money, currency
+from autosettle.domain.settlement_records import BatchRecord
 from autosettle.services import alerts, fee_schedules, leases, maintenance, payouts, settlement
 from autosettle.services.access import Area, may_read, require_read
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.settlement import BatchRecord
 
 router = APIRouter(prefix="/v1", tags=["settlement"])
 MidPath = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
