@@ -11,8 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
-
 from autosettle.domain.calendar import SettlementCycle, business_date
 from autosettle.domain.errors import NotFoundError, ValidationError
 from autosettle.domain.fees import (
@@ -30,7 +28,6 @@ from autosettle.services.settlement_items import (
     fee_schedule,
     schedule_from_versions,
 )
-from autosettle.store.tables import settlement_items
 
 COMPARE_DAYS_MAX = 366
 
@@ -102,13 +99,8 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
             raise NotFoundError(f"merchant {merchant_id} not found")
         specs = uow.config.fee_schedule_versions(merchant_id)
         calendar = business_calendar(uow)
-        c = settlement_items.c
-        rows = uow.connection.execute(
-            select(c.business_date, c.currency, func.sum(c.amount_minor), func.sum(c.fee_minor))
-            .where(c.merchant_id == merchant_id, c.kind == "capture",
-                   c.business_date >= date_from, c.business_date <= date_to)
-            .group_by(c.business_date, c.currency)).all()
-    fees = sum(int(r[3]) for r in rows)
+        rows = uow.settlement.capture_totals_by_day(merchant_id, date_from, date_to)
+    fees = sum(fee for _, _, _, fee in rows)
     payout_date: dict[SettlementCycle, Callable[[date], date]] = {
         SettlementCycle.D0: lambda d: d,
         SettlementCycle.T0: calendar.workday_on_or_after,
@@ -119,7 +111,7 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
     for cycle, paid_on in payout_date.items():
         nets: dict[tuple[date, str], int] = defaultdict(int)
         for day, cur, amount, fee in rows:
-            nets[(paid_on(day), cur)] += int(amount) - int(fee)
+            nets[(paid_on(day), cur)] += amount - fee
         surcharges = 0
         for (day, cur), net in nets.items():
             schedule = schedule_from_versions(specs, merchant, day)

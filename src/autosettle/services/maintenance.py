@@ -22,20 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, select
-
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar
 from autosettle.domain.errors import ConflictError, ErrorCode, ValidationError
 from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement_items import business_calendar
-from autosettle.store.tables import (
-    calendar_overrides,
-    payouts,
-    settlement_batches,
-    settlement_items,
-)
 
 WINDOW_LENGTH_MAX = timedelta(days=7)
 WINDOW_AHEAD_MAX = timedelta(days=366)
@@ -233,26 +225,12 @@ def deferred_runs(window: Window, settlement_time: time, cutoff: time,
 def _waiting(ctx: ServiceContext, merchant_id: str, first: date,
              last: date) -> dict[tuple[str, date, str], int]:
     """Money the merchant has waiting, by (cycle, expected arrival, currency)."""
-    i, p, b = settlement_items.c, payouts.c, settlement_batches.c
     waiting: dict[tuple[str, date, str], int] = {}
     with ctx.db.unit_of_work() as uow:
-        for cycle, due, cur, amount in uow.connection.execute(
-                select(i.cycle, i.due_date, i.currency,
-                       func.sum(i.amount_minor - i.fee_minor))
-                .select_from(uow.claims.with_cursors())
-                .where(i.merchant_id == merchant_id, uow.claims.unsettled_condition(),
-                       i.held.is_(False), i.due_date >= first, i.due_date <= last)
-                .group_by(i.cycle, i.due_date, i.currency)):
-            key = (cycle, due, cur)
-            waiting[key] = waiting.get(key, 0) + int(amount)
-        for cycle, arrival, cur, amount in uow.connection.execute(
-                select(b.cycle, p.expected_arrival, p.currency, func.sum(p.amount_minor))
-                .select_from(payouts.join(settlement_batches, b.batch_id == p.batch_id))
-                .where(p.merchant_id == merchant_id, p.status == "pending",
-                       p.expected_arrival >= first, p.expected_arrival <= last)
-                .group_by(b.cycle, p.expected_arrival, p.currency)):
-            key = (cycle, arrival, cur)
-            waiting[key] = waiting.get(key, 0) + int(amount)
+        found = (uow.claims.unsettled_net_by_due_date(merchant_id, first, last)
+                 + uow.settlement.pending_payouts_by_arrival(merchant_id, first, last))
+    for cycle, day, cur, amount in found:
+        waiting[(cycle, day, cur)] = waiting.get((cycle, day, cur), 0) + amount
     return waiting
 
 
@@ -323,11 +301,6 @@ def list_calendar_overrides(ctx: ServiceContext, who: Principal,
                             date_to: date | None = None) -> list[CalendarOverride]:
     """The override table (operator), by day."""
     who.require_operator()
-    c = calendar_overrides.c
-    query = select(c.day, c.is_workday, c.note).order_by(c.day)
-    if date_from is not None:
-        query = query.where(c.day >= date_from)
-    if date_to is not None:
-        query = query.where(c.day <= date_to)
     with ctx.db.unit_of_work() as uow:
-        return [CalendarOverride(r[0], bool(r[1]), r[2]) for r in uow.connection.execute(query)]
+        return [CalendarOverride(day, is_workday, note) for day, is_workday, note
+                in uow.config.calendar_override_notes(date_from, date_to)]

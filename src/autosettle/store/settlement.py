@@ -128,6 +128,30 @@ class SettlementRepository:
             .order_by(settlement_items.c.item_id))
         return [build_item(r) for r in rows]
 
+    def capture_totals_by_day(self, merchant_id: str, date_from: date,
+                              date_to: date) -> list[tuple[date, str, int, int]]:
+        """(business date, currency, amount, fees) of the merchant's captures per day."""
+        c = settlement_items.c
+        rows = self._conn.execute(
+            select(c.business_date, c.currency, func.sum(c.amount_minor), func.sum(c.fee_minor))
+            .where(c.merchant_id == merchant_id, c.kind == ItemKind.CAPTURE,
+                   c.business_date >= date_from, c.business_date <= date_to)
+            .group_by(c.business_date, c.currency))
+        return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+    def pending_payouts_by_arrival(self, merchant_id: str, first: date,
+                                   last: date) -> list[tuple[str, date, str, int]]:
+        """(cycle, expected arrival, currency, amount) of the merchant's pending payouts
+        expected from ``first`` to ``last``."""
+        p, b = payouts.c, settlement_batches.c
+        rows = self._conn.execute(
+            select(b.cycle, p.expected_arrival, p.currency, func.sum(p.amount_minor))
+            .select_from(payouts.join(settlement_batches, b.batch_id == p.batch_id))
+            .where(p.merchant_id == merchant_id, p.status == PayoutStatus.PENDING,
+                   p.expected_arrival >= first, p.expected_arrival <= last)
+            .group_by(b.cycle, p.expected_arrival, p.currency))
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
     def latest_business_date(self, merchant_id: str) -> date | None:
         """The latest business date among the merchant's items (None without any)."""
         value: date | None = self._conn.execute(
@@ -380,6 +404,17 @@ class ConfigRepository:
         rows = self._conn.execute(select(calendar_overrides.c.day,
                                          calendar_overrides.c.is_workday))
         return {r[0]: bool(r[1]) for r in rows}
+
+    def calendar_override_notes(self, date_from: date | None,
+                                date_to: date | None) -> list[tuple[date, bool, str]]:
+        """(day, is workday, note) of the overrides in the period, by day."""
+        c = calendar_overrides.c
+        query = select(c.day, c.is_workday, c.note).order_by(c.day)
+        if date_from is not None:
+            query = query.where(c.day >= date_from)
+        if date_to is not None:
+            query = query.where(c.day <= date_to)
+        return [(r[0], bool(r[1]), r[2]) for r in self._conn.execute(query)]
 
     def set_calendar_override(self, day: date, is_workday: bool, note: str) -> None:
         self._conn.execute(calendar_overrides.delete().where(calendar_overrides.c.day == day))

@@ -322,6 +322,19 @@ class ClaimRepository:
         return settlement_items.outerjoin(settlement_cursors, and_(
             c.merchant_id == i.merchant_id, c.cycle == i.cycle))
 
+    def unsettled_net_by_due_date(self, merchant_id: str, first: date,
+                                  last: date) -> list[tuple[str, date, str, int]]:
+        """(cycle, due date, currency, amount less fees) of the merchant's unsettled, unheld
+        items due from ``first`` to ``last``."""
+        i = settlement_items.c
+        rows = self._conn.execute(
+            select(i.cycle, i.due_date, i.currency, func.sum(i.amount_minor - i.fee_minor))
+            .select_from(self.with_cursors())
+            .where(i.merchant_id == merchant_id, self.unsettled_condition(),
+                   i.held.is_(False), i.due_date >= first, i.due_date <= last)
+            .group_by(i.cycle, i.due_date, i.currency))
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
     def unsettled_groups(self, run_date: date, cycles: Sequence[str],
                          merchant_ids: Sequence[str] | None = None) -> list[DueGroup]:
         """Unsettled, unheld items due by ``run_date``, summed per merchant, cycle and
