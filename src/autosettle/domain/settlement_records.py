@@ -14,7 +14,7 @@ from enum import StrEnum
 from autosettle.domain.calendar import SettlementCycle
 from autosettle.domain.payouts import PayoutStatus
 
-__all__ = ["AlertRecord", "AlertSeverity", "BatchRecord", "BatchStatus", "ItemKind",
+__all__ = ["AlertRecord", "AlertSeverity", "BatchDetail", "BatchRecord", "BatchStatus", "ItemKind",
            "ItemTotals", "PayoutRecord", "PayoutStatus", "SettlementItem"]
 
 
@@ -150,3 +150,13 @@ class AlertRecord:
     merchant_id: str | None
     message: str
     resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDetail:
+    """A settlement batch as shown: with its payout (None when it pays nothing) and the
+    first of its items."""
+
+    batch: BatchRecord
+    payout: PayoutRecord | None
+    items: list[SettlementItem]

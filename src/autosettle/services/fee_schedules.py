@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from autosettle.domain.calendar import SettlementCycle, business_date
@@ -19,6 +20,7 @@ from autosettle.domain.fees import (
     schedule_from_dict,
     schedule_to_dict,
 )
+from autosettle.domain.merchants import Merchant
 from autosettle.domain.money import Money, currency
 from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
@@ -41,6 +43,14 @@ def current_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
         if merchant is None:
             raise NotFoundError(f"merchant {merchant_id} not found")
         return fee_schedule(uow, merchant, on)
+
+
+def schedule_versions(ctx: ServiceContext, who: Principal,
+                      merchant_id: str) -> list[FeeSchedule]:
+    """Every version of the merchant's own schedule, oldest first."""
+    require_read(who, Area.FEES, merchant_id)
+    with ctx.db.unit_of_work() as uow:
+        return [schedule_from_dict(v) for v in uow.config.fee_schedule_versions(merchant_id)]
 
 
 def set_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
@@ -77,8 +87,31 @@ def set_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
     return schedule
 
 
+@dataclass(frozen=True, slots=True)
+class CycleCosts:
+    """:func:`cycle_costs` with the merchant's own cycle and currency."""
+
+    current_cycle: str
+    currency: str
+    costs: dict[str, int]
+
+
+def compare_cycles(ctx: ServiceContext, who: Principal, merchant_id: str, date_from: date,
+                   date_to: date) -> CycleCosts:
+    """:func:`cycle_costs`, with the merchant's own cycle and currency to compare with."""
+    merchant, costs = _cycle_costs(ctx, who, merchant_id, date_from, date_to)
+    return CycleCosts(merchant.settlement_cycle.value, merchant.currency, costs)
+
+
 def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from: date,
                 date_to: date) -> dict[str, int]:
+    """What the merchant's captured sales in a period would have cost on each cycle (see
+    :func:`_cycle_costs`)."""
+    return _cycle_costs(ctx, who, merchant_id, date_from, date_to)[1]
+
+
+def _cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from: date,
+                 date_to: date) -> tuple[Merchant, dict[str, int]]:
     """What the merchant's captured sales in a period would have cost on each cycle.
 
     The document's "settlement mode mismatch": a merchant on D+0 sees what T+1 would have
@@ -121,4 +154,4 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
             if surcharge.amount_minor < net:  # as a settlement run charges it
                 surcharges += surcharge.amount_minor
         costs[cycle.value] = fees + surcharges
-    return costs
+    return merchant, costs

@@ -263,7 +263,8 @@ def _payout_or_404(uow: UnitOfWork, payout_id: str) -> PayoutRecord:
 
 def confirm_payout(ctx: ServiceContext, payout_id: str,
                    who: Principal = SYSTEM) -> PayoutRecord:
-    """The bank confirmed the credit: clearing → bank. Idempotent; audited."""
+    """The bank confirmed the credit: clearing → bank (operator). Idempotent; audited."""
+    who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         payout = _payout_or_404(uow, payout_id)
@@ -286,7 +287,8 @@ def confirm_payout(ctx: ServiceContext, payout_id: str,
 def fail_payout(ctx: ServiceContext, payout_id: str, reason: str,
                 who: Principal = SYSTEM) -> PayoutRecord:
     """The bank returned the payout (closed account, name mismatch...): the money goes back
-    to the merchant's payable and an alert is raised. Idempotent."""
+    to the merchant's payable and an alert is raised (operator). Idempotent."""
+    who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         payout = _payout_or_404(uow, payout_id)

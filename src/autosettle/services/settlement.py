@@ -33,8 +33,9 @@ from autosettle.domain.merchants import Merchant, MerchantStatus
 from autosettle.domain.money import Currency, Money, currency
 from autosettle.domain.settlement_records import BatchRecord, BatchStatus, ItemTotals
 from autosettle.domain.settlement_scan import Claim, DueScan
+from autosettle.services.access import Area, require_read
 from autosettle.services.business_dates import require_run_date
-from autosettle.services.context import ServiceContext
+from autosettle.services.context import SYSTEM, Principal, ServiceContext
 from autosettle.services.payouts import instruct_payouts
 from autosettle.services.settlement_items import (
     business_calendar,
@@ -370,8 +371,11 @@ def hold_transaction(ctx: ServiceContext, merchant_id: str, txn_id: str,
         return uow.claims.set_held(merchant_id, txn_id, held)
 
 
-def expected_settlement(ctx: ServiceContext, business_day: date, cycle: str) -> date:
-    """The settlement date of a business date on a cycle, on the operator's calendar."""
+def expected_settlement(ctx: ServiceContext, business_day: date, cycle: str,
+                        who: Principal = SYSTEM) -> date:
+    """The settlement date of a business date on a cycle, on the operator's calendar
+    (``not_found`` for a caller that may not read the calendar)."""
+    require_read(who, Area.CALENDAR)
     with ctx.db.unit_of_work() as uow:
         calendar = business_calendar(uow)
     return settlement_date(business_day, cycle, calendar)

@@ -43,13 +43,20 @@ from autosettle.domain.merchants import Merchant
 from autosettle.domain.money import Money, currency
 from autosettle.domain.settlement_records import ItemKind, SettlementItem
 from autosettle.store.payments import FEE_STAMP_SEPARATOR, PaymentContext, TransactionRecord
-from autosettle.store.uow import UnitOfWork
+from autosettle.store.uow import Database, UnitOfWork
 
 # -- calendar and fee schedules -------------------------------------------------------------
 
 def business_calendar(uow: UnitOfWork) -> BusinessCalendar:
     """The Chinese business calendar with the operator's overrides (bank closures...)."""
     return BusinessCalendar(uow.config.calendar_overrides())
+
+
+def calendar_of(db: Database) -> BusinessCalendar:
+    """:func:`business_calendar` in a unit of work of its own (for a caller without a
+    service context, such as the calendar commands before anything else is set up)."""
+    with db.unit_of_work() as uow:
+        return business_calendar(uow)
 
 
 def fee_schedule(uow: UnitOfWork, merchant: Merchant, on: date) -> FeeSchedule:

@@ -445,9 +445,11 @@ class JobLeaseRepository:
 
     def _insert_new(self, values: dict[str, Any]) -> bool:
         module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        # RETURNING, not rowcount: psycopg reports -1 for a single INSERT .. ON CONFLICT
         result = self._conn.execute(module.insert(job_runs).values(**values)
-                                    .on_conflict_do_nothing(index_elements=_RUN_KEY))
-        return (result.rowcount or 0) == 1
+                                    .on_conflict_do_nothing(index_elements=_RUN_KEY)
+                                    .returning(job_runs.c.job_name))
+        return result.first() is not None
 
     @staticmethod
     def _key(job_name: str, run_key: str) -> list[Any]:
