@@ -46,18 +46,13 @@ FIXED_WIDTH_ENCODING = "gb18030"
 """GB 18030 (a superset of GBK): what Chinese banks' fixed-width files count bytes in."""
 
 
-def instruct_payout(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord,
-                    now: datetime) -> bool:
-    """Write the payout of a new batch after the checks; True when it had to be blocked."""
-    return batch.batch_id in instruct_payouts(uow, [(merchant, batch)], now)
-
-
 def instruct_payouts(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecord]],
                      now: datetime,
                      item_totals: Mapping[str, Mapping[str, ItemTotals]] | None = None,
                      ) -> set[str]:
-    """:func:`instruct_payout` for many new batches (a few statements for all of them);
-    the ids of the batches whose payout had to be blocked. ``item_totals``: see
+    """Write the payouts of new batches after the checks before money leaves (a few
+    statements for all of them): ``pending``, or ``blocked`` with a critical alert; the ids
+    of the batches whose payout had to be blocked. ``item_totals``: see
     :func:`verify_batches`."""
     paying = [(m, b) for m, b in batches if b.payout_minor != 0]
     if not paying:

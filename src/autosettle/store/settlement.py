@@ -235,19 +235,9 @@ class SettlementRepository:
         insert_rows(self._conn, settlement_batches,
                     [{f.name: getattr(b, f.name) for f in fields(BatchRecord)} for b in batches])
 
-    def add_batch(self, batch: BatchRecord) -> None:
-        self._conn.execute(insert(settlement_batches).values(
-            **{f.name: getattr(batch, f.name) for f in fields(BatchRecord)}))
-
     def batch(self, batch_id: str) -> BatchRecord | None:
         row = self._conn.execute(select(settlement_batches).where(
             settlement_batches.c.batch_id == batch_id)).first()
-        return _build(BatchRecord, row) if row else None
-
-    def batch_for_run(self, merchant_id: str, run_key: str) -> BatchRecord | None:
-        row = self._conn.execute(select(settlement_batches).where(
-            settlement_batches.c.merchant_id == merchant_id,
-            settlement_batches.c.run_key == run_key)).first()
         return _build(BatchRecord, row) if row else None
 
     def set_batch(self, batch_id: str, **values: Any) -> None:
@@ -267,19 +257,10 @@ class SettlementRepository:
             query = query.where(b.settlement_date <= date_to)
         return [_build(BatchRecord, r) for r in self._conn.execute(query)]
 
-    def batch_count(self, merchant_id: str, settlement_date: date) -> int:
-        return int(self._conn.execute(select(func.count()).where(
-            settlement_batches.c.merchant_id == merchant_id,
-            settlement_batches.c.settlement_date == settlement_date)).scalar() or 0)
-
     # -- payouts ------------------------------------------------------------------------
     def add_payouts(self, records: Sequence[PayoutRecord]) -> None:
         insert_rows(self._conn, payouts,
                     [{f.name: getattr(p, f.name) for f in fields(PayoutRecord)} for p in records])
-
-    def add_payout(self, payout: PayoutRecord) -> None:
-        self._conn.execute(insert(payouts).values(
-            **{f.name: getattr(payout, f.name) for f in fields(PayoutRecord)}))
 
     def payout(self, payout_id: str) -> PayoutRecord | None:
         row = self._conn.execute(select(payouts).where(payouts.c.payout_id == payout_id)).first()
