@@ -11,6 +11,13 @@ from autosettle.api.schemas import SINGLE_LINE_PATTERN, CurrencyCode, Strict
 from autosettle.domain.cards import CardKind
 from autosettle.domain.fees import RefundFeePolicy
 from autosettle.domain.jobs import JobRun
+from autosettle.domain.maintenance import (
+    ArrivalChange,
+    CalendarOverride,
+    DeferredRun,
+    Notice,
+    Window,
+)
 from autosettle.domain.merchants import CycleCode
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.settlement_records import (
@@ -18,13 +25,6 @@ from autosettle.domain.settlement_records import (
     BatchRecord,
     PayoutRecord,
     SettlementItem,
-)
-from autosettle.services.maintenance import (
-    ArrivalChange,
-    CalendarOverride,
-    DeferredRun,
-    Notice,
-    Window,
 )
 
 BATCH_ID_PATTERN = r"^[A-Za-z0-9-]{1,48}$"

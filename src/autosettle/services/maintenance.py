@@ -19,11 +19,17 @@ closure are simply settled by the next T run on a workday.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar
 from autosettle.domain.errors import ConflictError, ErrorCode, ValidationError
+from autosettle.domain.maintenance import (
+    ArrivalChange,
+    CalendarOverride,
+    DeferredRun,
+    Notice,
+    Window,
+)
 from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
@@ -40,63 +46,10 @@ SAME_DAY_CYCLES = ("T0", "D0")
 ALL_CYCLES = ("T0", "T1", "D0", "D1")
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    window_id: int
-    starts_at: datetime
-    ends_at: datetime
-    note: str
-
-    def contains(self, at: datetime) -> bool:
-        return self.starts_at <= at < self.ends_at
-
-
-@dataclass(frozen=True, slots=True)
-class DeferredRun:
-    """A scheduled run inside a window, and when it will run instead."""
-
-    job: str
-    scheduled_at: datetime
-    runs_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ArrivalChange:
-    """Money of a cycle normally arriving on ``was`` arrives on ``now`` instead.
-
-    ``amount_minor`` is what the merchant has waiting for that date today (unsettled net
-    of fees, plus pending payouts); None for the operator's cycle-wide view.
-    """
-
-    cycle: str
-    was: date
-    now: date
-    amount_minor: int | None
-    currency: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    window: Window
-    deferred_runs: list[DeferredRun]
-    arrivals: list[ArrivalChange]
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarOverride:
-    day: date
-    is_workday: bool
-    note: str
-
-
 def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{name} must carry a timezone (e.g. +08:00)")
     return value
-
-
-def _window(row: tuple[int, datetime, datetime, str]) -> Window:
-    return Window(row[0], row[1], row[2], row[3])
 
 
 def announce(ctx: ServiceContext, who: Principal, starts_at: datetime, ends_at: datetime,
@@ -128,8 +81,8 @@ def windows(ctx: ServiceContext, ending_after: datetime | None = None) -> list[W
     """Windows not over at ``ending_after`` (default: now), by start."""
     at = ending_after or ctx.now()
     with ctx.db.unit_of_work() as uow:
-        rows = uow.config.maintenance_windows(at)
-    return [_window(r) for r in rows[:WINDOWS_LISTED_MAX]]
+        found = uow.config.maintenance_windows(at)
+    return found[:WINDOWS_LISTED_MAX]
 
 
 def deferral(found: Sequence[Window], at: datetime) -> Window | None:
@@ -302,5 +255,4 @@ def list_calendar_overrides(ctx: ServiceContext, who: Principal,
     """The override table (operator), by day."""
     who.require_operator()
     with ctx.db.unit_of_work() as uow:
-        return [CalendarOverride(day, is_workday, note) for day, is_workday, note
-                in uow.config.calendar_override_notes(date_from, date_to)]
+        return uow.config.calendar_override_notes(date_from, date_to)

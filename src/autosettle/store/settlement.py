@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from autosettle.domain.calendar import SettlementCycle
 from autosettle.domain.jobs import JobRun, JobStatus
+from autosettle.domain.maintenance import CalendarOverride, Window
 from autosettle.domain.merchants import Merchant, SettlementAccount
 from autosettle.domain.settlement_records import (
     AlertRecord,
@@ -387,15 +388,15 @@ class ConfigRepository:
         return {r[0]: bool(r[1]) for r in rows}
 
     def calendar_override_notes(self, date_from: date | None,
-                                date_to: date | None) -> list[tuple[date, bool, str]]:
-        """(day, is workday, note) of the overrides in the period, by day."""
+                                date_to: date | None) -> list[CalendarOverride]:
+        """The overrides in the period, by day."""
         c = calendar_overrides.c
         query = select(c.day, c.is_workday, c.note).order_by(c.day)
         if date_from is not None:
             query = query.where(c.day >= date_from)
         if date_to is not None:
             query = query.where(c.day <= date_to)
-        return [(r[0], bool(r[1]), r[2]) for r in self._conn.execute(query)]
+        return [CalendarOverride(r[0], bool(r[1]), r[2]) for r in self._conn.execute(query)]
 
     def set_calendar_override(self, day: date, is_workday: bool, note: str) -> None:
         self._conn.execute(calendar_overrides.delete().where(calendar_overrides.c.day == day))
@@ -409,12 +410,12 @@ class ConfigRepository:
             .returning(maintenance_windows.c.window_id)).scalar()
         return int(value or 0)
 
-    def maintenance_windows(self, ending_after: datetime) -> list[tuple[int, datetime,
-                                                                        datetime, str]]:
+    def maintenance_windows(self, ending_after: datetime) -> list[Window]:
+        """The windows that end after ``ending_after``, by start."""
         rows = self._conn.execute(select(maintenance_windows).where(
             maintenance_windows.c.ends_at > ending_after)
             .order_by(maintenance_windows.c.starts_at))
-        return [(r.window_id, r.starts_at, r.ends_at, r.note) for r in rows]
+        return [Window(r.window_id, r.starts_at, r.ends_at, r.note) for r in rows]
 
 
 class JobLeaseRepository:
