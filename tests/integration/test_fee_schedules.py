@@ -15,12 +15,12 @@ from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import ValidationError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
+from autosettle.domain.settlement_records import BatchRecord, SettlementItem
 from autosettle.domain.transactions import TxnType
 from autosettle.services import fee_schedules, merchants, payments, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
 from autosettle.simulators.issuer import IssuerSimulator
-from autosettle.store.settlement import BatchRecord, SettlementItem
 from autosettle.store.tables import settlement_items
 
 MID, TID = "898310058120001", "FS000001"

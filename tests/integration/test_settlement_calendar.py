@@ -17,12 +17,12 @@ from jobtools import advance_clock_to
 from autosettle.domain.calendar import SHANGHAI, WARNING_YEAR_UNCOVERED, BusinessCalendar
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.domain.money import Money
+from autosettle.domain.settlement_records import BatchRecord, SettlementItem
 from autosettle.domain.transactions import TxnType
 from autosettle.services import merchants, payments, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, PaymentRequest
 from autosettle.simulators.issuer import IssuerSimulator
-from autosettle.store.settlement import BatchRecord, SettlementItem
 
 DEBIT = "6222020200112345679"
 SHOPS = {  # cycle → (merchant id, terminal id)

@@ -45,13 +45,14 @@ from sqlalchemy.engine import make_url
 
 from autosettle.config import Settings
 from autosettle.domain.merchants import MerchantStatus
+from autosettle.domain.settlement_records import BatchRecord, ItemTotals, SettlementItem
+from autosettle.domain.settlement_scan import Cursor
 from autosettle.services import merchants, settlement
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.settlement_items import business_calendar
 from autosettle.store import migrate
 from autosettle.store.engine import normalize_url
-from autosettle.store.settlement import BatchRecord, ItemTotals, SettlementItem, item_lock_key
-from autosettle.store.settlement_claims import Cursor
+from autosettle.store.settlement import item_lock_key
 from autosettle.store.tables import merchants as merchants_table
 from autosettle.store.tables import (
     settlement_batches,

@@ -55,13 +55,13 @@ from autosettle.domain.merchants import (
 )
 from autosettle.domain.money import Money
 from autosettle.domain.payment_records import TransactionQuery
+from autosettle.domain.settlement_records import SettlementItem
 from autosettle.domain.transactions import TxnType
 from autosettle.services import fee_schedules, merchants, payments, reversals, settlement
 from autosettle.services import settlement_items as item_service
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.payments import CardInput, OriginalRef, PaymentRequest
 from autosettle.simulators.issuer import IssuerSimulator
-from autosettle.store.settlement import SettlementItem
 from autosettle.store.tables import payouts, settlement_batches, settlement_items
 from autosettle.store.uow import Database
 

@@ -197,6 +197,7 @@ def test_partial_refunds_return_the_fee_pro_rata_with_cumulative_rounding(
     # round(0.51) = 1, round(1.02) = 1, 51: the whole fee once, never more
     assert credits == [1, 0, 50]
     pay(ctx, shop, TxnType.REFUND, 5_000, original=half)   # round(25.4975) = 25 back
+    at_noon(clock, THU)   # a run may not be dated after the current business date
     settle(ctx, THU, NEXT_DAY)
     gross, fees = 10_001 - 5_000, 51 - 25
     assert_balances(ctx, {CHANNEL_RECEIVABLE: gross, FEE_INCOME: -fees,
@@ -211,6 +212,7 @@ def test_a_reversal_takes_the_sale_and_its_fee_back(ctx: ServiceContext,
     pay(ctx, shop, TxnType.SALE, 20_000)
     gone = pay(ctx, shop, TxnType.SALE, 10_000)
     assert reversals.reverse(ctx, shop, tid(shop), OriginalRef(txn_id=gone)).approved
+    at_noon(clock, THU)
     settle(ctx, THU, NEXT_DAY)
     assert [(b["item_count"], b["gross_minor"], b["fee_minor"]) for b in batches(ctx, shop)] \
         == [(3, 20_000, fee_of(20_000))]
@@ -243,10 +245,12 @@ def test_a_held_transaction_is_carried_and_settled_once_released(
     held = pay(ctx, shop, TxnType.SALE, 10_000)
     pay(ctx, shop, TxnType.SALE, 20_000)
     assert settlement_service.hold_transaction(ctx, shop, held) == 1
+    at_noon(clock, THU)
     assert settle(ctx, THU, NEXT_DAY).items == 1
     first = assert_balances(ctx, {
         CHANNEL_RECEIVABLE: 30_000, merchant_unsettled(shop): -10_000,
         FEE_INCOME: -fee_of(20_000), merchant_payable(shop): -(20_000 - fee_of(20_000))})
+    at_noon(clock, FRI)
     assert settle(ctx, FRI, NEXT_DAY).batches == 0   # still held: carried, not lost
     assert settlement_service.hold_transaction(ctx, shop, held, held=False) == 1
     assert settle(ctx, FRI, NEXT_DAY, "after-release").items == 1
@@ -293,10 +297,12 @@ def test_a_t_cycle_batch_dated_on_a_closed_day_arrives_the_next_workday(
     thursday, monday = date(2026, 9, 10), date(2026, 9, 14)
     at_noon(clock, thursday)
     pay(ctx, shop, TxnType.SALE, 10_000)                       # T+1: Friday 09-11
+    at_noon(clock, monday)
     settle(ctx, monday, NEXT_DAY)                              # the merchant's cursor: 09-14
     maintenance.set_calendar_override(ctx, SYSTEM, monday, False, "bank closure")
     at_noon(clock, thursday)
     pay(ctx, shop, TxnType.SALE, 20_000)                       # late, due Friday 09-11
+    at_noon(clock, monday)
     settle(ctx, date(2026, 9, 11), NEXT_DAY)                   # a catch-up run
     assert [(b["settlement_date"], b["expected_arrival"]) for b in batches(ctx, shop)] == [
         (monday, monday), (monday, date(2026, 9, 15))]   # dated at the cursor, now closed

@@ -184,5 +184,5 @@ def test_sigkill_during_a_manual_run_leaves_it_abandoned_not_running(
     assert runs[again.outcome.run_key].status == "done"
     with ctx.db.unit_of_work() as uow:
         row = uow.leases.get(leases.JOB_MANUAL_SETTLE, dead.run_key)
-    assert row is not None and row["status"] == "abandoned"   # recorded, not only shown
-    assert row["error"].startswith("abandoned: owner ")
+    assert row is not None and row.status == "abandoned"   # recorded, not only shown
+    assert row.error is not None and row.error.startswith("abandoned: owner ")

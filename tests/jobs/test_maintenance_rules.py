@@ -7,10 +7,10 @@ from datetime import date, time, timedelta
 from jobtools import shanghai
 
 from autosettle.domain.calendar import BusinessCalendar
+from autosettle.domain.maintenance import Window
 from autosettle.jobs.settlement import intraday_key
 from autosettle.services.alerts import cutoff_instant
 from autosettle.services.maintenance import (
-    Window,
     deferral,
     deferred_runs,
     intraday_slot,

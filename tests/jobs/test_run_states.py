@@ -40,7 +40,7 @@ def status_in_db(ctx: ServiceContext, job: str, key: str) -> str:
     with ctx.db.unit_of_work() as uow:
         row = uow.leases.get(job, key)
     assert row is not None
-    return str(row["status"])
+    return str(row.status)
 
 
 def balance(ctx: ServiceContext, code: str) -> int:

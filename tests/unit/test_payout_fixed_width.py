@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from autosettle.domain.settlement_records import PayoutRecord
 from autosettle.services.payouts import FIXED_WIDTH_RECORD_BYTES, _fit, _fixed_detail
-from autosettle.store.settlement import PayoutRecord
 
 NOW = datetime(2026, 9, 20, tzinfo=UTC)
 

@@ -10,17 +10,22 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from autosettle.api.schemas import SINGLE_LINE_PATTERN, CurrencyCode, Strict
 from autosettle.domain.cards import CardKind
 from autosettle.domain.fees import RefundFeePolicy
-from autosettle.domain.merchants import CycleCode
-from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
-from autosettle.services.leases import JobRun
-from autosettle.services.maintenance import (
+from autosettle.domain.jobs import JobRun
+from autosettle.domain.maintenance import (
     ArrivalChange,
     CalendarOverride,
     DeferredRun,
     Notice,
     Window,
 )
-from autosettle.store.settlement import AlertRecord, BatchRecord, PayoutRecord, SettlementItem
+from autosettle.domain.merchants import CycleCode
+from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
+from autosettle.domain.settlement_records import (
+    AlertRecord,
+    BatchRecord,
+    PayoutRecord,
+    SettlementItem,
+)
 
 BATCH_ID_PATTERN = r"^[A-Za-z0-9-]{1,48}$"
 PAYOUT_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -359,7 +364,7 @@ class JobRunPublic(BaseModel):
     def of(cls, r: JobRun) -> JobRunPublic:
         return cls(job_name=r.job_name, run_key=r.run_key, status=r.status, owner=r.owner,
                    lease_expires_at=r.lease_expires_at, started_at=r.started_at,
-                   finished_at=r.finished_at, counts=r.counts, error=r.error)
+                   finished_at=r.finished_at, counts=dict(r.counts), error=r.error)
 
 
 class JobRunList(BaseModel):

@@ -142,8 +142,7 @@ def _calendar() -> BusinessCalendar:
     holiday data alone."""
     db = Database(get_settings().effective_database_url)
     try:
-        with db.unit_of_work() as uow:
-            return settlement_items.business_calendar(uow)
+        return settlement_items.calendar_of(db)
     except DBAPIError:
         err_console.print("[yellow]note[/yellow] no database yet: calendar overrides "
                           "not applied")

@@ -4,20 +4,16 @@ batches at cut-off...): operators see all of them, a merchant only its own."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
-
-from sqlalchemy import Row, func, select, update
 
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import NotFoundError, ValidationError
+from autosettle.domain.settlement_records import AlertRecord, AlertSeverity
 from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.settlement import AlertRecord
-from autosettle.store.tables import alerts, terminal_batches
 
 ALERTS_LISTED_MAX = 500
-SEVERITIES = ("info", "warning", "error", "critical")
+SEVERITIES = tuple(s.value for s in AlertSeverity)
 
 
 def raise_alert(ctx: ServiceContext, severity: str, kind: str, message: str,
@@ -29,13 +25,6 @@ def raise_alert(ctx: ServiceContext, severity: str, kind: str, message: str,
     with ctx.db.unit_of_work() as uow:
         uow.alerts.raise_alert(at or ctx.now(), severity, kind, message, merchant_id,
                                dedup_key)
-
-
-def _record(row: Row[Any]) -> AlertRecord:
-    m = row._mapping
-    return AlertRecord(alert_id=m["alert_id"], at=m["at"], severity=m["severity"],
-                       kind=m["kind"], merchant_id=m["merchant_id"], message=m["message"],
-                       resolved_at=m["resolved_at"])
 
 
 def list_alerts(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
@@ -51,14 +40,8 @@ def list_alerts(ctx: ServiceContext, who: Principal, merchant_id: str | None = N
         scope = who.merchant_id
         if scope is None:
             return []
-    c = alerts.c
-    query = select(alerts).order_by(c.alert_id.desc()).limit(limit)
-    if scope is not None:
-        query = query.where(c.merchant_id == scope)
-    if not include_resolved:
-        query = query.where(c.resolved_at.is_(None))
     with ctx.db.unit_of_work() as uow:
-        return [_record(r) for r in uow.connection.execute(query)]
+        return uow.alerts.alerts(scope, include_resolved, limit)
 
 
 def resolve_alert(ctx: ServiceContext, who: Principal, alert_id: int) -> AlertRecord:
@@ -66,17 +49,15 @@ def resolve_alert(ctx: ServiceContext, who: Principal, alert_id: int) -> AlertRe
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        row = uow.connection.execute(select(alerts).where(
-            alerts.c.alert_id == alert_id)).first()
-        if row is None:
+        alert = uow.alerts.alert(alert_id)
+        if alert is None:
             raise NotFoundError(f"alert {alert_id} not found")
-        if row._mapping["resolved_at"] is None:
-            uow.connection.execute(update(alerts).where(alerts.c.alert_id == alert_id)
-                                   .values(resolved_at=now))
+        if alert.resolved_at is None:
+            uow.alerts.resolve(alert_id, now)
             record(uow, who, "alert.resolve", f"alerts/{alert_id}", now)
-        row = uow.connection.execute(select(alerts).where(
-            alerts.c.alert_id == alert_id)).one()
-        return _record(row)
+            alert = uow.alerts.alert(alert_id)
+        assert alert is not None
+        return alert
 
 
 # -- the cut-off check ------------------------------------------------------------------------
@@ -100,13 +81,10 @@ def cutoff_check(ctx: ServiceContext, business_day: date) -> dict[str, object]:
     plus one summary for the operator; each raised once per business date.
     """
     since = cutoff_instant(business_day, ctx.settings.cutoff)
-    b = terminal_batches.c
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        rows = uow.connection.execute(
-            select(b.merchant_id, func.count()).where(b.status == "open", b.opened_at < since)
-            .group_by(b.merchant_id).order_by(b.merchant_id)).all()
-        total = sum(int(r[1]) for r in rows)
+        rows = uow.alerts.open_terminal_batches(since)
+        total = sum(count for _, count in rows)
         for merchant_id, count in rows[:CUTOFF_MERCHANT_ALERTS_MAX]:
             uow.alerts.raise_alert(
                 now, "warning", "open_terminal_batches",

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
-
-from sqlalchemy import func, select
 
 from autosettle.domain.calendar import SettlementCycle, business_date
 from autosettle.domain.errors import NotFoundError, ValidationError
@@ -21,6 +20,7 @@ from autosettle.domain.fees import (
     schedule_from_dict,
     schedule_to_dict,
 )
+from autosettle.domain.merchants import Merchant
 from autosettle.domain.money import Money, currency
 from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
@@ -30,7 +30,6 @@ from autosettle.services.settlement_items import (
     fee_schedule,
     schedule_from_versions,
 )
-from autosettle.store.tables import settlement_items
 
 COMPARE_DAYS_MAX = 366
 
@@ -44,6 +43,14 @@ def current_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
         if merchant is None:
             raise NotFoundError(f"merchant {merchant_id} not found")
         return fee_schedule(uow, merchant, on)
+
+
+def schedule_versions(ctx: ServiceContext, who: Principal,
+                      merchant_id: str) -> list[FeeSchedule]:
+    """Every version of the merchant's own schedule, oldest first."""
+    require_read(who, Area.FEES, merchant_id)
+    with ctx.db.unit_of_work() as uow:
+        return [schedule_from_dict(v) for v in uow.config.fee_schedule_versions(merchant_id)]
 
 
 def set_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
@@ -80,8 +87,31 @@ def set_schedule(ctx: ServiceContext, who: Principal, merchant_id: str,
     return schedule
 
 
+@dataclass(frozen=True, slots=True)
+class CycleCosts:
+    """:func:`cycle_costs` with the merchant's own cycle and currency."""
+
+    current_cycle: str
+    currency: str
+    costs: dict[str, int]
+
+
+def compare_cycles(ctx: ServiceContext, who: Principal, merchant_id: str, date_from: date,
+                   date_to: date) -> CycleCosts:
+    """:func:`cycle_costs`, with the merchant's own cycle and currency to compare with."""
+    merchant, costs = _cycle_costs(ctx, who, merchant_id, date_from, date_to)
+    return CycleCosts(merchant.settlement_cycle.value, merchant.currency, costs)
+
+
 def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from: date,
                 date_to: date) -> dict[str, int]:
+    """What the merchant's captured sales in a period would have cost on each cycle (see
+    :func:`_cycle_costs`)."""
+    return _cycle_costs(ctx, who, merchant_id, date_from, date_to)[1]
+
+
+def _cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from: date,
+                 date_to: date) -> tuple[Merchant, dict[str, int]]:
     """What the merchant's captured sales in a period would have cost on each cycle.
 
     The document's "settlement mode mismatch": a merchant on D+0 sees what T+1 would have
@@ -102,13 +132,8 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
             raise NotFoundError(f"merchant {merchant_id} not found")
         specs = uow.config.fee_schedule_versions(merchant_id)
         calendar = business_calendar(uow)
-        c = settlement_items.c
-        rows = uow.connection.execute(
-            select(c.business_date, c.currency, func.sum(c.amount_minor), func.sum(c.fee_minor))
-            .where(c.merchant_id == merchant_id, c.kind == "capture",
-                   c.business_date >= date_from, c.business_date <= date_to)
-            .group_by(c.business_date, c.currency)).all()
-    fees = sum(int(r[3]) for r in rows)
+        rows = uow.settlement.capture_totals_by_day(merchant_id, date_from, date_to)
+    fees = sum(fee for _, _, _, fee in rows)
     payout_date: dict[SettlementCycle, Callable[[date], date]] = {
         SettlementCycle.D0: lambda d: d,
         SettlementCycle.T0: calendar.workday_on_or_after,
@@ -119,7 +144,7 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
     for cycle, paid_on in payout_date.items():
         nets: dict[tuple[date, str], int] = defaultdict(int)
         for day, cur, amount, fee in rows:
-            nets[(paid_on(day), cur)] += int(amount) - int(fee)
+            nets[(paid_on(day), cur)] += amount - fee
         surcharges = 0
         for (day, cur), net in nets.items():
             schedule = schedule_from_versions(specs, merchant, day)
@@ -129,4 +154,4 @@ def cycle_costs(ctx: ServiceContext, who: Principal, merchant_id: str, date_from
             if surcharge.amount_minor < net:  # as a settlement run charges it
                 surcharges += surcharge.amount_minor
         costs[cycle.value] = fees + surcharges
-    return costs
+    return merchant, costs

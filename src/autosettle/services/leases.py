@@ -26,7 +26,6 @@ owner, the start, the end, the counts and the error of the run.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -37,17 +36,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
 from autosettle.domain.calendar import SettlementCycle
 from autosettle.domain.errors import ConflictError, ValidationError
+from autosettle.domain.jobs import JobRun, JobStatus
 from autosettle.services import maintenance
 from autosettle.services.audit import record
 from autosettle.services.business_dates import require_run_date
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement import NEXT_DAY, RunSummary, settle
-from autosettle.store.tables import job_runs
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +54,12 @@ RUN_KEY_LENGTH_MAX = 40
 ERROR_LENGTH_MAX = 500
 RECENT_RUNS_MAX = 500
 
-RUNNING = "running"
-DONE = "done"
-FAILED = "failed"
-DEFERRED = "deferred"
-ABANDONED = "abandoned"
-SUPERSEDED = "superseded"
+RUNNING = JobStatus.RUNNING
+DONE = JobStatus.DONE
+FAILED = JobStatus.FAILED
+DEFERRED = JobStatus.DEFERRED
+ABANDONED = JobStatus.ABANDONED
+SUPERSEDED = JobStatus.SUPERSEDED
 
 JobFn = Callable[[], Mapping[str, Any] | None]
 
@@ -95,34 +91,6 @@ class RunOutcome:
         return self.status in (DONE, FAILED)
 
 
-@dataclass(frozen=True, slots=True)
-class JobRun:
-    """One row of ``job_runs``."""
-
-    job_name: str
-    run_key: str
-    status: str
-    owner: str
-    lease_expires_at: datetime
-    started_at: datetime
-    finished_at: datetime | None
-    counts: dict[str, Any]
-    error: str | None
-
-
-def _run_of(row: Mapping[str, Any] | RowMapping, now: datetime) -> JobRun:
-    """A run as shown: ``running`` with an expired lease is shown ``abandoned`` even before
-    :func:`mark_abandoned` has recorded it."""
-    counts = json.loads(row["counts"]) if row["counts"] else {}
-    status = row["status"]
-    if status == RUNNING and row["lease_expires_at"] < now:
-        status = ABANDONED
-    return JobRun(job_name=row["job_name"], run_key=row["run_key"], status=status,
-                  owner=row["owner"], lease_expires_at=row["lease_expires_at"],
-                  started_at=row["started_at"], finished_at=row["finished_at"],
-                  counts=counts, error=row["error"])
-
-
 def _check_names(job_name: str, run_key: str) -> None:
     if not 0 < len(job_name) <= JOB_NAME_LENGTH_MAX:
         raise ValidationError(f"job name must be 1..{JOB_NAME_LENGTH_MAX} characters")
@@ -137,23 +105,18 @@ def claim(ctx: ServiceContext, job_name: str, run_key: str, owner: str,
     now = ctx.now()
     expires = now + timedelta(seconds=lease_s)
     with ctx.db.unit_of_work() as uow:
-        existing = uow.leases.get(job_name, run_key)
-    if existing is None:
-        try:
-            with ctx.db.unit_of_work() as uow:
-                uow.leases.insert(job_name, run_key, owner, now, expires)
+        if uow.leases.insert(job_name, run_key, owner, now, expires):
             return "claimed", False
-        except IntegrityError:
-            pass  # someone inserted it first: look at what they hold
+    # someone has (or had) it: look at what they hold
     with ctx.db.unit_of_work() as uow:
         current = uow.leases.get(job_name, run_key)
         if current is None:  # never deleted; defensive
             return "busy", False
-        if current["status"] == DONE:
+        if current.status == DONE:
             return "already_done", False
         if uow.leases.take_over(job_name, run_key, owner, now, expires):
             # from a dead owner; a failed or deferred run is simply due again
-            return "claimed", current["status"] in (RUNNING, ABANDONED)
+            return "claimed", current.status in (RUNNING, ABANDONED)
     return "busy", False
 
 
@@ -161,28 +124,15 @@ def renew(ctx: ServiceContext, job_name: str, run_key: str, owner: str,
           lease_s: float) -> bool:
     """Extend our lease; False when it is no longer ours (taken over after expiry)."""
     with ctx.db.unit_of_work() as uow:
-        result = uow.connection.execute(update(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
-            job_runs.c.owner == owner, job_runs.c.status == RUNNING,
-        ).values(lease_expires_at=ctx.now() + timedelta(seconds=lease_s)))
-        return (result.rowcount or 0) == 1
+        return uow.leases.renew(job_name, run_key, owner,
+                                ctx.now() + timedelta(seconds=lease_s))
 
 
-def _finish(ctx: ServiceContext, job_name: str, run_key: str, owner: str, status: str,
+def _finish(ctx: ServiceContext, job_name: str, run_key: str, owner: str, status: JobStatus,
             counts: Mapping[str, Any], error: str | None, retry_at: datetime | None) -> bool:
-    now = ctx.now()
-    values: dict[str, Any] = {
-        "status": status, "finished_at": now,
-        "counts": json.dumps(dict(counts), default=str, sort_keys=True),
-        "error": error[:ERROR_LENGTH_MAX] if error else None,
-    }
-    if retry_at is not None:
-        values["lease_expires_at"] = retry_at
     with ctx.db.unit_of_work() as uow:
-        result = uow.connection.execute(update(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
-            job_runs.c.owner == owner).values(**values))
-        return (result.rowcount or 0) == 1
+        return uow.leases.finish(job_name, run_key, owner, status, ctx.now(), counts,
+                                 error[:ERROR_LENGTH_MAX] if error else None, retry_at)
 
 
 class _Heartbeat:
@@ -258,23 +208,9 @@ def defer(ctx: ServiceContext, job_name: str, run_key: str, until: datetime,
     """Hold a run back until ``until`` (a maintenance window's end): it is not failed, it
     runs afterwards. Does nothing to a finished run or to one a live owner is running."""
     _check_names(job_name, run_key)
-    now = ctx.now()
-    values = {"status": DEFERRED, "owner": "deferred", "lease_expires_at": until,
-              "error": reason[:ERROR_LENGTH_MAX]}
-    try:
-        with ctx.db.unit_of_work() as uow:
-            if uow.leases.get(job_name, run_key) is None:
-                uow.connection.execute(insert(job_runs).values(
-                    job_name=job_name, run_key=run_key, started_at=now, **values))
-                return True
-    except IntegrityError:
-        pass  # inserted meanwhile by someone else: fall through to the update
-    c = job_runs.c
     with ctx.db.unit_of_work() as uow:
-        result = uow.connection.execute(update(job_runs).where(
-            c.job_name == job_name, c.run_key == run_key, c.status != DONE,
-            (c.status != RUNNING) | (c.lease_expires_at < now)).values(**values))
-        return (result.rowcount or 0) == 1
+        return uow.leases.defer(job_name, run_key, ctx.now(), until,
+                                reason[:ERROR_LENGTH_MAX])
 
 
 def mark_abandoned(ctx: ServiceContext) -> int:
@@ -287,22 +223,13 @@ def mark_abandoned(ctx: ServiceContext) -> int:
     is changed only if it still has the expired lease it was read with (never a run that
     was taken over meanwhile).
     """
-    now = ctx.now()
-    c = job_runs.c
     with ctx.db.unit_of_work() as uow:
-        stale = uow.connection.execute(select(c.job_name, c.run_key, c.owner,
-                                              c.lease_expires_at).where(
-            c.status == RUNNING, c.lease_expires_at < now)).all()
         marked = 0
-        for job_name, run_key, owner, expired in stale:
-            note = (f"abandoned: owner {owner} stopped renewing its lease (expired "
-                    f"{expired.isoformat()}); what it committed stands, run it again "
-                    "for the rest")
-            result = uow.connection.execute(update(job_runs).where(
-                c.job_name == job_name, c.run_key == run_key, c.status == RUNNING,
-                c.owner == owner, c.lease_expires_at == expired,
-            ).values(status=ABANDONED, error=note[:ERROR_LENGTH_MAX]))
-            marked += result.rowcount or 0
+        for run in uow.leases.expired_running(ctx.now()):
+            note = (f"abandoned: owner {run.owner} stopped renewing its lease (expired "
+                    f"{run.lease_expires_at.isoformat()}); what it committed stands, run it "
+                    "again for the rest")
+            marked += uow.leases.abandon(run, note[:ERROR_LENGTH_MAX])
     if marked:
         log.warning("%d job run(s) abandoned by their owner (lease expired)", marked)
     return marked
@@ -318,23 +245,20 @@ def supersede(ctx: ServiceContext, job_name: str, run_key: str) -> int:
     intraday slot that has passed, a day the catch-up has gone beyond).
     """
     _check_names(job_name, run_key)
-    now = ctx.now()
-    c = job_runs.c
+    note = f"superseded: covered by run {run_key}"[:ERROR_LENGTH_MAX]
     with ctx.db.unit_of_work() as uow:
-        result = uow.connection.execute(update(job_runs).where(
-            c.job_name == job_name, c.status == DEFERRED, c.run_key < run_key,
-        ).values(status=SUPERSEDED, finished_at=now,
-                 error=f"superseded: covered by run {run_key}"[:ERROR_LENGTH_MAX]))
-        return result.rowcount or 0
+        return uow.leases.supersede(job_name, run_key, ctx.now(), note)
 
 
 def get_run(ctx: ServiceContext, job_name: str, run_key: str) -> JobRun | None:
+    """One run as shown now (``running`` with an expired lease shows ``abandoned``)."""
     with ctx.db.unit_of_work() as uow:
-        row = uow.leases.get(job_name, run_key)
-    return _run_of(row, ctx.now()) if row else None
+        run = uow.leases.get(job_name, run_key)
+    return run.as_shown(ctx.now()) if run else None
 
 
 def is_done(ctx: ServiceContext, job_name: str, run_key: str) -> bool:
+    """True when the run has finished."""
     run = get_run(ctx, job_name, run_key)
     return run is not None and run.status == DONE
 
@@ -343,9 +267,7 @@ def last_done_key(ctx: ServiceContext, job_name: str) -> str | None:
     """The greatest run key of a finished run (keys that start with an ISO date sort by
     date), or None."""
     with ctx.db.unit_of_work() as uow:
-        value = uow.connection.execute(select(func.max(job_runs.c.run_key)).where(
-            job_runs.c.job_name == job_name, job_runs.c.status == DONE)).scalar()
-    return str(value) if value is not None else None
+        return uow.leases.last_done_key(job_name)
 
 
 def recent_runs(ctx: ServiceContext, job_name: str | None = None,
@@ -353,13 +275,9 @@ def recent_runs(ctx: ServiceContext, job_name: str | None = None,
     """The latest runs, newest first (optionally of one job); a ``running`` run whose lease
     has expired is shown ``abandoned``."""
     limit = max(1, min(limit, RECENT_RUNS_MAX))
-    query = (select(job_runs).order_by(job_runs.c.started_at.desc(), job_runs.c.run_key.desc())
-             .limit(limit))
-    if job_name is not None:
-        query = query.where(job_runs.c.job_name == job_name)
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        return [_run_of(r._mapping, now) for r in uow.connection.execute(query)]
+        return [r.as_shown(now) for r in uow.leases.recent(job_name, limit)]
 
 
 # -- manual settlement runs (API, CLI) ------------------------------------------------------

@@ -19,23 +19,21 @@ closure are simply settled by the next T run on a workday.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-
-from sqlalchemy import func, select
 
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar
 from autosettle.domain.errors import ConflictError, ErrorCode, ValidationError
+from autosettle.domain.maintenance import (
+    ArrivalChange,
+    CalendarOverride,
+    DeferredRun,
+    Notice,
+    Window,
+)
 from autosettle.services.access import Area, require_read
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.settlement_items import business_calendar
-from autosettle.store.tables import (
-    calendar_overrides,
-    payouts,
-    settlement_batches,
-    settlement_items,
-)
 
 WINDOW_LENGTH_MAX = timedelta(days=7)
 WINDOW_AHEAD_MAX = timedelta(days=366)
@@ -48,63 +46,10 @@ SAME_DAY_CYCLES = ("T0", "D0")
 ALL_CYCLES = ("T0", "T1", "D0", "D1")
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    window_id: int
-    starts_at: datetime
-    ends_at: datetime
-    note: str
-
-    def contains(self, at: datetime) -> bool:
-        return self.starts_at <= at < self.ends_at
-
-
-@dataclass(frozen=True, slots=True)
-class DeferredRun:
-    """A scheduled run inside a window, and when it will run instead."""
-
-    job: str
-    scheduled_at: datetime
-    runs_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ArrivalChange:
-    """Money of a cycle normally arriving on ``was`` arrives on ``now`` instead.
-
-    ``amount_minor`` is what the merchant has waiting for that date today (unsettled net
-    of fees, plus pending payouts); None for the operator's cycle-wide view.
-    """
-
-    cycle: str
-    was: date
-    now: date
-    amount_minor: int | None
-    currency: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    window: Window
-    deferred_runs: list[DeferredRun]
-    arrivals: list[ArrivalChange]
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarOverride:
-    day: date
-    is_workday: bool
-    note: str
-
-
 def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{name} must carry a timezone (e.g. +08:00)")
     return value
-
-
-def _window(row: tuple[int, datetime, datetime, str]) -> Window:
-    return Window(row[0], row[1], row[2], row[3])
 
 
 def announce(ctx: ServiceContext, who: Principal, starts_at: datetime, ends_at: datetime,
@@ -136,8 +81,8 @@ def windows(ctx: ServiceContext, ending_after: datetime | None = None) -> list[W
     """Windows not over at ``ending_after`` (default: now), by start."""
     at = ending_after or ctx.now()
     with ctx.db.unit_of_work() as uow:
-        rows = uow.config.maintenance_windows(at)
-    return [_window(r) for r in rows[:WINDOWS_LISTED_MAX]]
+        found = uow.config.maintenance_windows(at)
+    return found[:WINDOWS_LISTED_MAX]
 
 
 def deferral(found: Sequence[Window], at: datetime) -> Window | None:
@@ -233,26 +178,12 @@ def deferred_runs(window: Window, settlement_time: time, cutoff: time,
 def _waiting(ctx: ServiceContext, merchant_id: str, first: date,
              last: date) -> dict[tuple[str, date, str], int]:
     """Money the merchant has waiting, by (cycle, expected arrival, currency)."""
-    i, p, b = settlement_items.c, payouts.c, settlement_batches.c
     waiting: dict[tuple[str, date, str], int] = {}
     with ctx.db.unit_of_work() as uow:
-        for cycle, due, cur, amount in uow.connection.execute(
-                select(i.cycle, i.due_date, i.currency,
-                       func.sum(i.amount_minor - i.fee_minor))
-                .select_from(uow.claims.with_cursors())
-                .where(i.merchant_id == merchant_id, uow.claims.unsettled_condition(),
-                       i.held.is_(False), i.due_date >= first, i.due_date <= last)
-                .group_by(i.cycle, i.due_date, i.currency)):
-            key = (cycle, due, cur)
-            waiting[key] = waiting.get(key, 0) + int(amount)
-        for cycle, arrival, cur, amount in uow.connection.execute(
-                select(b.cycle, p.expected_arrival, p.currency, func.sum(p.amount_minor))
-                .select_from(payouts.join(settlement_batches, b.batch_id == p.batch_id))
-                .where(p.merchant_id == merchant_id, p.status == "pending",
-                       p.expected_arrival >= first, p.expected_arrival <= last)
-                .group_by(b.cycle, p.expected_arrival, p.currency)):
-            key = (cycle, arrival, cur)
-            waiting[key] = waiting.get(key, 0) + int(amount)
+        found = (uow.claims.unsettled_net_by_due_date(merchant_id, first, last)
+                 + uow.settlement.pending_payouts_by_arrival(merchant_id, first, last))
+    for cycle, day, cur, amount in found:
+        waiting[(cycle, day, cur)] = waiting.get((cycle, day, cur), 0) + amount
     return waiting
 
 
@@ -323,11 +254,5 @@ def list_calendar_overrides(ctx: ServiceContext, who: Principal,
                             date_to: date | None = None) -> list[CalendarOverride]:
     """The override table (operator), by day."""
     who.require_operator()
-    c = calendar_overrides.c
-    query = select(c.day, c.is_workday, c.note).order_by(c.day)
-    if date_from is not None:
-        query = query.where(c.day >= date_from)
-    if date_to is not None:
-        query = query.where(c.day <= date_to)
     with ctx.db.unit_of_work() as uow:
-        return [CalendarOverride(r[0], bool(r[1]), r[2]) for r in uow.connection.execute(query)]
+        return uow.config.calendar_override_notes(date_from, date_to)

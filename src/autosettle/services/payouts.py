@@ -21,11 +21,24 @@ from autosettle.domain.errors import ConflictError, NotFoundError
 from autosettle.domain.ledger import Account, AccountType, transfer
 from autosettle.domain.merchants import Merchant, holder_name_matches
 from autosettle.domain.money import Money, currency
+from autosettle.domain.payouts import (
+    PayoutEvent,
+    PayoutStatus,
+    after,
+    allows,
+    initial_status,
+    is_repeat,
+)
+from autosettle.domain.settlement_records import (
+    BatchRecord,
+    BatchStatus,
+    ItemTotals,
+    PayoutRecord,
+)
 from autosettle.private_files import open_private_binary, open_private_text, private_dir
 from autosettle.services.audit import record
 from autosettle.services.business_dates import require_export_date
 from autosettle.services.context import SYSTEM, Principal, ServiceContext
-from autosettle.store.settlement import BatchRecord, ItemTotals, PayoutRecord
 from autosettle.store.uow import UnitOfWork
 
 FIXED_WIDTH_RECORD_BYTES = 200
@@ -33,18 +46,13 @@ FIXED_WIDTH_ENCODING = "gb18030"
 """GB 18030 (a superset of GBK): what Chinese banks' fixed-width files count bytes in."""
 
 
-def instruct_payout(uow: UnitOfWork, merchant: Merchant, batch: BatchRecord,
-                    now: datetime) -> bool:
-    """Write the payout of a new batch after the checks; True when it had to be blocked."""
-    return batch.batch_id in instruct_payouts(uow, [(merchant, batch)], now)
-
-
 def instruct_payouts(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRecord]],
                      now: datetime,
                      item_totals: Mapping[str, Mapping[str, ItemTotals]] | None = None,
                      ) -> set[str]:
-    """:func:`instruct_payout` for many new batches (a few statements for all of them);
-    the ids of the batches whose payout had to be blocked. ``item_totals``: see
+    """Write the payouts of new batches after the checks before money leaves (a few
+    statements for all of them): ``pending``, or ``blocked`` with a critical alert; the ids
+    of the batches whose payout had to be blocked. ``item_totals``: see
     :func:`verify_batches`."""
     paying = [(m, b) for m, b in batches if b.payout_minor != 0]
     if not paying:
@@ -64,7 +72,7 @@ def instruct_payouts(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRec
             payout_id=uuid.uuid4().hex, merchant_id=merchant.merchant_id,
             batch_id=batch.batch_id, account_id=account.account_id if account else None,
             amount_minor=batch.payout_minor, currency=batch.currency,
-            status="blocked" if found else "pending", attempts=0,
+            status=initial_status(bool(found)), attempts=0,
             expected_arrival=batch.expected_arrival, file_name=None,
             failure_reason="; ".join(found)[:200] or None, created_at=now, updated_at=now))
         if found:
@@ -72,7 +80,7 @@ def instruct_payouts(uow: UnitOfWork, batches: Sequence[tuple[Merchant, BatchRec
     uow.settlement.add_payouts(records)
     for merchant, batch in paying:
         if batch.batch_id in blocked:
-            uow.settlement.set_batch(batch.batch_id, status="payout_blocked")
+            uow.settlement.set_batch(batch.batch_id, status=BatchStatus.PAYOUT_BLOCKED)
             uow.alerts.raise_alert(now, "critical", "payout_blocked",
                                    f"payout of batch {batch.batch_id} blocked: "
                                    + "; ".join(problems[batch.batch_id]), merchant.merchant_id,
@@ -171,10 +179,11 @@ def export_payouts(ctx: ServiceContext, on: date, out_dir: Path | None = None) -
     with ctx.db.unit_of_work() as uow:
         # All of them: no page limit here, or a busy day (or a long history of payouts)
         # would leave payouts out of the file they are marked as sent in.
-        for payout in uow.settlement.payouts(status="pending", expected_by=on, limit=None):
+        for payout in uow.settlement.payouts(status=PayoutStatus.PENDING, expected_by=on,
+                                             limit=None):
             _mark_sent(uow, payout, f"{name}.csv", now)
         rows = [p for p in uow.settlement.payouts_in_file(f"{name}.csv")
-                if p.status in ("sent", "confirmed")]
+                if p.status in (PayoutStatus.SENT, PayoutStatus.CONFIRMED)]
         lines = [(p, _account_row(ctx, uow, p)) for p in rows]
     csv_path = out / f"{name}.csv"
     fixed_path = out / f"{name}.txt"
@@ -235,7 +244,8 @@ def _mark_sent(uow: UnitOfWork, payout: PayoutRecord, file_name: str, now: datet
         Account(AccountType.MERCHANT_PAYABLE, payout.merchant_id),
         Account(AccountType.PAYOUT_CLEARING), Money(payout.amount_minor, cur),
         merchant_id=payout.merchant_id, reference=payout.payout_id), now)
-    uow.settlement.set_payout(payout.payout_id, status="sent", file_name=file_name,
+    uow.settlement.set_payout(payout.payout_id,
+                              status=after(payout.status, PayoutEvent.SEND), file_name=file_name,
                               updated_at=now)
 
 
@@ -248,20 +258,22 @@ def _payout_or_404(uow: UnitOfWork, payout_id: str) -> PayoutRecord:
 
 def confirm_payout(ctx: ServiceContext, payout_id: str,
                    who: Principal = SYSTEM) -> PayoutRecord:
-    """The bank confirmed the credit: clearing → bank. Idempotent; audited."""
+    """The bank confirmed the credit: clearing → bank (operator). Idempotent; audited."""
+    who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         payout = _payout_or_404(uow, payout_id)
-        if payout.status == "confirmed":
+        if is_repeat(payout.status, PayoutEvent.CONFIRM):
             return payout
-        if payout.status != "sent":
+        if not allows(payout.status, PayoutEvent.CONFIRM):
             raise ConflictError(f"payout {payout_id} is {payout.status}, not sent")
         uow.ledger.post(transfer(
             f"payout:{payout_id}:confirmed:{payout.attempts}", "payout.confirmed",
             Account(AccountType.PAYOUT_CLEARING), Account(AccountType.BANK),
             Money(payout.amount_minor, currency(payout.currency)),
             merchant_id=payout.merchant_id, reference=payout_id), now)
-        uow.settlement.set_payout(payout_id, status="confirmed", updated_at=now)
+        uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.CONFIRM),
+                                  updated_at=now)
         record(uow, who, "payout.confirm", f"payouts/{payout_id}", now,
                detail={"merchant_id": payout.merchant_id, "amount_minor": payout.amount_minor})
         return _payout_or_404(uow, payout_id)
@@ -270,13 +282,14 @@ def confirm_payout(ctx: ServiceContext, payout_id: str,
 def fail_payout(ctx: ServiceContext, payout_id: str, reason: str,
                 who: Principal = SYSTEM) -> PayoutRecord:
     """The bank returned the payout (closed account, name mismatch...): the money goes back
-    to the merchant's payable and an alert is raised. Idempotent."""
+    to the merchant's payable and an alert is raised (operator). Idempotent."""
+    who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         payout = _payout_or_404(uow, payout_id)
-        if payout.status == "failed":
+        if is_repeat(payout.status, PayoutEvent.FAIL):
             return payout
-        if payout.status != "sent":
+        if not allows(payout.status, PayoutEvent.FAIL):
             raise ConflictError(f"payout {payout_id} is {payout.status}, not sent")
         uow.ledger.post(transfer(
             f"payout:{payout_id}:failed:{payout.attempts}", "payout.failed",
@@ -284,7 +297,8 @@ def fail_payout(ctx: ServiceContext, payout_id: str, reason: str,
             Account(AccountType.MERCHANT_PAYABLE, payout.merchant_id),
             Money(payout.amount_minor, currency(payout.currency)),
             merchant_id=payout.merchant_id, reference=payout_id), now)
-        uow.settlement.set_payout(payout_id, status="failed", failure_reason=reason[:200],
+        uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.FAIL),
+                                  failure_reason=reason[:200],
                                   updated_at=now)
         uow.alerts.raise_alert(now, "critical", "payout_failed",
                                f"payout {payout_id} failed: {reason}", payout.merchant_id,
@@ -300,7 +314,7 @@ def retry_payout(ctx: ServiceContext, who: Principal, payout_id: str) -> PayoutR
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
         payout = _payout_or_404(uow, payout_id)
-        if payout.status not in ("failed", "blocked"):
+        if not allows(payout.status, PayoutEvent.RETRY):
             raise ConflictError(f"payout {payout_id} is {payout.status}")
         merchant = uow.merchants.get(payout.merchant_id)
         account = next((a for a in uow.settlement_accounts.list_for(payout.merchant_id)
@@ -313,16 +327,17 @@ def retry_payout(ctx: ServiceContext, who: Principal, payout_id: str) -> PayoutR
         if payout.amount_minor > payable:
             raise ConflictError(f"payout {payout.amount_minor} exceeds the payable {payable}")
         batch = uow.settlement.batch(payout.batch_id)
-        if payout.status == "blocked" and batch is not None and merchant is not None:
+        if payout.status is PayoutStatus.BLOCKED and batch is not None and merchant is not None:
             # Blocked by the checks before money leaves: they must all pass now, not only
             # the account one (a retry is no way around them).
             problems = verify_batch(uow, merchant, batch)
             if problems:
                 raise ConflictError("the batch still fails its checks: " + "; ".join(problems))
-        uow.settlement.set_payout(payout_id, status="pending", account_id=account.account_id,
+        uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.RETRY),
+                                  account_id=account.account_id,
                                   attempts=payout.attempts + 1, failure_reason=None,
                                   file_name=None, updated_at=now)
-        uow.settlement.set_batch(payout.batch_id, status="settled")
+        uow.settlement.set_batch(payout.batch_id, status=BatchStatus.SETTLED)
         record(uow, who, "payout.retry", f"payouts/{payout_id}", now,
                detail={"merchant_id": payout.merchant_id, "account_id": account.account_id})
         return _payout_or_404(uow, payout_id)

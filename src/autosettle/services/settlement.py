@@ -31,15 +31,16 @@ from autosettle.domain.fees import (
 from autosettle.domain.ledger import Account, AccountType, JournalEntry, Line
 from autosettle.domain.merchants import Merchant, MerchantStatus
 from autosettle.domain.money import Currency, Money, currency
+from autosettle.domain.settlement_records import BatchRecord, BatchStatus, ItemTotals
+from autosettle.domain.settlement_scan import Claim, DueScan
+from autosettle.services.access import Area, require_read
 from autosettle.services.business_dates import require_run_date
-from autosettle.services.context import ServiceContext
+from autosettle.services.context import SYSTEM, Principal, ServiceContext
 from autosettle.services.payouts import instruct_payouts
 from autosettle.services.settlement_items import (
     business_calendar,
     schedule_from_versions,
 )
-from autosettle.store.settlement import BatchRecord, Claim, ItemTotals
-from autosettle.store.settlement_claims import DueScan
 from autosettle.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -243,12 +244,13 @@ def _settle_chunk(ctx: ServiceContext, merchant_ids: Sequence[str], cycles: Sequ
             if (p.claim.cycle, day) not in arrival:
                 arrival[(p.claim.cycle, day)] = _arrival(day, p.claim.cycle, calendar)
             batches.append((p.merchant, BatchRecord(
-                batch_id=p.claim.batch_id, merchant_id=p.claim.merchant_id, cycle=p.claim.cycle,
+                batch_id=p.claim.batch_id, merchant_id=p.claim.merchant_id,
+                cycle=SettlementCycle(p.claim.cycle),
                 settlement_date=day, run_key=p.run_key, item_count=p.totals.item_count,
                 gross_minor=p.totals.gross_minor, fee_minor=p.totals.fee_minor,
                 surcharge_minor=p.surcharge, debt_recovered_minor=p.plan.debt_recovered,
                 debt_added_minor=p.plan.debt_added, payout_minor=p.plan.payout,
-                currency=p.claim.currency, status="settled",
+                currency=p.claim.currency, status=BatchStatus.SETTLED,
                 expected_arrival=arrival[(p.claim.cycle, day)], entry_id=entry_id,
                 created_at=now,
                 from_date=before.through_date if before else None,
@@ -369,8 +371,11 @@ def hold_transaction(ctx: ServiceContext, merchant_id: str, txn_id: str,
         return uow.claims.set_held(merchant_id, txn_id, held)
 
 
-def expected_settlement(ctx: ServiceContext, business_day: date, cycle: str) -> date:
-    """The settlement date of a business date on a cycle, on the operator's calendar."""
+def expected_settlement(ctx: ServiceContext, business_day: date, cycle: str,
+                        who: Principal = SYSTEM) -> date:
+    """The settlement date of a business date on a cycle, on the operator's calendar
+    (``not_found`` for a caller that may not read the calendar)."""
+    require_read(who, Area.CALENDAR)
     with ctx.db.unit_of_work() as uow:
         calendar = business_calendar(uow)
     return settlement_date(business_day, cycle, calendar)

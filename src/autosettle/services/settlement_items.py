@@ -28,7 +28,7 @@ from datetime import date, datetime
 from typing import TypeVar
 
 from autosettle.domain import transactions as tm
-from autosettle.domain.calendar import BusinessCalendar, settlement_date
+from autosettle.domain.calendar import BusinessCalendar, SettlementCycle, settlement_date
 from autosettle.domain.cards import CardKind
 from autosettle.domain.errors import NotFoundError
 from autosettle.domain.fees import (
@@ -46,14 +46,21 @@ from autosettle.domain.payment_records import (
     PaymentContext,
     TransactionRecord,
 )
-from autosettle.store.settlement import SettlementItem
-from autosettle.store.uow import UnitOfWork
+from autosettle.domain.settlement_records import ItemKind, SettlementItem
+from autosettle.store.uow import Database, UnitOfWork
 
 # -- calendar and fee schedules -------------------------------------------------------------
 
 def business_calendar(uow: UnitOfWork) -> BusinessCalendar:
     """The Chinese business calendar with the operator's overrides (bank closures...)."""
     return BusinessCalendar(uow.config.calendar_overrides())
+
+
+def calendar_of(db: Database) -> BusinessCalendar:
+    """:func:`business_calendar` in a unit of work of its own (for a caller without a
+    service context, such as the calendar commands before anything else is set up)."""
+    with db.unit_of_work() as uow:
+        return business_calendar(uow)
 
 
 def fee_schedule(uow: UnitOfWork, merchant: Merchant, on: date) -> FeeSchedule:
@@ -201,12 +208,12 @@ def _items_for(uow: UnitOfWork, terms: ItemTerms, record: TransactionRecord,
     due = terms.due_date(record.business_date)
     schedule = terms.schedule_on(record.business_date)
 
-    def item(kind: str, source: str, amount: int, fee: int,
+    def item(kind: ItemKind, source: str, amount: int, fee: int,
              priced_by: FeeSchedule = schedule) -> SettlementItem:
         return SettlementItem(
             merchant_id=record.merchant_id, txn_id=record.txn_id, source_txn_id=source,
             kind=kind, txn_type=record.txn_type, card_kind=record.card_kind,
-            business_date=record.business_date, cycle=merchant.settlement_cycle.value,
+            business_date=record.business_date, cycle=SettlementCycle(merchant.settlement_cycle),
             due_date=due, amount_minor=amount, fee_minor=fee, currency=cur.code,
             fee_schedule=_schedule_name(priced_by), held=False, batch_id=None, created_at=now)
 
@@ -214,25 +221,25 @@ def _items_for(uow: UnitOfWork, terms: ItemTerms, record: TransactionRecord,
         case tm.EventKind.CAPTURED | tm.EventKind.HOLD_CAPTURED:
             kind = CardKind(record.card_kind) if record.card_kind else CardKind.OTHER
             fee = transaction_fee(schedule, event.amount, kind)
-            return [item("capture", record.txn_id, event.amount.amount_minor, fee.amount_minor)]
+            return [item(ItemKind.CAPTURE, record.txn_id, event.amount.amount_minor,
+                         fee.amount_minor)]
         case tm.EventKind.VOIDED:
             captured = _capture_of(uow, record.merchant_id, event.target_id)
             voided_fee = captured.fee_minor if captured else 0
-            return [item("void", event.target_id, -event.amount.amount_minor, -voided_fee)]
+            return [item(ItemKind.VOID, event.target_id, -event.amount.amount_minor, -voided_fee)]
         case tm.EventKind.REFUNDED:
             captured = _capture_of(uow, record.merchant_id, event.target_id)
             # The sale's own terms govern its refunds: a later version (say, one that keeps
             # fees on refunds) applies to transactions from its effective date only.
             priced = terms.schedule_on(captured.business_date) if captured else schedule
             credit = _refund_credit(uow, priced, captured, event, by_id)
-            return [item("refund", event.target_id, -event.amount.amount_minor,
+            return [item(ItemKind.REFUND, event.target_id, -event.amount.amount_minor,
                          -credit.amount_minor, priced)]
         case tm.EventKind.REVERSED:
             return [
-                item(f"rev-{old.kind}"[:12], old.source_txn_id, -old.amount_minor,
-                     -old.fee_minor)
+                item(undo, old.source_txn_id, -old.amount_minor, -old.fee_minor)
                 for old in uow.settlement.items_of_txn(record.merchant_id, event.txn_id)
-                if not old.kind.startswith("rev-")
+                if (undo := old.kind.reversal) is not None
             ]
         case _:
             return []  # holds move no merchant money
@@ -240,7 +247,7 @@ def _items_for(uow: UnitOfWork, terms: ItemTerms, record: TransactionRecord,
 
 def _capture_of(uow: UnitOfWork, merchant_id: str, txn_id: str) -> SettlementItem | None:
     for candidate in uow.settlement.items_of_txn(merchant_id, txn_id):
-        if candidate.kind == "capture":
+        if candidate.kind is ItemKind.CAPTURE:
             return candidate
     return None
 
@@ -253,7 +260,7 @@ def _refund_credit(uow: UnitOfWork, schedule: FeeSchedule, captured: SettlementI
     cur = event.amount.currency
     earlier = [i for i in uow.settlement.items_for_source(captured.merchant_id,
                                                           event.target_id)
-               if i.kind in ("refund", "rev-refund")]
+               if i.kind in (ItemKind.REFUND, ItemKind.REV_REFUND)]
     done_amount = -sum(i.amount_minor for i in earlier)
     done_fee = -sum(i.fee_minor for i in earlier)
     return refund_fee_credit(

@@ -12,15 +12,29 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from autosettle.domain.calendar import SettlementCycle
+from autosettle.domain.jobs import JobRun, JobStatus
+from autosettle.domain.maintenance import CalendarOverride, Window
 from autosettle.domain.merchants import Merchant, SettlementAccount
+from autosettle.domain.settlement_records import (
+    AlertRecord,
+    AlertSeverity,
+    BatchRecord,
+    BatchStatus,
+    ItemKind,
+    PayoutRecord,
+    PayoutStatus,
+    SettlementItem,
+)
 from autosettle.store.bulk import insert_rows
 from autosettle.store.merchants import _account, merchant_from_row
 from autosettle.store.tables import (
@@ -35,6 +49,7 @@ from autosettle.store.tables import (
     settlement_accounts,
     settlement_batches,
     settlement_items,
+    terminal_batches,
 )
 
 ADVISORY_NAMESPACE = 0x5E771E
@@ -46,36 +61,6 @@ def item_lock_key(merchant_id: str) -> int:
     makes two merchants wait for each other)."""
     value = zlib.crc32(merchant_id.encode())
     return value - 2**32 if value >= 2**31 else value
-
-
-@dataclass(frozen=True, slots=True)
-class SettlementItem:
-    merchant_id: str
-    txn_id: str
-    source_txn_id: str
-    kind: str
-    txn_type: str
-    card_kind: str | None
-    business_date: date
-    cycle: str
-    due_date: date
-    amount_minor: int
-    fee_minor: int
-    currency: str
-    fee_schedule: str
-    held: bool
-    batch_id: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A batch to make for (merchant, cycle, currency): its items, cursor move and carries."""
-
-    batch_id: str
-    merchant_id: str
-    cycle: str
-    currency: str
 
 
 _ITEM_KEY = ["merchant_id", "txn_id", "kind"]
@@ -91,77 +76,20 @@ _ADD_ITEM_LOCKED = postgresql.insert(settlement_items).from_select(
 ).on_conflict_do_nothing(index_elements=_ITEM_KEY)
 
 
-@dataclass(frozen=True, slots=True)
-class ItemTotals:
-    item_count: int
-    gross_minor: int
-    fee_minor: int
-
-    @staticmethod
-    def total(parts: Iterable[ItemTotals]) -> ItemTotals:
-        count = gross = fee = 0
-        for part in parts:
-            count, gross, fee = (count + part.item_count, gross + part.gross_minor,
-                                 fee + part.fee_minor)
-        return ItemTotals(count, gross, fee)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    batch_id: str
-    merchant_id: str
-    cycle: str
-    settlement_date: date
-    run_key: str
-    item_count: int
-    gross_minor: int
-    fee_minor: int
-    surcharge_minor: int
-    debt_recovered_minor: int
-    debt_added_minor: int
-    payout_minor: int
-    currency: str
-    status: str
-    expected_arrival: date
-    entry_id: int | None
-    created_at: datetime
-    from_date: date | None = None
-    from_item_id: int | None = None
-    through_date: date | None = None
-    through_item_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PayoutRecord:
-    payout_id: str
-    merchant_id: str
-    batch_id: str
-    account_id: str | None
-    amount_minor: int
-    currency: str
-    status: str
-    attempts: int
-    expected_arrival: date
-    file_name: str | None
-    failure_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
-    alert_id: int
-    at: datetime
-    severity: str
-    kind: str
-    merchant_id: str | None
-    message: str
-    resolved_at: datetime | None
+_ENUMS_OF: dict[type, dict[str, type[StrEnum]]] = {
+    SettlementItem: {"kind": ItemKind, "cycle": SettlementCycle},
+    BatchRecord: {"cycle": SettlementCycle, "status": BatchStatus},
+    PayoutRecord: {"status": PayoutStatus},
+    AlertRecord: {"severity": AlertSeverity},
+}
 
 
 def _build(cls: Any, row: Row[Any]) -> Any:
+    """A domain record from a row: the columns of its fields, enums parsed."""
     m = row._mapping
-    return cls(**{f.name: m[f.name] for f in fields(cls)})
+    enums = _ENUMS_OF.get(cls, {})
+    return cls(**{f.name: enums[f.name](m[f.name]) if f.name in enums else m[f.name]
+                  for f in fields(cls)})
 
 
 def build_item(row: Row[Any]) -> SettlementItem:
@@ -200,6 +128,30 @@ class SettlementRepository:
             settlement_items.c.source_txn_id == source_txn_id)
             .order_by(settlement_items.c.item_id))
         return [build_item(r) for r in rows]
+
+    def capture_totals_by_day(self, merchant_id: str, date_from: date,
+                              date_to: date) -> list[tuple[date, str, int, int]]:
+        """(business date, currency, amount, fees) of the merchant's captures per day."""
+        c = settlement_items.c
+        rows = self._conn.execute(
+            select(c.business_date, c.currency, func.sum(c.amount_minor), func.sum(c.fee_minor))
+            .where(c.merchant_id == merchant_id, c.kind == ItemKind.CAPTURE,
+                   c.business_date >= date_from, c.business_date <= date_to)
+            .group_by(c.business_date, c.currency))
+        return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+    def pending_payouts_by_arrival(self, merchant_id: str, first: date,
+                                   last: date) -> list[tuple[str, date, str, int]]:
+        """(cycle, expected arrival, currency, amount) of the merchant's pending payouts
+        expected from ``first`` to ``last``."""
+        p, b = payouts.c, settlement_batches.c
+        rows = self._conn.execute(
+            select(b.cycle, p.expected_arrival, p.currency, func.sum(p.amount_minor))
+            .select_from(payouts.join(settlement_batches, b.batch_id == p.batch_id))
+            .where(p.merchant_id == merchant_id, p.status == PayoutStatus.PENDING,
+                   p.expected_arrival >= first, p.expected_arrival <= last)
+            .group_by(b.cycle, p.expected_arrival, p.currency))
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     def latest_business_date(self, merchant_id: str) -> date | None:
         """The latest business date among the merchant's items (None without any)."""
@@ -284,19 +236,9 @@ class SettlementRepository:
         insert_rows(self._conn, settlement_batches,
                     [{f.name: getattr(b, f.name) for f in fields(BatchRecord)} for b in batches])
 
-    def add_batch(self, batch: BatchRecord) -> None:
-        self._conn.execute(insert(settlement_batches).values(
-            **{f.name: getattr(batch, f.name) for f in fields(BatchRecord)}))
-
     def batch(self, batch_id: str) -> BatchRecord | None:
         row = self._conn.execute(select(settlement_batches).where(
             settlement_batches.c.batch_id == batch_id)).first()
-        return _build(BatchRecord, row) if row else None
-
-    def batch_for_run(self, merchant_id: str, run_key: str) -> BatchRecord | None:
-        row = self._conn.execute(select(settlement_batches).where(
-            settlement_batches.c.merchant_id == merchant_id,
-            settlement_batches.c.run_key == run_key)).first()
         return _build(BatchRecord, row) if row else None
 
     def set_batch(self, batch_id: str, **values: Any) -> None:
@@ -316,19 +258,10 @@ class SettlementRepository:
             query = query.where(b.settlement_date <= date_to)
         return [_build(BatchRecord, r) for r in self._conn.execute(query)]
 
-    def batch_count(self, merchant_id: str, settlement_date: date) -> int:
-        return int(self._conn.execute(select(func.count()).where(
-            settlement_batches.c.merchant_id == merchant_id,
-            settlement_batches.c.settlement_date == settlement_date)).scalar() or 0)
-
     # -- payouts ------------------------------------------------------------------------
     def add_payouts(self, records: Sequence[PayoutRecord]) -> None:
         insert_rows(self._conn, payouts,
                     [{f.name: getattr(p, f.name) for f in fields(PayoutRecord)} for p in records])
-
-    def add_payout(self, payout: PayoutRecord) -> None:
-        self._conn.execute(insert(payouts).values(
-            **{f.name: getattr(payout, f.name) for f in fields(PayoutRecord)}))
 
     def payout(self, payout_id: str) -> PayoutRecord | None:
         row = self._conn.execute(select(payouts).where(payouts.c.payout_id == payout_id)).first()
@@ -384,14 +317,36 @@ class AlertRepository:
         self._conn.execute(module.insert(alerts).values(**values)
                            .on_conflict_do_nothing(index_elements=["dedup_key"]))
 
-    def open_alerts(self, merchant_id: str | None = None, limit: int = 200) -> list[AlertRecord]:
-        query = (select(alerts).where(alerts.c.resolved_at.is_(None))
-                 .order_by(alerts.c.alert_id.desc()).limit(limit))
+    def alerts(self, merchant_id: str | None, include_resolved: bool,
+               limit: int) -> list[AlertRecord]:
+        """Newest first; of one merchant or (``None``) of all."""
+        query = select(alerts).order_by(alerts.c.alert_id.desc()).limit(limit)
         if merchant_id is not None:
             query = query.where(alerts.c.merchant_id == merchant_id)
+        if not include_resolved:
+            query = query.where(alerts.c.resolved_at.is_(None))
         return [_build(AlertRecord, r) for r in self._conn.execute(query)]
 
+    def open_alerts(self, merchant_id: str | None = None, limit: int = 200) -> list[AlertRecord]:
+        """The unresolved alerts, newest first."""
+        return self.alerts(merchant_id, False, limit)
+
+    def open_terminal_batches(self, opened_before: datetime) -> list[tuple[str, int]]:
+        """(merchant, count) of terminal batches still open that opened before the time."""
+        b = terminal_batches.c
+        rows = self._conn.execute(
+            select(b.merchant_id, func.count()).where(b.status == "open",
+                                                      b.opened_at < opened_before)
+            .group_by(b.merchant_id).order_by(b.merchant_id))
+        return [(r[0], int(r[1])) for r in rows]
+
+    def alert(self, alert_id: int) -> AlertRecord | None:
+        """One alert, or None."""
+        row = self._conn.execute(select(alerts).where(alerts.c.alert_id == alert_id)).first()
+        return _build(AlertRecord, row) if row else None
+
     def resolve(self, alert_id: int, at: datetime) -> None:
+        """Mark an alert resolved at ``at``."""
         self._conn.execute(update(alerts).where(alerts.c.alert_id == alert_id)
                            .values(resolved_at=at))
 
@@ -432,6 +387,17 @@ class ConfigRepository:
                                          calendar_overrides.c.is_workday))
         return {r[0]: bool(r[1]) for r in rows}
 
+    def calendar_override_notes(self, date_from: date | None,
+                                date_to: date | None) -> list[CalendarOverride]:
+        """The overrides in the period, by day."""
+        c = calendar_overrides.c
+        query = select(c.day, c.is_workday, c.note).order_by(c.day)
+        if date_from is not None:
+            query = query.where(c.day >= date_from)
+        if date_to is not None:
+            query = query.where(c.day <= date_to)
+        return [CalendarOverride(r[0], bool(r[1]), r[2]) for r in self._conn.execute(query)]
+
     def set_calendar_override(self, day: date, is_workday: bool, note: str) -> None:
         self._conn.execute(calendar_overrides.delete().where(calendar_overrides.c.day == day))
         self._conn.execute(insert(calendar_overrides).values(day=day, is_workday=is_workday,
@@ -444,48 +410,134 @@ class ConfigRepository:
             .returning(maintenance_windows.c.window_id)).scalar()
         return int(value or 0)
 
-    def maintenance_windows(self, ending_after: datetime) -> list[tuple[int, datetime,
-                                                                        datetime, str]]:
+    def maintenance_windows(self, ending_after: datetime) -> list[Window]:
+        """The windows that end after ``ending_after``, by start."""
         rows = self._conn.execute(select(maintenance_windows).where(
             maintenance_windows.c.ends_at > ending_after)
             .order_by(maintenance_windows.c.starts_at))
-        return [(r.window_id, r.starts_at, r.ends_at, r.note) for r in rows]
+        return [Window(r.window_id, r.starts_at, r.ends_at, r.note) for r in rows]
 
 
 class JobLeaseRepository:
-    """One row per (job, run key): inserting it is the lease; it expires if its owner dies."""
+    """All SQL of ``job_runs``: one row per (job, run key); inserting it is the lease, and it
+    expires if its owner dies (:mod:`autosettle.services.leases` runs the protocol)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, job_name: str, run_key: str) -> dict[str, Any] | None:
-        row = self._conn.execute(select(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key)).first()
-        return dict(row._mapping) if row else None
+    def _insert_new(self, values: dict[str, Any]) -> bool:
+        module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        # RETURNING, not rowcount: psycopg reports -1 for a single INSERT .. ON CONFLICT
+        result = self._conn.execute(module.insert(job_runs).values(**values)
+                                    .on_conflict_do_nothing(index_elements=_RUN_KEY)
+                                    .returning(job_runs.c.job_name))
+        return result.first() is not None
+
+    @staticmethod
+    def _key(job_name: str, run_key: str) -> list[Any]:
+        return [job_runs.c.job_name == job_name, job_runs.c.run_key == run_key]
+
+    def get(self, job_name: str, run_key: str) -> JobRun | None:
+        row = self._conn.execute(select(job_runs).where(*self._key(job_name, run_key))).first()
+        return _job_run(row) if row else None
 
     def insert(self, job_name: str, run_key: str, owner: str, at: datetime,
-               expires_at: datetime) -> None:
-        self._conn.execute(insert(job_runs).values(
-            job_name=job_name, run_key=run_key, status="running", owner=owner,
-            lease_expires_at=expires_at, started_at=at))
+               expires_at: datetime) -> bool:
+        """Take a new lease; False when the run exists already (someone has or had it)."""
+        return self._insert_new({"job_name": job_name, "run_key": run_key,
+                                 "status": JobStatus.RUNNING, "owner": owner,
+                                 "lease_expires_at": expires_at, "started_at": at})
 
     def take_over(self, job_name: str, run_key: str, owner: str, at: datetime,
                   expires_at: datetime) -> bool:
         """Steal an expired lease of an unfinished run (its owner died)."""
         result = self._conn.execute(update(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
-            job_runs.c.status != "done", job_runs.c.lease_expires_at < at,
-        ).values(owner=owner, lease_expires_at=expires_at, status="running", started_at=at))
+            *self._key(job_name, run_key), job_runs.c.status != JobStatus.DONE,
+            job_runs.c.lease_expires_at < at,
+        ).values(owner=owner, lease_expires_at=expires_at, status=JobStatus.RUNNING,
+                 started_at=at))
         return (result.rowcount or 0) == 1
 
-    def finish(self, job_name: str, run_key: str, status: str, at: datetime,
-               counts: dict[str, Any], error: str | None) -> None:
-        self._conn.execute(update(job_runs).where(
-            job_runs.c.job_name == job_name, job_runs.c.run_key == run_key,
-        ).values(status=status, finished_at=at, counts=json.dumps(counts, default=str),
-                 error=error[:500] if error else None))
+    def renew(self, job_name: str, run_key: str, owner: str, expires_at: datetime) -> bool:
+        """Extend ``owner``'s running lease; False when it is no longer theirs."""
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(job_name, run_key), job_runs.c.owner == owner,
+            job_runs.c.status == JobStatus.RUNNING).values(lease_expires_at=expires_at))
+        return (result.rowcount or 0) == 1
 
-    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._conn.execute(select(job_runs).order_by(job_runs.c.started_at.desc())
-                                  .limit(limit))
-        return [dict(r._mapping) for r in rows]
+    def finish(self, job_name: str, run_key: str, owner: str, status: JobStatus,
+               at: datetime, counts: Mapping[str, Any], error: str | None,
+               retry_at: datetime | None) -> bool:
+        """Record the end of ``owner``'s run; False when the lease was taken over."""
+        values: dict[str, Any] = {
+            "status": status, "finished_at": at, "error": error,
+            "counts": json.dumps(dict(counts), default=str, sort_keys=True)}
+        if retry_at is not None:
+            values["lease_expires_at"] = retry_at
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(job_name, run_key), job_runs.c.owner == owner).values(**values))
+        return (result.rowcount or 0) == 1
+
+    def defer(self, job_name: str, run_key: str, at: datetime, until: datetime,
+              reason: str) -> bool:
+        """Record a run as deferred until ``until`` (a new row, or an existing one that is
+        neither done nor held by a live owner); False when nothing changed."""
+        values = {"status": JobStatus.DEFERRED, "owner": "deferred",
+                  "lease_expires_at": until, "error": reason}
+        if self._insert_new({"job_name": job_name, "run_key": run_key, "started_at": at,
+                             **values}):
+            return True
+        c = job_runs.c
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(job_name, run_key), c.status != JobStatus.DONE,
+            (c.status != JobStatus.RUNNING) | (c.lease_expires_at < at)).values(**values))
+        return (result.rowcount or 0) == 1
+
+    def expired_running(self, at: datetime) -> list[JobRun]:
+        """``running`` runs whose lease expired before ``at``."""
+        c = job_runs.c
+        rows = self._conn.execute(select(job_runs).where(
+            c.status == JobStatus.RUNNING, c.lease_expires_at < at))
+        return [_job_run(r) for r in rows]
+
+    def abandon(self, run: JobRun, note: str) -> bool:
+        """Mark ``run`` abandoned if it still has the owner and lease it was read with."""
+        c = job_runs.c
+        result = self._conn.execute(update(job_runs).where(
+            *self._key(run.job_name, run.run_key), c.status == JobStatus.RUNNING,
+            c.owner == run.owner, c.lease_expires_at == run.lease_expires_at,
+        ).values(status=JobStatus.ABANDONED, error=note))
+        return (result.rowcount or 0) == 1
+
+    def supersede(self, job_name: str, before_key: str, at: datetime, note: str) -> int:
+        """Close the job's ``deferred`` runs keyed before ``before_key``; how many."""
+        c = job_runs.c
+        result = self._conn.execute(update(job_runs).where(
+            c.job_name == job_name, c.status == JobStatus.DEFERRED, c.run_key < before_key,
+        ).values(status=JobStatus.SUPERSEDED, finished_at=at, error=note))
+        return result.rowcount or 0
+
+    def last_done_key(self, job_name: str) -> str | None:
+        """The greatest run key of the job's finished runs."""
+        value = self._conn.execute(select(func.max(job_runs.c.run_key)).where(
+            job_runs.c.job_name == job_name, job_runs.c.status == JobStatus.DONE)).scalar()
+        return str(value) if value is not None else None
+
+    def recent(self, job_name: str | None, limit: int) -> list[JobRun]:
+        """The latest runs, newest first (optionally of one job)."""
+        query = (select(job_runs)
+                 .order_by(job_runs.c.started_at.desc(), job_runs.c.run_key.desc()).limit(limit))
+        if job_name is not None:
+            query = query.where(job_runs.c.job_name == job_name)
+        return [_job_run(r) for r in self._conn.execute(query)]
+
+
+_RUN_KEY = ["job_name", "run_key"]
+
+
+def _job_run(row: Row[Any]) -> JobRun:
+    m = row._mapping
+    return JobRun(job_name=m["job_name"], run_key=m["run_key"], status=JobStatus(m["status"]),
+                  owner=m["owner"], lease_expires_at=m["lease_expires_at"],
+                  started_at=m["started_at"], finished_at=m["finished_at"],
+                  counts=json.loads(m["counts"]) if m["counts"] else {}, error=m["error"])

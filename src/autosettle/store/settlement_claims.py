@@ -31,7 +31,6 @@ the same locks exclusively before reading H.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -47,13 +46,11 @@ from sqlalchemy import (
     update,
 )
 
+from autosettle.domain.settlement_records import BatchRecord, ItemTotals, SettlementItem
+from autosettle.domain.settlement_scan import NEVER, START, Claim, Cursor, DueGroup, DueScan
 from autosettle.store.bulk import insert_rows
 from autosettle.store.settlement import (
     ADVISORY_NAMESPACE,
-    BatchRecord,
-    Claim,
-    ItemTotals,
-    SettlementItem,
     SettlementRepository,
     build_item,
     item_lock_key,
@@ -65,47 +62,6 @@ from autosettle.store.tables import (
     settlement_cursors,
     settlement_items,
 )
-
-NEVER = date(1, 1, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    through_date: date
-    through_item_id: int
-
-
-START = Cursor(NEVER, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class DueGroup:
-    """Due, unheld, unsettled items of one merchant, cycle and currency, summed."""
-
-    merchant_id: str
-    cycle: str
-    currency: str
-    item_count: int
-    gross_minor: int
-    fee_minor: int
-
-
-@dataclass
-class DueScan:
-    """What a run would settle for some merchants, read in the run's transaction."""
-
-    upto_item_id: int
-    run_date: date
-    cursors: dict[tuple[str, str], Cursor]
-    groups: list[DueGroup]
-    held: dict[tuple[str, str], list[int]]
-    """Held item ids inside the new ranges, per (merchant, cycle): carried when it moves."""
-    released: dict[tuple[str, str, str], list[int]]
-    """Carried item ids no longer held, per (merchant, cycle, currency): in its batch."""
-
-    def new_cursor(self, merchant_id: str, cycle: str) -> Cursor:
-        old = self.cursors.get((merchant_id, cycle), START)
-        return Cursor(max(old.through_date, self.run_date), self.upto_item_id)
 
 
 class ClaimRepository:
@@ -365,6 +321,19 @@ class ClaimRepository:
         i, c = settlement_items.c, settlement_cursors.c
         return settlement_items.outerjoin(settlement_cursors, and_(
             c.merchant_id == i.merchant_id, c.cycle == i.cycle))
+
+    def unsettled_net_by_due_date(self, merchant_id: str, first: date,
+                                  last: date) -> list[tuple[str, date, str, int]]:
+        """(cycle, due date, currency, amount less fees) of the merchant's unsettled, unheld
+        items due from ``first`` to ``last``."""
+        i = settlement_items.c
+        rows = self._conn.execute(
+            select(i.cycle, i.due_date, i.currency, func.sum(i.amount_minor - i.fee_minor))
+            .select_from(self.with_cursors())
+            .where(i.merchant_id == merchant_id, self.unsettled_condition(),
+                   i.held.is_(False), i.due_date >= first, i.due_date <= last)
+            .group_by(i.cycle, i.due_date, i.currency))
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     def unsettled_groups(self, run_date: date, cycles: Sequence[str],
                          merchant_ids: Sequence[str] | None = None) -> list[DueGroup]:

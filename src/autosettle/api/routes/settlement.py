@@ -39,14 +39,22 @@ from autosettle.api.settlement_schemas import (
     WindowPublic,
 )
 from autosettle.domain.calendar import SHANGHAI, SettlementCycle
-from autosettle.domain.errors import InvariantViolation, NotFoundError
-from autosettle.domain.fees import FeeSchedule, schedule_from_dict, schedule_to_dict
+from autosettle.domain.errors import InvariantViolation
+from autosettle.domain.fees import FeeSchedule, schedule_to_dict
 from autosettle.domain.merchants import CycleCode
 from autosettle.domain.money import Money, currency
-from autosettle.services import alerts, fee_schedules, leases, maintenance, payouts, settlement
-from autosettle.services.access import Area, may_read, require_read
-from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.settlement import BatchRecord
+from autosettle.domain.payouts import PayoutStatus
+from autosettle.domain.settlement_records import BatchDetail
+from autosettle.services import (
+    alerts,
+    fee_schedules,
+    leases,
+    maintenance,
+    payouts,
+    settlement,
+    settlement_queries,
+)
+from autosettle.services.context import ServiceContext
 
 router = APIRouter(prefix="/v1", tags=["settlement"])
 MidPath = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
@@ -57,7 +65,7 @@ SETTLEMENTS_LISTED_MAX = 200
 ITEMS_IN_LIST_MAX = 100
 ITEMS_IN_DETAIL_MAX = 10_000
 PAYOUTS_LISTED_MAX = 1_000
-PAYOUT_STATUSES = ("blocked", "pending", "sent", "confirmed", "failed")
+PAYOUT_STATUS_PATTERN = "^(" + "|".join(s.value for s in PayoutStatus) + ")$"
 JOB_NAME_PATTERN = r"^[a-z0-9-]{1,40}$"
 COST_DAYS_DEFAULT = 30
 
@@ -66,16 +74,8 @@ def _today(ctx: ServiceContext) -> date:
     return ctx.now().astimezone(SHANGHAI).date()
 
 
-def _batch_views(ctx: ServiceContext, batches: list[BatchRecord],
-                 items_max: int) -> list[SettlementPublic]:
-    views: list[SettlementPublic] = []
-    with ctx.db.unit_of_work() as uow:
-        for batch in batches:
-            payout = uow.settlement.payout_of_batch(batch.batch_id)
-            items = uow.claims.items_of_batch(batch.batch_id, limit=items_max) \
-                if items_max else []
-            views.append(SettlementPublic.of(batch, payout, items, items_max))
-    return views
+def _view(detail: BatchDetail, items_max: int) -> SettlementPublic:
+    return SettlementPublic.of(detail.batch, detail.payout, detail.items, items_max)
 
 
 # -- settlements ----------------------------------------------------------------------------
@@ -90,24 +90,18 @@ def list_settlements(
 ) -> SettlementList:
     """The merchant's settlement batches, newest first: totals, fees, debt, expected
     arrival, payout status and (by default) their items."""
-    require_read(who, Area.SETTLEMENTS, merchant_id)
-    with ctx.db.unit_of_work() as uow:
-        if uow.merchants.get(merchant_id) is None:
-            raise NotFoundError(f"merchant {merchant_id} not found")
-        batches = uow.settlement.batches(merchant_id, date_from, date_to, limit)
     items_max = ITEMS_IN_LIST_MAX if include_items else 0
+    found = settlement_queries.list_settlements(ctx, who, merchant_id, date_from, date_to,
+                                                limit, items_max)
     return SettlementList(merchant_id=merchant_id,
-                          settlements=_batch_views(ctx, batches, items_max))
+                          settlements=[_view(d, items_max) for d in found])
 
 
 @router.get("/settlements/{batch_id}", response_model=SettlementPublic)
 def get_settlement(batch_id: BatchPath, ctx: Ctx, who: Who) -> SettlementPublic:
     """One settlement batch with its items (up to 10,000) and its payout."""
-    with ctx.db.unit_of_work() as uow:
-        batch = uow.settlement.batch(batch_id)
-    if batch is None or not may_read(who, Area.SETTLEMENTS, batch.merchant_id):
-        raise NotFoundError(f"settlement {batch_id} not found")
-    return _batch_views(ctx, [batch], ITEMS_IN_DETAIL_MAX)[0]
+    return _view(settlement_queries.get_settlement(ctx, who, batch_id, ITEMS_IN_DETAIL_MAX),
+                 ITEMS_IN_DETAIL_MAX)
 
 
 # -- fee schedules and cycle costs ----------------------------------------------------------
@@ -123,9 +117,7 @@ def get_fee_schedules(merchant_id: MidPath, ctx: Ctx, who: Who,
     """The schedule in force on ``on`` (default: today in Shanghai) and every version."""
     day = on or _today(ctx)
     current = fee_schedules.current_schedule(ctx, who, merchant_id, day)
-    with ctx.db.unit_of_work() as uow:
-        versions = [schedule_from_dict(v)
-                    for v in uow.config.fee_schedule_versions(merchant_id)]
+    versions = fee_schedules.schedule_versions(ctx, who, merchant_id)
     return FeeSchedulesPublic(merchant_id=merchant_id, on=day,
                               current=_schedule_public(current),
                               versions=[_schedule_public(v) for v in versions])
@@ -151,13 +143,8 @@ def cycle_costs(merchant_id: MidPath, ctx: Ctx, who: Who,
     # the ordinal form: no OverflowError for a date_to in the first days of year 1
     date_from = date_from or date.fromordinal(max(1, date_to.toordinal()
                                                   - (COST_DAYS_DEFAULT - 1)))
-    costs = fee_schedules.cycle_costs(ctx, who, merchant_id, date_from, date_to)
-    with ctx.db.unit_of_work() as uow:
-        merchant = uow.merchants.get(merchant_id)
-    if merchant is None:
-        raise NotFoundError(f"merchant {merchant_id} not found")
-    own = merchant.settlement_cycle.value
-    cur = merchant.currency
+    compared = fee_schedules.compare_cycles(ctx, who, merchant_id, date_from, date_to)
+    own, cur, costs = compared.current_cycle, compared.currency, compared.costs
     base = costs.get(own, 0)
     rows = [CycleCostPublic(cycle=cycle, cost_minor=cost,
                             cost=Money(cost, currency(cur)).format(),
@@ -174,26 +161,18 @@ def cycle_costs(merchant_id: MidPath, ctx: Ctx, who: Who,
 
 @router.get("/payouts", response_model=PayoutList, tags=["payouts"])
 def list_payouts(ctx: Ctx, who: Who,
-                 status: Annotated[str | None, Query(pattern="^(" + "|".join(PAYOUT_STATUSES)
-                                                     + ")$")] = None,
+                 status: Annotated[str | None, Query(pattern=PAYOUT_STATUS_PATTERN)] = None,
                  merchant_id: MidQuery = None,
                  limit: Annotated[int, Query(ge=1, le=PAYOUTS_LISTED_MAX)] = 100) -> PayoutList:
     """Payouts, oldest first (operator)."""
-    who.require_operator()
-    with ctx.db.unit_of_work() as uow:
-        found = uow.settlement.payouts(status=status, merchant_id=merchant_id, limit=limit)
+    found = settlement_queries.list_payouts(
+        ctx, who, PayoutStatus(status) if status is not None else None, merchant_id, limit)
     return PayoutList(payouts=[PayoutPublic.of(p) for p in found])
-
-
-def _operator(who: Principal) -> Principal:
-    who.require_operator()
-    return who
 
 
 @router.post("/payouts/{payout_id}/confirm", response_model=PayoutPublic, tags=["payouts"])
 def confirm_payout(payout_id: PayoutPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
     """The bank credited the merchant (operator): sent → confirmed."""
-    _operator(who)
     return idem.run(lambda: PayoutPublic.of(payouts.confirm_payout(ctx, payout_id, who)))
 
 
@@ -202,7 +181,6 @@ def fail_payout(payout_id: PayoutPath, body: PayoutFail, ctx: Ctx, who: Who,
                 idem: Idem) -> Response:
     """The bank returned the payout (operator): sent → failed; the money goes back to the
     merchant's payable and an alert is raised."""
-    _operator(who)
     return idem.run(lambda: PayoutPublic.of(payouts.fail_payout(ctx, payout_id,
                                                                 body.reason, who)))
 
@@ -211,7 +189,6 @@ def fail_payout(payout_id: PayoutPath, body: PayoutFail, ctx: Ctx, who: Who,
 def retry_payout(payout_id: PayoutPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
     """Send a failed or blocked payout again after the account was fixed (operator):
     → pending; the next payout file carries it."""
-    _operator(who)
     return idem.run(lambda: PayoutPublic.of(payouts.retry_payout(ctx, who, payout_id)))
 
 
@@ -277,10 +254,9 @@ def list_overrides(ctx: Ctx, who: Who, date_from: Annotated[date | None, Query()
 def settlement_date(ctx: Ctx, who: Who, business_date: Annotated[date, Query(alias="date")],
                     cycle: CycleCode = CycleCode.T1) -> SettlementDatePublic:
     """When a business date's transactions settle on ``cycle`` (with the overrides)."""
-    require_read(who, Area.CALENDAR)
     return SettlementDatePublic(business_date=business_date, cycle=cycle.value,
                                 settlement_date=settlement.expected_settlement(
-                                    ctx, business_date, cycle.value))
+                                    ctx, business_date, cycle.value, who))
 
 
 # -- settlement runs ------------------------------------------------------------------------
