@@ -39,7 +39,7 @@ def test_a_control_character_in_a_payment_path_is_422_and_stores_nothing(
 
 
 def test_plus_and_unicode_in_a_query_are_still_fine(client: TestClient, world: World) -> None:
-    page = client.get("/v1/transactions?rrn=a+b&status=%E6%88%90", headers=world.operator)
+    page = client.get("/v1/transactions?rrn=%E6%88%90+b", headers=world.operator)
     assert page.status_code == 200, page.text
     ok = client.get(f"/v1/merchants/{MID_A}/terminals/{TID_A1}", headers=world.terminal_a1)
     assert ok.status_code == 200

@@ -23,6 +23,7 @@ from jobtools import (
 from typer.testing import CliRunner, Result
 
 from autosettle.cli import app
+from autosettle.cli.wiring import channel_for
 from autosettle.config import get_settings
 from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.services.context import ServiceContext, build_context
@@ -60,7 +61,8 @@ def cli(data_dir: Path) -> Invoke:
 @pytest.fixture
 def ctx(cli: Invoke) -> Iterator[ServiceContext]:
     cli("db", "upgrade")
-    context = build_context(get_settings())
+    settings = get_settings()
+    context = build_context(settings, channel=channel_for(settings))  # as the CLI wires it
     yield context
     context.db.dispose()
 
