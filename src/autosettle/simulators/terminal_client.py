@@ -57,7 +57,7 @@ from autosettle.domain.iso8583.frame import (
     parse_frame_length,
 )
 from autosettle.domain.iso8583.message import MTI_KEY, MessageFields, decode_message, encode_message
-from autosettle.services.terminal_keys import MacAlgorithm
+from autosettle.services.key_module import MacAlgorithm
 from autosettle.terminal_host.messages import (
     FINANCIAL_BY_KIND,
     MAC_REQUIRED,
