@@ -21,7 +21,7 @@ from autosettle.cli.console import JsonFlag, console, context, emit_json, err_co
 from autosettle.config import get_settings
 from autosettle.domain.calendar import SHANGHAI, BusinessCalendar, SettlementCycle
 from autosettle.domain.calendar import settlement_date as calendar_settlement_date
-from autosettle.domain.errors import ValidationError
+from autosettle.domain.errors import UnavailableError, ValidationError
 from autosettle.domain.money import Money
 from autosettle.services import (
     business_dates,
@@ -144,7 +144,7 @@ def _calendar() -> BusinessCalendar:
     try:
         with db.unit_of_work() as uow:
             return settlement_items.business_calendar(uow)
-    except DBAPIError:
+    except (DBAPIError, UnavailableError):  # no schema yet (the store says unavailable)
         err_console.print("[yellow]note[/yellow] no database yet: calendar overrides "
                           "not applied")
         return BusinessCalendar()
