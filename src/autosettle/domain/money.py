@@ -156,10 +156,6 @@ class Money:
                                   ErrorCode.AMOUNT_TOO_LARGE)
         return str(self.amount_minor).zfill(FIELD4_DIGITS)
 
-    def to_decimal(self) -> Decimal:
-        """The amount in major units as an exact Decimal (for display only)."""
-        return Decimal(self.amount_minor).scaleb(-self.currency.exponent)
-
     def format(self) -> str:
         """``"12.34"``: major units with exactly the currency's decimals."""
         sign = "-" if self.amount_minor < 0 else ""

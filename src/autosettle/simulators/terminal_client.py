@@ -21,7 +21,6 @@ Not thread-safe: one client is one terminal (run one per thread for a fleet).
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
@@ -554,8 +553,3 @@ class TerminalClient:
 _UNDOES: Final = {_K.VOID: "voided", _K.COMPLETION_VOID: "voided",
                   _K.PREAUTH_VOID: "cancelled", _K.COMPLETION: "completed"}
 """What an approved message does to its original in the journal (a reversal undoes it)."""
-
-
-def approved_txns(answers: Iterable[Answer]) -> list[LocalTxn]:
-    """The journal entries of the approved answers (helper for scripts and tests)."""
-    return [a.txn for a in answers if a.approved and a.txn is not None]
