@@ -19,7 +19,7 @@ from autosettle.domain.iso8583.message import decode_message
 from autosettle.domain.iso8583.spec import CUP_POS_SPEC
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.terminal_keys import (
+from autosettle.services.key_module import (
     GeneratedTmk,
     IssuedKeys,
     KeyComponent,

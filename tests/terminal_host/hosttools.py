@@ -14,7 +14,7 @@ from autosettle.domain.cards import luhn_check_digit
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.services import merchants, terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.terminal_keys import MacAlgorithm
+from autosettle.services.key_module import MacAlgorithm
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.store.tables import transactions

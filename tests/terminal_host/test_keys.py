@@ -9,13 +9,7 @@ from autosettle.domain.errors import AuthError, ValidationError
 from autosettle.domain.iso8583 import crypto
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, Principal, Role, ServiceContext
-from autosettle.services.terminal_keys import (
-    KeyRole,
-    PinRejected,
-    SealedKey,
-    SoftwareHsm,
-    key_label,
-)
+from autosettle.services.key_module import KeyRole, PinRejected, SealedKey, SoftwareHsm, key_label
 
 PAN = "6222020200112345679"
 

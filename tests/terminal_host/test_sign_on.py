@@ -21,7 +21,7 @@ from autosettle.domain.iso8583 import crypto
 from autosettle.domain.iso8583.fields import parse_field60
 from autosettle.services import terminal_keys
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.terminal_keys import MacAlgorithm
+from autosettle.services.key_module import MacAlgorithm
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.simulators.terminal_client import TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autosettle.domain.errors import AutosettleError, ErrorCode
@@ -88,15 +87,6 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STARLETTE_CODES.get(exc.status_code, ErrorCode.VALIDATION_FAILED)
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
-
-    @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", type(exc.orig).__name__)
-        return error_response(ErrorCode.UNAVAILABLE, "the database is unavailable; retry")
-
-    @app.exception_handler(DBAPIError)
-    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        return _fault(request, exc, ErrorCode.INTERNAL)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

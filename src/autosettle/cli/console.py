@@ -12,11 +12,10 @@ from typing import Annotated, Any, ParamSpec
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError
 
 from autosettle.cli.wiring import channel_for
 from autosettle.config import get_settings
-from autosettle.domain.errors import AutosettleError, ErrorCode
+from autosettle.domain.errors import AutosettleError, UnavailableError
 from autosettle.services.context import ServiceContext, build_context
 
 console = Console()
@@ -61,17 +60,16 @@ def fail(exc: AutosettleError) -> None:
 def guarded(command: Callable[P, None]) -> Callable[P, None]:
     """Every failure becomes one line on stderr and exit status 2, never a traceback.
 
-    A database error names only its class: its text could quote the statement's values.
+    A database outage names only the driver error's class: its text could quote values.
     """
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             command(*args, **kwargs)
-        except AutosettleError as exc:
-            fail(exc)
-        except DBAPIError as exc:
-            err_console.print(f"[red]error[/red] {ErrorCode.UNAVAILABLE}: the database "
-                              f"cannot be used ({type(exc.orig).__name__}); run "
+        except UnavailableError as exc:
+            err_console.print(f"[red]error[/red] {exc.code}: {exc.message}; run "
                               "'autosettle db upgrade' first?")
             raise typer.Exit(2) from None
+        except AutosettleError as exc:
+            fail(exc)
     return run

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from autosettle.cli.console import console, fail
-from autosettle.cli.db import safe_url
 from autosettle.cli.wiring import channel_for, describe_channel
 from autosettle.config import get_settings
 from autosettle.domain.errors import AutosettleError
@@ -17,6 +16,7 @@ from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
 from autosettle.logging_setup import configure_logging
+from autosettle.services import database
 from autosettle.services.context import build_context
 from autosettle.simulators import demo_seed as demo
 
@@ -46,7 +46,7 @@ def serve(
     console.rule("autosettle")
     console.print(f"API           http://{bind_host}:{bind_port}  (docs: /docs, "
                   f"OpenAPI: /openapi.json, health: /healthz)")
-    console.print(f"database      {safe_url(settings.effective_database_url)}")
+    console.print(f"database      {database.display_url(settings.effective_database_url)}")
     console.print(f"channel       {channel} (setting AUTOSETTLE_CHANNEL)")
     console.print(f"terminal host ISO 8583 over TCP on {bind_host}:{settings.terminal_host_port} "
                   "(docs/terminal-integration.md)")

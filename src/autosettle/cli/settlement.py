@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
 from autosettle.cli.console import JsonFlag, console, context, emit_json, err_console, guarded
 from autosettle.config import get_settings
@@ -32,7 +31,6 @@ from autosettle.services import (
     settlement_items,
 )
 from autosettle.services.context import SYSTEM
-from autosettle.store.uow import Database
 
 app = typer.Typer(no_args_is_help=True)
 payouts_app = typer.Typer(help="Payout files.", no_args_is_help=True)
@@ -140,15 +138,12 @@ def payouts_export(
 def _calendar() -> BusinessCalendar:
     """The business calendar with the operator's overrides; without a database yet, the
     holiday data alone."""
-    db = Database(get_settings().effective_database_url)
-    try:
-        return settlement_items.calendar_of(db)
-    except DBAPIError:
+    found = settlement_items.calendar_at(get_settings().effective_database_url)
+    if found is None:
         err_console.print("[yellow]note[/yellow] no database yet: calendar overrides "
                           "not applied")
         return BusinessCalendar()
-    finally:
-        db.dispose()
+    return found
 
 
 @calendar_app.command("next")

@@ -15,9 +15,9 @@ from autosettle.cli.console import JsonFlag, console, context, emit_json, fail, 
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.iso8583.crypto import KEY_COMPONENTS_MAX, KEY_COMPONENTS_MIN
 from autosettle.domain.merchants import check_merchant_id, check_terminal_id
-from autosettle.services import merchants, terminal_batches, terminal_keys
+from autosettle.services import merchants, terminal_batches, terminal_keys, terminal_status
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.terminal_keys import MacAlgorithm
+from autosettle.services.key_module import MacAlgorithm
 
 app = typer.Typer(help="Terminals: registration, keys, sessions and batch reconciliation.",
                   no_args_is_help=True)
@@ -144,8 +144,8 @@ def status(
     try:
         ctx = context()
         _known_merchant(ctx, merchant_id)
-        page = terminal_keys.terminal_status(
-            ctx, SYSTEM, merchant_id, limit=terminal_keys.STATUS_PAGE_MAX,
+        page = terminal_status.terminal_status(
+            ctx, SYSTEM, merchant_id, limit=terminal_status.STATUS_PAGE_MAX,
             silent_after=silent_after_s, silent_only=silent_only)
     except AutosettleError as exc:
         fail(exc)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from autosettle.channels.base import Channel
 from autosettle.config import Settings
 from autosettle.domain.errors import ValidationError
 from autosettle.simulators.issuer import IssuerSimulator, default_key_file
@@ -26,7 +25,7 @@ def check_channel(name: str) -> str:
     return name
 
 
-def channel_for(settings: Settings) -> Channel:
+def channel_for(settings: Settings) -> IssuerSimulator:
     """The channel the ``channel`` setting names (its state where the settings say)."""
     check_channel(settings.channel)
     url = settings.effective_issuer_sim_url

@@ -100,6 +100,14 @@ class AuthError(AutosettleError):
     default_code = ErrorCode.UNAUTHENTICATED
 
 
+class UnavailableError(AutosettleError):
+    """The database (or another resource the service needs) cannot be reached; nothing was
+    changed, and the same request may succeed when retried. The store raises it in place of
+    the driver's connection errors, so nothing above the store sees a driver exception."""
+
+    default_code = ErrorCode.UNAVAILABLE
+
+
 class InvariantViolation(AutosettleError):
     """An internal invariant did not hold: a bug, never a user error."""
 

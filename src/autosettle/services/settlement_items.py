@@ -30,7 +30,7 @@ from typing import TypeVar
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import BusinessCalendar, SettlementCycle, settlement_date
 from autosettle.domain.cards import CardKind
-from autosettle.domain.errors import NotFoundError
+from autosettle.domain.errors import NotFoundError, UnavailableError
 from autosettle.domain.fees import (
     FeeSchedule,
     default_schedule_for,
@@ -56,11 +56,19 @@ def business_calendar(uow: UnitOfWork) -> BusinessCalendar:
     return BusinessCalendar(uow.config.calendar_overrides())
 
 
-def calendar_of(db: Database) -> BusinessCalendar:
-    """:func:`business_calendar` in a unit of work of its own (for a caller without a
-    service context, such as the calendar commands before anything else is set up)."""
-    with db.unit_of_work() as uow:
-        return business_calendar(uow)
+def calendar_at(database_url: str) -> BusinessCalendar | None:
+    """:func:`business_calendar` of the database at ``database_url`` in a unit of work of its
+    own (for a caller without a service context, such as the calendar commands before
+    anything else is set up); ``None`` when that database cannot be read (not created or not
+    migrated yet)."""
+    db = Database(database_url)
+    try:
+        with db.unit_of_work() as uow:
+            return business_calendar(uow)
+    except UnavailableError:
+        return None
+    finally:
+        db.dispose()
 
 
 def fee_schedule(uow: UnitOfWork, merchant: Merchant, on: date) -> FeeSchedule:

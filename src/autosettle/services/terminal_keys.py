@@ -50,35 +50,20 @@ from autosettle.domain.terminal_records import KeyRecord
 from autosettle.services.audit import record as audit
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.key_module import (
-    GeneratedTmk,
-    IssuedKeys,
     KeyComponent,
     KeyRole,
     KeyStatus,
     MacAlgorithm,
     PinRejected,
     SealedKey,
-    SoftwareHsm,
     TerminalHsm,
     default_hsm,
     key_label,
-)
-from autosettle.services.terminal_status import (
-    STATUS_PAGE_MAX,
-    StatusPage,
-    TerminalStatusView,
-    silent_after_s,
-    terminal_status,
 )
 from autosettle.store.uow import UnitOfWork
 
 RC = ResponseCode
 
-__all__ = [  # the key module and the status view, for callers from before the split
-    "STATUS_PAGE_MAX", "GeneratedTmk", "IssuedKeys", "KeyComponent", "KeyRole", "KeyStatus",
-    "MacAlgorithm", "PinRejected", "SealedKey", "SoftwareHsm", "StatusPage", "TerminalHsm",
-    "TerminalStatusView", "default_hsm", "key_label", "silent_after_s", "terminal_status",
-]
 FIRST_BATCH_NO: Final = "000001"
 BATCH_NO_MODULUS: Final = 999_999
 

@@ -4,8 +4,7 @@ What lives here: the issuer simulator that plays the card issuer behind a channe
 (issuer.py, implementing :class:`~autosettle.channels.base.Channel`, with its own database),
 the POS terminal side of ISO 8583 (terminal_client.py: framing, keys, MAC and PIN blocks as a
 terminal does them), the terminal simulator and the demo fleet (terminal.py, fleet.py,
-report.py), the demo data (demo_seed.py) and the demo cashier (demo_traffic.py,
-demo_jobs.py).
+report.py), the demo data (demo_seed.py) and the demo cards (demo_traffic.py).
 
 What may not: be used by the product. No module of api, terminal_host, jobs, services,
 store, channels or domain imports this package; only the command line does (``serve``

@@ -40,7 +40,7 @@ from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private, private_dir
 from autosettle.services import merchants, terminal_keys, terminal_queries
 from autosettle.services.context import SYSTEM, ServiceContext
-from autosettle.services.terminal_keys import KeyStatus, MacAlgorithm
+from autosettle.services.key_module import KeyStatus, MacAlgorithm
 from autosettle.simulators.demo_seed import DEMO_MERCHANTS
 from autosettle.simulators.demo_traffic import seed_cards
 from autosettle.simulators.issuer import IssuerSimulator

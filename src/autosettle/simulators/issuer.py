@@ -180,10 +180,6 @@ class CardState:
     held_minor: int
     pin_tries: int
 
-    @property
-    def available_minor(self) -> int:
-        return self.balance_minor + self.credit_limit_minor - self.held_minor
-
 
 def default_key_file(url: str) -> Path | None:
     """Where the simulator on ``url`` keeps its secret by default: beside its SQLite file

@@ -21,7 +21,6 @@ Not thread-safe: one client is one terminal (run one per thread for a fleet).
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
@@ -57,7 +56,7 @@ from autosettle.domain.iso8583.frame import (
     parse_frame_length,
 )
 from autosettle.domain.iso8583.message import MTI_KEY, MessageFields, decode_message, encode_message
-from autosettle.services.terminal_keys import MacAlgorithm
+from autosettle.services.key_module import MacAlgorithm
 from autosettle.terminal_host.messages import (
     FINANCIAL_BY_KIND,
     MAC_REQUIRED,
@@ -554,8 +553,3 @@ class TerminalClient:
 _UNDOES: Final = {_K.VOID: "voided", _K.COMPLETION_VOID: "voided",
                   _K.PREAUTH_VOID: "cancelled", _K.COMPLETION: "completed"}
 """What an approved message does to its original in the journal (a reversal undoes it)."""
-
-
-def approved_txns(answers: Iterable[Answer]) -> list[LocalTxn]:
-    """The journal entries of the approved answers (helper for scripts and tests)."""
-    return [a.txn for a in answers if a.approved and a.txn is not None]

@@ -111,6 +111,3 @@ class AuditRepository:
                                   .limit(limit))
         return [AuditEvent(r.at, r.actor, r.action, r.resource, r.origin, r.outcome,
                            json.loads(r.detail) if r.detail else None) for r in rows]
-
-
-__all__ = ["ApiKeyRecord", "AuditEvent"]

@@ -147,3 +147,8 @@ def _private_database_file(path: Path) -> None:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password hidden, for banners and messages."""
+    return make_url(url).render_as_string(hide_password=True)

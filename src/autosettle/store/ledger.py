@@ -140,6 +140,3 @@ class LedgerRepository:
             .group_by(journal_lines.c.account_code, journal_lines.c.currency)
             .order_by(journal_lines.c.account_code, journal_lines.c.currency))
         return [BalanceRow(r[0], r[1], int(r[2])) for r in rows if int(r[2]) != 0]
-
-
-__all__ = ["BalanceRow", "PostedEntry"]

@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from autosettle.store.engine import make_engine, normalize_url
+from autosettle.store.outage import outage_as_unavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -26,7 +27,7 @@ def upgrade(url: str, revision: str = "head", engine: Engine | None = None) -> N
     own_engine = engine is None
     engine = engine or make_engine(url)
     try:
-        with engine.begin() as connection:
+        with outage_as_unavailable(), engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     finally:
@@ -39,7 +40,7 @@ def current_revision(url: str) -> str | None:
 
     engine = make_engine(url)
     try:
-        with engine.connect() as connection:
+        with outage_as_unavailable(), engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()

@@ -484,9 +484,3 @@ class PaymentRulesRepository:
             merchant_id=merchant_id, allowed_txn_types=render(rules.allowed_txn_types),
             allowed_card_kinds=render(rules.allowed_card_kinds),
             completion_ratio_max=rules.completion_ratio_max, updated_at=at))
-
-
-__all__ = [
-    "FEE_STAMP_SEPARATOR", "PaymentContext", "PaymentRules", "TransactionQuery",
-    "TransactionRecord",
-]

@@ -306,6 +306,3 @@ class TerminalHostRepository:
         if open_only:
             query = query.where(f.resolved_at.is_(None))
         return [_build(BatchFlag, r) for r in self._conn.execute(query)]
-
-
-__all__ = ["BatchFlag", "BatchLine", "KeyRecord", "SettlementRecord", "StatusRow", "UploadItem"]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from autosettle.domain.errors import InvariantViolation
 from autosettle.store.auth import ApiKeyRepository, AuditRepository, IdempotencyRepository
@@ -26,6 +27,7 @@ from autosettle.store.merchants import (
     SettlementAccountRepository,
     TerminalRepository,
 )
+from autosettle.store.outage import is_outage, outage_as_unavailable, unavailable
 from autosettle.store.payments import (
     BatchRepository,
     PaymentRulesRepository,
@@ -59,8 +61,9 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         if getattr(_active, "depth", 0):
             raise InvariantViolation("a unit of work is already active in this thread")
-        conn = self._engine.connect()
-        conn.begin()
+        with outage_as_unavailable():
+            conn = self._engine.connect()
+            conn.begin()
         self._conn = conn
         _active.depth = 1
         self.merchants = MerchantRepository(conn)
@@ -96,10 +99,16 @@ class UnitOfWork:
                 conn.commit()
             else:
                 conn.rollback()
+        except DBAPIError as failed:
+            if is_outage(failed):
+                raise unavailable(failed) from (exc or failed)
+            raise
         finally:
             conn.close()
             self._conn = None
             _active.depth = 0
+        if isinstance(exc, DBAPIError) and is_outage(exc):
+            raise unavailable(exc) from exc
 
 
 class Database:

@@ -1,8 +1,8 @@
 """The message catalogue of the terminal host, shared by the server and the terminal client.
 
 Which request is which (MTI, processing code field 3, field 25, transaction type 60.1 and
-network management code 60.3, after ``shared/design/domain.md`` §1), the answer MTI, the
-fields each request must carry, and which requests carry a MAC (field 64).
+network management code 60.3), the answer MTI, the fields each request must carry, and which
+requests carry a MAC (field 64); docs/terminal-integration.md ("Messages") shows the table.
 
 Pure values: no I/O.
 """

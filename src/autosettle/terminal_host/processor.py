@@ -32,7 +32,7 @@ from datetime import date
 from typing import Final
 
 from autosettle.domain.calendar import SHANGHAI, business_date
-from autosettle.domain.errors import ValidationError, require
+from autosettle.domain.errors import UnavailableError, ValidationError, require
 from autosettle.domain.iso8583.fields import (
     BalanceAmount,
     Field60,
@@ -157,6 +157,9 @@ class Processor:
             return self._undecodable(frame)
         try:
             return self._handle(frame, decoded)
+        except UnavailableError as exc:  # an outage, not a bug: no traceback
+            log.error("terminal host: %s; %s from terminal %s not served", exc.message,
+                      decoded.fields.get(MTI_KEY), decoded.fields.get("41"))
         except Exception:
             log.exception("terminal host: unexpected failure on %s from terminal %s",
                           decoded.fields.get(MTI_KEY), decoded.fields.get("41"))

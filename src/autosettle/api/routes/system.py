@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from autosettle import __version__
 from autosettle.api.deps import Ctx, Idem, Who
 from autosettle.api.schemas import ApiKeyCreate, ApiKeyIssued, Health
-from autosettle.services import apikeys
+from autosettle.services import apikeys, database
 
 router = APIRouter()
 
@@ -19,7 +19,7 @@ router = APIRouter()
     503: {"model": Health, "description": "degraded: the database does not answer"}})
 def healthz(ctx: Ctx) -> Response:
     """Liveness and database reachability (no authentication)."""
-    ok = ctx.db.ping()
+    ok = database.reachable(ctx)
     body = Health(status="ok" if ok else "degraded", database="ok" if ok else "unreachable",
                   version=__version__)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -1,6 +1,6 @@
 """The China UnionPay (CUP) POS field layout as a ``pyiso8583`` spec dict.
 
-Layout (see ``shared/design/domain.md`` §1): MTI as 2 bytes of BCD, an 8-byte binary
+Layout (docs/terminal-integration.md, "The frame"): MTI as 2 bytes of BCD, an 8-byte binary
 primary bitmap (no secondary bitmap), variable-length prefixes in BCD (one byte for
 LLVAR, two for LLLVAR). Numeric fields are BCD:
 
