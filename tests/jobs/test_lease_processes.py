@@ -113,17 +113,7 @@ def test_sigkill_during_a_run_then_restart_completes_it_without_paying_twice(
         ctx: ServiceContext, clock: ClockLike, db_url: str, tmp_path: Path) -> None:
     expected = seed(ctx, 24)
     child = spawn(db_url, tmp_path, "doomed", 0.1, 0.0)
-    deadline = time.monotonic() + WAIT_S_MAX
-    while batch_count(ctx) < 4:
-        if child.poll() is not None:
-            raise AssertionError(f"the child ended early: {child.communicate()}")
-        assert time.monotonic() < deadline, "the child never settled anything"
-        time.sleep(POLL_S)
-    os.kill(child.pid, signal.SIGKILL)
-    child.communicate(timeout=WAIT_S_MAX)
-    assert child.returncode == -signal.SIGKILL
-    settled_before = batch_count(ctx)
-    assert 4 <= settled_before < len(expected), "the kill should land half-way"
+    settled_before = kill_half_way(ctx, child, len(expected))
     run = leases.get_run(ctx, "settle-daily", RUN_KEY)
     assert run is not None and (run.status, run.owner) == ("running", "doomed")
 
