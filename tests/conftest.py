@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from autosettle.api.app import create_app
-from autosettle.config import Settings
+from autosettle.config import Settings, get_settings
 from autosettle.services.context import ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store import migrate
@@ -139,6 +139,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     _truncate_postgres(url)
     return url
+
+
+@pytest.fixture
+def cli_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A data directory of its own for the command line, which reads its settings from the
+    environment: every other ``AUTOSETTLE_*`` variable removed, no stray ``.env`` file, and
+    the settings cache cleared before and after."""
+    for name in list(os.environ):
+        if name.startswith("AUTOSETTLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    data_dir = tmp_path / "var"
+    monkeypatch.setenv("AUTOSETTLE_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    yield data_dir
+    get_settings.cache_clear()
 
 
 @pytest.fixture

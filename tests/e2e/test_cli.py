@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,19 +27,11 @@ MID = "898310099990001"
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def db_path(cli_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty data directory; the CLI reads its settings from the environment."""
-    for name in list(os.environ):
-        if name.startswith("AUTOSETTLE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    data_dir = tmp_path / "var"
-    path = data_dir / "autosettle.db"
-    monkeypatch.setenv("AUTOSETTLE_DATA_DIR", str(data_dir))
+    path = cli_data_dir / "autosettle.db"
     monkeypatch.setenv("AUTOSETTLE_DATABASE_URL", f"sqlite:///{path}")
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
+    return path
 
 
 @pytest.fixture

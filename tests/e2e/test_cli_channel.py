@@ -3,8 +3,6 @@ silent default in the services."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +18,11 @@ from autosettle.simulators.issuer import IssuerSimulator
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def env(cli_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data directory of its own; settings from the environment only."""
-    for name in list(os.environ):
-        if name.startswith("AUTOSETTLE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    data_dir = tmp_path / "var"
-    monkeypatch.setenv("AUTOSETTLE_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("AUTOSETTLE_DATABASE_URL", f"sqlite:///{data_dir / 'autosettle.db'}")
-    get_settings.cache_clear()
-    yield data_dir
-    get_settings.cache_clear()
+    monkeypatch.setenv("AUTOSETTLE_DATABASE_URL",
+                       f"sqlite:///{cli_data_dir / 'autosettle.db'}")
+    return cli_data_dir
 
 
 def test_the_simulator_is_the_default_and_only_channel(tmp_path: Path) -> None:

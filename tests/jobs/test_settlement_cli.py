@@ -4,7 +4,6 @@ end to end on an embedded SQLite file (Typer's CliRunner)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,16 +32,8 @@ A = mid(1)
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in list(os.environ):
-        if name.startswith("AUTOSETTLE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    path = tmp_path / "var"
-    monkeypatch.setenv("AUTOSETTLE_DATA_DIR", str(path))
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
+def data_dir(cli_data_dir: Path) -> Path:
+    return cli_data_dir
 
 
 @pytest.fixture
