@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     terminal_host_connections_per_peer_max: int = Field(
         default=128, ge=1, le=100_000, description="Connections one client address may "
         "hold at once on the terminal host; one more is closed at once (counted, logged).")
+    terminal_host_batch_mac_required: bool = Field(
+        default=True, description="Batch settlement (0500) and batch upload (0320) must "
+        "carry a MAC (field 64), else A0 and nothing is recorded; false accepts them without "
+        "one from a signed-on terminal (for old terminals that do not MAC them).")
     terminal_silent_after_s: float = Field(default=900, gt=0, description="A terminal silent "
                                            "for longer than this is flagged in its status.")
     demo_traffic_interval_s: float = Field(default=0, ge=0, description="When > 0, `serve` "

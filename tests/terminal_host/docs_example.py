@@ -125,7 +125,7 @@ def render_catalogue() -> str:
 
     def mac(kind: MessageKind) -> str:
         return "required" if kind in MAC_REQUIRED else (
-            "checked if present" if kind in MAC_IF_PRESENT else "none")
+            "required¹" if kind in MAC_IF_PRESENT else "none")
 
     for spec in FINANCIAL:
         card = " + card (2 or 35)" if spec.needs_card else ""

@@ -3,14 +3,17 @@ refuses, over TCP."""
 
 from __future__ import annotations
 
-from hosttools import DEBIT, MID, PIN, SECOND, TID, money, record_count
+import dataclasses
+
+from hosttools import DEBIT, MID, PIN, SECOND, TEST_LIMITS, TID, client, money, record_count
 
 from autosettle.domain.iso8583.fields import parse_settlement_totals
 from autosettle.services import terminal_batches
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
-from autosettle.simulators.terminal_client import LocalTxn, TerminalClient
+from autosettle.simulators.terminal_client import LocalTxn, TerminalClient, TerminalProfile
 from autosettle.terminal_host.messages import MessageKind
+from autosettle.terminal_host.server import start_terminal_host
 
 K = MessageKind
 
@@ -102,3 +105,35 @@ def test_upload_without_settlement_and_settling_another_batch(
     assert [a.code for a in terminal.upload()] == ["12", "12"]
     terminal.batch_no = 5  # the host's open batch is 1
     assert terminal.settle().code == "22"
+
+
+def test_batch_messages_without_a_mac_close_nothing(shop: ServiceContext,
+                                                    terminal: TerminalClient) -> None:
+    """A stranger who knows the terminal id cannot close its batch: 0500 and 0320 need a MAC."""
+    _approved(terminal, K.SALE, pan=DEBIT, amount_minor=1_000, pin=PIN)
+    unsigned = dataclasses.replace(terminal.prepare_settlement(), mac=False)
+    answer = terminal.send(unsigned)
+    assert answer.code == "A0" and "64" not in answer.fields
+    assert terminal.batch_no == 1
+    for message in terminal.prepare_uploads():
+        assert terminal.send(dataclasses.replace(message, mac=False)).code == "A0"
+    assert terminal.batch_no == 1
+    assert terminal.settle().code == "00" and terminal.batch_no == 2  # the real one closes it
+
+
+def test_old_terminals_may_settle_unmacd_when_the_setting_allows(
+        shop: ServiceContext, profile: TerminalProfile) -> None:
+    lenient = dataclasses.replace(shop, settings=shop.settings.model_copy(
+        update={"terminal_host_batch_mac_required": False}))
+    handle = start_terminal_host(lenient, "127.0.0.1", 0, limits=TEST_LIMITS)
+    try:
+        with client(profile, handle.port) as pos:
+            assert pos.sign_on().code == "00"
+            _approved(pos, K.SALE, pan=DEBIT, amount_minor=1_000, pin=PIN)
+            answer = pos.send(dataclasses.replace(pos.prepare_settlement(), mac=False))
+            assert answer.code == "00" and answer.balanced is True and answer.mac_ok is None
+            assert pos.sale(DEBIT, 100, PIN).code == "22"  # batch 1 is closed
+            pos.batch_no = 2
+            assert pos.sale(DEBIT, 100, PIN).code == "00"
+    finally:
+        handle.stop()

@@ -11,7 +11,10 @@ The pipeline of a request (answers in brackets)::
     sign-on 0800 ............................. keys service: [00 + field 62] / [97] [03] [58]
     unknown terminal / other merchant's ...... [97] / [03]
     financial / reversal / 0500 / 0320 from a terminal without working keys ... [A0]
-    field 64 missing or wrong ................ [A0], nothing processed; right under the
+    field 64 missing or wrong ................ [A0], nothing processed (0500 / 0320 too,
+                                               unless terminal_host_batch_mac_required is
+                                               off: then only a MAC present is checked);
+                                               right under the
                                                pending MAK of a sign-on: those keys
                                                become current (terminal_keys.authenticate)
     field 52 does not decrypt ................ [99], nothing processed
@@ -144,6 +147,12 @@ class Processor:
     def __init__(self, ctx: ServiceContext, hsm: TerminalHsm | None = None) -> None:
         self.ctx = ctx
         self.hsm = hsm or default_hsm(ctx)
+        batch_mac = ctx.settings.terminal_host_batch_mac_required
+        self.mac_required = MAC_REQUIRED | MAC_IF_PRESENT if batch_mac else MAC_REQUIRED
+        """Kinds that must carry field 64; the rest of SIGNED_ON_REQUIRED: if present."""
+
+    def _needs_mac(self, kind: MessageKind, fields: MessageFields) -> bool:
+        return kind in self.mac_required or (kind in MAC_IF_PRESENT and "64" in fields)
 
     # -- entry points -------------------------------------------------------------------
 
@@ -210,8 +219,7 @@ class Processor:
         outcome = self._authenticated(request, session)
         session = outcome.keys or session
         answer = self._fields(request, outcome)
-        mac_answer = outcome.authenticated and session.ready and (
-            kind in MAC_REQUIRED or (kind in MAC_IF_PRESENT and "64" in fields))
+        mac_answer = outcome.authenticated and session.ready and self._needs_mac(kind, fields)
         if outcome.authenticated and session.known and kind is not _K.SIGN_OFF:
             batch = (request.batch_no if kind in _BATCH_TOUCHING
                      and session.accepts_batch(request.batch_no) else None)
@@ -236,7 +244,7 @@ class Processor:
         kind = request.kind
         if kind in SIGNED_ON_REQUIRED and not session.ready:
             return Outcome(RC.MAC_ERROR, {}, authenticated=False)
-        if kind in MAC_REQUIRED or (kind in MAC_IF_PRESENT and "64" in request.fields):
+        if self._needs_mac(kind, request.fields):
             received = request.fields.get("64")
             proven = None if received is None else terminal_keys.authenticate(
                 self.ctx, session, request.mac_data, bytes.fromhex(received), self.hsm)
