@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Final
 
 from autosettle.domain.calendar import SHANGHAI
-from autosettle.domain.errors import NotFoundError, ValidationError
+from autosettle.domain.errors import ErrorCode, NotFoundError, ValidationError
 from autosettle.reports.charts import Chart, ChartKind, ChartUnit, Series, format_value
 from autosettle.reports.model import Column, ColumnType, Figure, Header, Report, Row
 from autosettle.services import fee_schedules, terminal_status
@@ -25,6 +25,8 @@ from autosettle.services.access import Area, require_read
 from autosettle.services.context import Principal, Role, ServiceContext
 
 PERIOD_DAYS_MAX: Final = 366
+REPORT_DATE_MIN: Final = date(2000, 1, 1)
+REPORT_DATE_MAX: Final = date(2099, 12, 31)
 STATEMENT_PAGE_ROWS: Final = 5_000
 BATCH_PAGE_ROWS: Final = 5_000
 CHART_BARS_MAX: Final = 12
@@ -56,7 +58,13 @@ class ReportRequest:
 
 
 def build(ctx: ServiceContext, who: Principal, request: ReportRequest) -> Report:
-    """The report ``request`` names, as ``who`` may see it."""
+    """The report ``request`` names, as ``who`` may see it. Everything that can refuse
+    (access, parameters) is checked here, before any row is read: a streamed report does
+    not fail half-way for a reason the caller could have been told first."""
+    for day in (request.day, request.date_from, request.date_to):
+        if day is not None and not REPORT_DATE_MIN <= day <= REPORT_DATE_MAX:
+            raise ValidationError(f"report dates run from {REPORT_DATE_MIN} to "
+                                  f"{REPORT_DATE_MAX}: {day}", ErrorCode.DATE_OUT_OF_RANGE)
     builder = _BUILDERS[request.name]
     return builder(ctx, who, request)
 

@@ -126,7 +126,8 @@ def _chart_drawing(chart: Chart, font: str) -> Drawing:
     """The chart with reportlab graphics: the same labels, series, unit and y-axis top as
     :func:`~autosettle.reports.charts.render_svg`."""
     drawing = Drawing(CHART_W_PT, CHART_H_PT)
-    drawing.initialFontName = font  # the renderer's default font, else Helvetica is added
+    # The renderer's starting font (else it sets Helvetica, a font the PDF would not embed).
+    setattr(drawing, "initialFontName", font)  # noqa: B010 - not in the type stubs
     drawing.add(String(4, CHART_H_PT - 12, chart.title, fontName=font, fontSize=9))
     values = [v for s in chart.series for v in s.values]
     top = nice_ceiling(max(values, default=0))
@@ -229,7 +230,8 @@ def write_pdf(report: Report, out: IO[bytes],
               progress: Callable[[int], None] | None = None) -> None:
     """Write the report as PDF to ``out`` (a binary file opened for writing)."""
     font = cjk_font()
-    canvas = Canvas(out, pagesize=PAGE, pageCompression=1, initialFontName=font,
+    canvas = Canvas(out, pagesize=PAGE, pageCompression=1,
+                    initialFontName=font,  # type: ignore[arg-type]  # the stubs say float
                     initialFontSize=BODY_PT)
     canvas.setTitle(report.title)
     canvas.setAuthor("autosettle")
