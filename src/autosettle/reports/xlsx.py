@@ -48,6 +48,11 @@ def excel_value(value: Cell, column_type: ColumnType) -> Any:
 
 def _cell(ws: WriteOnlyWorksheet, value: Cell, column: Column, bold: bool = False) -> SheetCell:
     cell = WriteOnlyCell(ws, value=excel_value(value, column.type))
+    if column.type is ColumnType.MONEY and isinstance(value, int):
+        # openpyxl writes numbers with "%.16g" (through a float): 9824.03 would reach the
+        # file as 9824.030000000001. The numeric cell gets the exact decimal text instead
+        # (tests/unit/test_report_formats.py reads the sheet XML back).
+        setattr(cell, "_value", str(fen_to_decimal(value)))  # noqa: B010 - private slot
     number_format = _FORMATS.get(column.type)
     if number_format is not None:
         cell.number_format = number_format
