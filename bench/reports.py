@@ -38,11 +38,11 @@ from autosettle.store.engine import make_engine
 from autosettle.store.tables import journal_entries, journal_lines
 from autosettle.store.uow import Database
 from bench.core import (
+    PG_BENCH_DATABASE,
     BenchCheckFailed,
     BenchConfig,
     BenchReport,
     Measurement,
-    PG_BENCH_DATABASE,
     bench_settings,
     connect_postgres,
     peak_rss_bytes,
