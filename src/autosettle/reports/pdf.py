@@ -256,7 +256,7 @@ def write_pdf(report: Report, out: IO[bytes],
             progress(PROGRESS_EVERY_ROWS)
     if progress is not None and done % PROGRESS_EVERY_ROWS:
         progress(done % PROGRESS_EVERY_ROWS)
-    if pages.room() < ROW_PT * 2:
+    if pages.room() < ROW_PT:
         pages.new_page()
         _table_header(pages, report, spans)
     canvas.setStrokeColor(colors.HexColor("#888888"))
