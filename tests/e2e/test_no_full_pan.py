@@ -4,8 +4,8 @@ The workload: the demo data set (settlement accounts included), a settlement acc
 number is a debit card number, card payments through the API (approved, declined, refused
 as invalid), transaction search and CSV export, the tokenizer, and the receipts: a file
 printer on the paying terminal (print jobs, printed slips, a reprint) and the e-receipts.
-Every SQL statement is logged during it (with its parameters), so the log scan also proves that no full number
-ever reached the database, not only that none stayed there.
+Every SQL statement is logged during it (with its parameters), so the log scan also proves
+that no full number ever reached the database, not only that none stayed there.
 """
 
 from __future__ import annotations
