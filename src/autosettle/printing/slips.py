@@ -363,9 +363,7 @@ def receipt_slip(data: ReceiptData, width_cols: int, copy: CopyKind = CopyKind.M
     b.rule()
     if data.pin_verified:
         b.add(b.label("密码验证,免签名", "PIN VERIFIED, NO SIGNATURE REQUIRED"))
-    elif copy is CopyKind.CARDHOLDER:
-        b.add(b.label("持卡人已签名", "SIGNED BY THE CARDHOLDER ON THE MERCHANT COPY"))
-    else:
+    elif copy is not CopyKind.CARDHOLDER:  # the cardholder signs the copy the shop keeps
         b.add(b.label("持卡人签名", "CARDHOLDER SIGNATURE") + ":")
         b.add()
         b.add()
