@@ -114,17 +114,25 @@ def _line_text(text: str, align: Align, cols: int) -> str:
     return clip(text, cols)
 
 
+@lru_cache(maxsize=4096)
+def _glyph(ch: str, font: FontType, width: int) -> Image.Image:
+    """One character in its grid cell (``width`` columns), drawn once and reused."""
+    cell = Image.new("L", (width * CELL_W_PX, CELL_H_PX), 255)
+    draw = ImageDraw.Draw(cell)
+    left, _, right, _ = draw.textbbox((0, BASELINE_PX), ch, font=font, anchor="ls")
+    x = (width * CELL_W_PX - (right - left)) // 2 - left
+    draw.text((x, BASELINE_PX), ch, font=font, fill=0, anchor="ls")
+    return cell
+
+
 def _draw_row(text: str, font: FontType, cols: int) -> Image.Image:
     """One printed line on the character grid, black on white, one cell row high."""
     row = Image.new("L", (cols * CELL_W_PX, CELL_H_PX), 255)
-    draw = ImageDraw.Draw(row)
     col = 0
     for ch in text:
         width = char_width(ch)
         if ch != " " and width:
-            left, _, right, _ = draw.textbbox((0, BASELINE_PX), ch, font=font, anchor="ls")
-            x = col * CELL_W_PX + (width * CELL_W_PX - (right - left)) // 2 - left
-            draw.text((x, BASELINE_PX), ch, font=font, fill=0, anchor="ls")
+            row.paste(_glyph(ch, font, width), (col * CELL_W_PX, 0))
         col += width
     return row
 
@@ -181,7 +189,7 @@ def _qr(payload: str) -> Image.Image:
 def to_png(slip: Slip, fonts: Fonts | None = None) -> bytes:
     """The slip as a PNG file (grayscale, 203 dpi recorded in the file)."""
     buffer = io.BytesIO()
-    to_image(slip, fonts).save(buffer, format="PNG", dpi=(DPI, DPI), optimize=True)
+    to_image(slip, fonts).save(buffer, format="PNG", dpi=(DPI, DPI), compress_level=6)
     return buffer.getvalue()
 
 
