@@ -77,6 +77,16 @@ class Settings(BaseSettings):
                              "an instance that died is taken over after it expires.")
     catchup_days_max: int = Field(default=7, ge=1, le=366, description="Missed daily runs "
                                   "caught up at start, at most this many days back.")
+    # -- receipts and printers (issue 14; docs/printers.md) --
+    print_queue_enabled: bool = Field(default=True, description="Run the print queue inside "
+                                      "`autosettle serve`: slips of terminals with a printer "
+                                      "profile are enqueued and printed.")
+    print_interval_s: float = Field(default=2.0, gt=0, le=3600, description="How often the "
+                                    "print queue looks for new slips and due jobs.")
+    printer_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Deadline of every "
+                                     "printer connection, write and status query.")
+    receipt_font: str = Field(default="", description="CJK font file for PNG/PDF receipts; "
+                              "empty means the first one found (fonts-noto-cjk).")
 
     @property
     def effective_database_url(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,7 +33,8 @@ from jobtools import ClockLike
 from starlette.routing import BaseRoute
 
 from autosettle.api import payment_schemas, schemas, settlement_schemas
-from autosettle.services import alerts, apikeys, leases, merchants, settlement
+from autosettle.api.routes import printers
+from autosettle.services import alerts, apikeys, leases, merchants, printing, settlement
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewTerminal
 from autosettle.simulators.issuer import IssuerSimulator
@@ -66,6 +68,10 @@ MINIMAL_BODIES: dict[type, dict[str, Any]] = {
     payment_schemas.VoidIn: {},
     payment_schemas.FollowUpIn: {"amount": "0.01"},
     payment_schemas.ReversalIn: {},
+    printers.PrinterIn: {"name": "new-printer", "merchant_id": MID_B, "terminal_id": TID_B1,
+                         "interface": "network", "address": "10.0.0.9"},
+    printers.PrinterPatch: {"copies": 1},
+    printers.ReprintIn: {},
 }
 PATH_VALUES = {"merchant_id": MID_B, "terminal_id": TID_B1}
 
@@ -205,8 +211,12 @@ TERMINAL_READS = {
     "/v1/merchants", "/v1/merchants/{merchant_id}", "/v1/merchants/{merchant_id}/terminals",
     "/v1/merchants/{merchant_id}/terminals/{terminal_id}", "/v1/terminals",
     "/v1/transactions", "/v1/transactions.csv", "/v1/transactions/{txn_id}",
+    "/v1/transactions/{txn_id}/receipt", "/v1/printers", "/v1/printers/{name}",
+    "/v1/printers/{name}/jobs", "/v1/print-jobs",
 }
 TERMINAL_PAYMENTS = "/v1/payments/"
+TERMINAL_PRINTING = {"/v1/printers/{name}/check", "/v1/printers/{name}/reprints"}
+"""A till checks its own printer and reprints its slips (docs/printers.md)."""
 UNAUTHENTICATED = {"/healthz"}
 QUERY_VALUES = {"date": "2026-09-18"}
 UNKNOWN_TXN = "0" * 32
@@ -214,9 +224,11 @@ UNKNOWN_TXN = "0" * 32
 
 @pytest.fixture
 def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: IssuerSimulator,
-                clock: ClockLike) -> dict[str, str]:
+                clock: ClockLike, tmp_path: Path) -> dict[str, str]:
     """Path values naming real records of merchant A: terminal A1's sale, the settlement
-    batch and payout that paid it, an alert, a key."""
+    batch and payout that paid it, an alert, a key, terminal A1's printer and a print job."""
+    printing.add_printer(ctx, SYSTEM, printing.NewPrinter(
+        "till-a1", MID_A, TID_A1, "file", str(tmp_path / "till-a1.prn")))
     sim.add_card(PAN, balance_minor=1_000_000, pin=PIN)
     sale = client.post("/v1/payments/sales", json=MINIMAL_BODIES[payment_schemas.SaleIn],
                        headers={**world.terminal_a1, "Idempotency-Key": "own-sale"})
@@ -229,10 +241,13 @@ def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: Issu
                          headers=world.merchant_a).json()["settlements"]
     alerts.raise_alert(ctx, "warning", "open_terminal_batches", "a test alert", MID_A)
     [alert] = client.get("/v1/alerts", headers=world.merchant_a).json()["alerts"]
+    printing.follow(ctx)
+    [job, *_] = printing.list_jobs(ctx, SYSTEM, "till-a1")
     return {"merchant_id": MID_A, "terminal_id": TID_A1, "txn_id": txn["txn_id"],
             "batch_id": batch["batch_id"], "payout_id": batch["payout"]["payout_id"],
             "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator),
-            "name": "statement"}  # /v1/reports/{name}: the merchant's own statement
+            "report_name": "statement",  # /v1/reports/{report_name}: its own statement
+            "name": "till-a1", "job_id": str(job.job_id)}
 
 
 def every_call(app: FastAPI, values: dict[str, str]
@@ -260,7 +275,7 @@ def test_terminal_key_reaches_its_merchant_terminal_and_transactions_only(
     for method, path, url, body in every_call(client.app, own_records):  # type: ignore[arg-type]
         if path in UNAUTHENTICATED:
             continue
-        if path.startswith(TERMINAL_PAYMENTS):
+        if path.startswith(TERMINAL_PAYMENTS) or path in TERMINAL_PRINTING:
             url = url.replace(own_records["txn_id"], UNKNOWN_TXN)
             answer = client.request(method, url, json=body, headers=world.terminal_a1)
             assert answer.status_code not in (401, 403, 404), (url, answer.text)
@@ -284,7 +299,7 @@ def test_terminal_key_reaches_its_merchant_terminal_and_transactions_only(
     assert {"/v1/terminal-status", "/v1/merchants/{merchant_id}/settlements",
             "/v1/settlements/{batch_id}", "/v1/alerts", "/v1/merchants/{merchant_id}/balances",
             "/v1/merchants/{merchant_id}/fee-schedules", "/v1/notices",
-            "/v1/merchants/{merchant_id}/cycle-costs", "/v1/reports/{name}"} <= checked
+            "/v1/merchants/{merchant_id}/cycle-costs", "/v1/reports/{report_name}"} <= checked
 
 
 BAD_CREDENTIALS: list[dict[str, str]] = [

@@ -2,9 +2,10 @@
 
 The workload: the demo data set (settlement accounts included), a settlement account whose
 number is a debit card number, card payments through the API (approved, declined, refused
-as invalid), transaction search and CSV export, and the tokenizer. Every SQL statement is
-logged during it (with its parameters), so the log scan also proves that no full number
-ever reached the database, not only that none stayed there.
+as invalid), transaction search and CSV export, the tokenizer, and the receipts: a file
+printer on the paying terminal (print jobs, printed slips, a reprint) and the e-receipts.
+Every SQL statement is logged during it (with its parameters), so the log scan also proves
+that no full number ever reached the database, not only that none stayed there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from autosettle.domain.cards import CardBrand, brand_of, luhn_check_digit, luhn_ok
-from autosettle.services import merchants
+from autosettle.services import merchants, printing
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.services.merchants import NewSettlementAccount
 from autosettle.simulators import demo_seed as demo
@@ -99,6 +100,10 @@ def test_no_full_pan_anywhere_after_the_workload(
     sim.add_card(PAN_DECLINED, balance_minor=1_000_000, pin="654321")
     terminal = bearer(keys[f"terminal:{hualian}:HL000001"])
     operator = bearer(keys["operator"])
+    spool = tmp_path / "printer" / "HL000001.prn"
+    assert client.post("/v1/printers", headers=operator, json={
+        "name": "till-1", "merchant_id": hualian, "terminal_id": "HL000001",
+        "interface": "file", "address": str(spool)}).status_code == 201
 
     def pay(pan: str, key: str, **extra: object) -> int:
         body = {"amount": "12.34", "card": {"pan": pan, "expiry": "3012", "pin": "123456"},
@@ -122,6 +127,18 @@ def test_no_full_pan_anywhere_after_the_workload(
         response = client.get(url, headers=operator)
         assert response.status_code == 200, (url, response.text)
         answers.append(response.text)
+    assert printing.follow(ctx) >= 3 and printing.deliver(ctx).printed >= 3
+    assert client.post("/v1/printers/till-1/reprints", json={},
+                       headers=terminal).status_code == 201
+    assert printing.deliver(ctx).printed >= 1
+    sold = client.get("/v1/transactions?limit=50", headers=operator).json()["items"]
+    for item in sold:
+        for fmt in ("txt", "escpos"):
+            receipt = client.get(f"/v1/transactions/{item['txn_id']}/receipt",
+                                 params={"format": fmt}, headers=operator)
+            assert receipt.status_code in (200, 409), receipt.text
+            answers.append(receipt.content.decode("gb18030", errors="replace"))
+    assert row_counts(ctx)["print_jobs"] >= 4 and spool.stat().st_size > 0
     card = ctx.tokenizer.describe(PAN)
     assert PAN not in repr(card) and card.masked == f"{PAN[:6]}{'*' * 9}{PAN[-4:]}"
     assert row_counts(ctx)["transactions"] >= 3  # the workload did reach the database
@@ -136,7 +153,7 @@ def test_no_full_pan_anywhere_after_the_workload(
         for path in files:
             assert leaks(path.read_bytes()) == [], path
     for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
-        if path.suffix in {".db", ".db-wal", ".db-shm", ".json"} or "-wal" in path.name:
+        if path.suffix in {".db", ".db-wal", ".db-shm", ".json", ".prn"} or "-wal" in path.name:
             assert leaks(path.read_bytes()) == [], path  # issuer simulator included
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
     assert "INSERT INTO" in logged  # the statements were captured

@@ -1,4 +1,4 @@
-"""``GET /v1/reports/{name}`` end to end: formats, headers, isolation and typed refusals."""
+"""``GET /v1/reports/{report_name}`` end to end: formats, headers, isolation and typed refusals."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_bad_parameters_are_typed_refusals(client: TestClient, world: World, que
 
 
 def test_declared_in_openapi(client: TestClient) -> None:
-    operation = client.get("/openapi.json").json()["paths"]["/v1/reports/{name}"]["get"]
+    operation = client.get("/openapi.json").json()["paths"]["/v1/reports/{report_name}"]["get"]
     content = operation["responses"]["200"]["content"]
     assert {"text/csv", "application/pdf", "application/json"} <= set(content)
     assert {"401", "404", "422"} <= set(operation["responses"])

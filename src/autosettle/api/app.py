@@ -13,6 +13,8 @@ from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit, UrlChar
 from autosettle.api.routes import (
     merchants,
     payments,
+    printers,
+    receipts,
     reports,
     settlement,
     system,
@@ -21,7 +23,7 @@ from autosettle.api.routes import (
 from autosettle.services.context import ServiceContext
 
 ROUTERS = (system.router, merchants.router, payments.router, settlement.router,
-           terminal_status.router, reports.router)
+           terminal_status.router, reports.router, receipts.router, printers.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

@@ -1,9 +1,9 @@
 """The root ``autosettle`` command: one Typer app, one module per command group.
 
 ``db`` (db.py), ``merchants`` (merchants.py), ``terminals`` (terminals.py), ``apikeys``
-(apikeys.py), ``demo`` (demo.py), ``settle``/``payouts``/``calendar``/``maintenance``/``jobs``
-(settlement.py), ``terminal simulate`` (simulate.py), ``reports`` (reports.py) and ``serve``
-(serve.py).
+(apikeys.py), ``printers`` (printers.py), ``demo`` (demo.py),
+``settle``/``payouts``/``calendar``/``maintenance``/``jobs`` (settlement.py), ``terminal
+simulate`` (simulate.py), ``reports`` (reports.py) and ``serve`` (serve.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from autosettle.cli import (
     db,
     demo,
     merchants,
+    printers,
     reports,
     serve,
     settlement,
@@ -28,6 +29,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(merchants.app, name="merchants")
 app.add_typer(terminals.app, name="terminals")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(printers.app, name="printers")
 app.add_typer(demo.app, name="demo")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")

@@ -13,10 +13,11 @@ from autosettle.cli.wiring import channel_for, describe_channel
 from autosettle.config import get_settings
 from autosettle.domain.errors import AutosettleError
 from autosettle.jobs import payments as payment_jobs
+from autosettle.jobs import print_queue as print_jobs
 from autosettle.jobs import settlement as settlement_jobs
 from autosettle.jobs.runner import JobRunner
 from autosettle.logging_setup import configure_logging
-from autosettle.services import database
+from autosettle.services import database, printing
 from autosettle.services.context import build_context
 from autosettle.simulators import demo_seed as demo
 
@@ -57,6 +58,13 @@ def serve(
     if settings.scheduler_enabled:
         console.print(f"scheduler     T+1/D+1 daily at {settings.settlement_time:%H:%M}, "
                       f"T+0/D+0 every {settings.intraday_interval_s} s (Asia/Shanghai)")
+    if settings.demo_traffic_interval_s > 0 and settings.print_queue_enabled:
+        from autosettle.simulators.fleet import demo_terminals
+
+        spool = settings.data_dir / "printer"
+        printing.ensure_demo_printers(ctx, spool, demo_terminals())
+        console.print(f"printers      demo slips as ESC/POS in {spool}/<terminal>.prn; read "
+                      "them: autosettle printers last demo-hl000001 (docs/printers.md)")
     if keys_path.exists():
         keys = json.loads(keys_path.read_text())
         console.print(f"operator key  [bold]{keys.get('operator', '?')}[/bold]")
@@ -76,6 +84,9 @@ def serve(
     # Settlement runs can be long: their own thread, so reversal retries never wait on them.
     settlement_runner = JobRunner(settlement_jobs.tasks(ctx))
     settlement_runner.start()
+    # Printers answer within their timeout at best: their own thread, never in a payment's way.
+    print_runner = JobRunner(print_jobs.tasks(ctx) if settings.print_queue_enabled else [])
+    print_runner.start()
     try:
         uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
                     log_level=settings.log_level.lower(), log_config=None)
@@ -84,4 +95,5 @@ def serve(
             fleet.stop()
         terminal_host.stop()
         settlement_runner.stop()
+        print_runner.stop()
         runner.stop()

@@ -497,3 +497,62 @@ terminal_batch_flags = Table(
     CheckConstraint("kind IN ('terminal_only', 'host_only', 'mismatch')", name="kind_known"),
     Index("ix_terminal_batch_flags_open", "merchant_id", "resolved_at"),
 )
+
+# -- printing (issue 14) ----------------------------------------------------------------------
+# A printer profile per terminal (or cash register) and the persisted print queue. A job's
+# content is the slip's data as JSON: masked card number (6+4) only, like every other table.
+# The profile carries the follower's cursors: how far the terminal's transactions and batch
+# closes have been turned into jobs (docs/printers.md#the-print-queue).
+
+printer_profiles = Table(
+    "printer_profiles", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("merchant_id", String(15), nullable=False),
+    Column("terminal_id", String(8), nullable=False),
+    Column("interface", String(10), nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("width_cols", Integer, nullable=False),
+    Column("encoding", String(10), nullable=False),
+    Column("copies", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("txn_cursor_at", UTCDateTime, nullable=False),
+    Column("settlement_cursor_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["merchant_id", "terminal_id"],
+                         ["terminals.merchant_id", "terminals.terminal_id"]),
+    UniqueConstraint("merchant_id", "terminal_id", name="uq_printer_profiles_terminal"),
+    CheckConstraint("interface IN ('network', 'usb', 'serial', 'parallel', 'file')",
+                    name="interface_known"),
+    CheckConstraint("width_cols IN (32, 48)", name="width_known"),
+    CheckConstraint("copies BETWEEN 1 AND 3", name="copies_range"),
+)
+
+print_jobs = Table(
+    "print_jobs", metadata,
+    Column("job_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("job_key", String(120), nullable=False),
+    Column("printer_name", String(40), nullable=False),
+    Column("merchant_id", String(15), nullable=False),
+    Column("terminal_id", String(8), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("copy", String(12), nullable=True),
+    Column("duplicate", Boolean, nullable=False),
+    Column("txn_id", String(32), nullable=True),
+    Column("batch_no", String(6), nullable=True),
+    Column("stan", String(6), nullable=True),
+    Column("rrn", String(12), nullable=True),
+    Column("content", Text, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("printed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("job_key", name="uq_print_jobs_job_key"),
+    CheckConstraint("state IN ('pending', 'printed', 'cancelled')", name="state_known"),
+    CheckConstraint("kind IN ('receipt', 'decline', 'settlement', 'test')", name="kind_known"),
+    Index("ix_print_jobs_due", "state", "next_attempt_at"),
+    Index("ix_print_jobs_printer", "printer_name", "job_id"),
+    Index("ix_print_jobs_txn", "merchant_id", "txn_id"),
+)

@@ -34,6 +34,7 @@ from autosettle.store.payments import (
     ReversalQueue,
     TransactionRepository,
 )
+from autosettle.store.printing import PrintingRepository
 from autosettle.store.reports import ReportRepository
 from autosettle.store.settlement import (
     AlertRepository,
@@ -85,6 +86,7 @@ class UnitOfWork:
         self.leases = JobLeaseRepository(conn)
         self.terminal_host = TerminalHostRepository(conn)
         self.reports = ReportRepository(conn)
+        self.printing = PrintingRepository(conn)
         return self
 
     @property

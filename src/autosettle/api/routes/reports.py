@@ -1,4 +1,4 @@
-"""Reports: ``GET /v1/reports/{name}?format=csv|xlsx|pdf|json`` (the same reports as the
+"""Reports: ``GET /v1/reports/{report_name}?format=csv|xlsx|pdf|json`` (the same reports as the
 console and ``autosettle reports``, built by :mod:`autosettle.reports.catalog`).
 
 Access and parameters are checked before the first byte is sent, so every refusal is a
@@ -46,10 +46,10 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
         handle.close()
 
 
-@router.get("/reports/{name}", response_class=StreamingResponse, responses=RESPONSES)
+@router.get("/reports/{report_name}", response_class=StreamingResponse, responses=RESPONSES)
 def get_report(
     ctx: Ctx, who: Who,
-    name: Annotated[ReportName, Path(description="daily-summary, settlement, statement, "
+    report_name: Annotated[ReportName, Path(description="daily-summary, settlement, statement, "
                                                  "fee-analysis or terminal-health")],
     format: Annotated[ReportFormat, Query(description="csv, xlsx, pdf or json")] = (
         ReportFormat.JSON),
@@ -62,7 +62,7 @@ def get_report(
 ) -> StreamingResponse:
     """One report in one format. A merchant key sees only its own merchant (another
     merchant's report is ``404``); a terminal key sees none."""
-    report = build(ctx, who, ReportRequest(name, date_, date_from, date_to, merchant_id))
+    report = build(ctx, who, ReportRequest(report_name, date_, date_from, date_to, merchant_id))
     headers = {"Content-Disposition": f'attachment; filename="{file_name(report, format)}"'}
     media_type = MEDIA_TYPES[format]
     if format is ReportFormat.CSV:
