@@ -73,6 +73,13 @@ class Settings(BaseSettings):
                              "an instance that died is taken over after it expires.")
     catchup_days_max: int = Field(default=7, ge=1, le=366, description="Missed daily runs "
                                   "caught up at start, at most this many days back.")
+    # -- risk control (issue 13; docs/risk.md) --
+    risk_enabled: bool = Field(default=True, description="Check every payment against the "
+                               "risk rules (limits, counters, velocity, time windows, allowed "
+                               "methods, block lists). Off: no risk check and no counters.")
+    risk_review_score: int = Field(default=60, ge=1, le=1000, description="A merchant-day "
+                                   "cash-out score at or above this puts the merchant's "
+                                   "settlement items of that day on review (held).")
 
     @property
     def effective_database_url(self) -> str:
