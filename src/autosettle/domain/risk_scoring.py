@@ -127,7 +127,7 @@ def _repeat_card(approved: Sequence[DayTxn], total: int) -> Reason | None:
             by_card[t.card_token].append(t.amount_minor)
     if not by_card:
         return None
-    token, amounts = max(by_card.items(), key=lambda kv: (len(kv[1]), sum(kv[1])))
+    amounts = max(by_card.values(), key=lambda v: (len(v), sum(v)))
     share = sum(amounts) / total if total else 0.0
     if len(amounts) >= 4 or (len(amounts) >= 3 and share >= 0.6):
         return Reason("repeat_card", 20,
