@@ -28,9 +28,9 @@ from autosettle.domain.errors import ErrorCode, NotFoundError, ValidationError
 from autosettle.domain.merchants import Merchant, check_merchant_id, check_terminal_id
 from autosettle.domain.money import AMOUNT_MINOR_MAX
 from autosettle.domain.payment_records import PaymentContext, TransactionRecord
+from autosettle.domain.risk_records import DecisionRecord, Preregistration, StoredRule
 from autosettle.services.audit import record as audit
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.risk import DecisionRecord, Preregistration, StoredRule
 from autosettle.store.uow import UnitOfWork
 
 TxnType = tm.TxnType
@@ -565,6 +565,8 @@ def decisions(ctx: ServiceContext, who: Principal, merchant_id: str | None,
         who.require_operator()
     else:
         who.require_merchant(merchant_id)
+        if who.terminal_id is not None:
+            raise NotFoundError(f"merchant {merchant_id} not found")
     with ctx.db.unit_of_work() as uow:
         return uow.risk.decisions(merchant_id, kinds, limit)
 

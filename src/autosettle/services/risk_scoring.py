@@ -18,9 +18,9 @@ from autosettle.domain import risk_scoring as sc
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import ErrorCode, NotFoundError, ValidationError
 from autosettle.domain.merchants import Merchant
+from autosettle.domain.risk_records import ScoredTxn, ScoreRecord
 from autosettle.services.audit import record as audit
 from autosettle.services.context import Principal, ServiceContext
-from autosettle.store.risk import ScoredTxn, ScoreRecord
 
 
 def single_limit_of(rules: rk.RuleSet, merchant: Merchant) -> int | None:
@@ -106,6 +106,8 @@ def flagged(ctx: ServiceContext, who: Principal, day: date | None = None,
 def merchant_scores(ctx: ServiceContext, who: Principal,
                     merchant_id: str) -> list[ScoreRecord]:
     who.require_merchant(merchant_id)
+    if who.terminal_id is not None:
+        raise NotFoundError(f"merchant {merchant_id} not found")
     with ctx.db.unit_of_work() as uow:
         return uow.risk.scores(merchant_id=merchant_id)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
@@ -27,6 +27,13 @@ from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
 from autosettle.domain.risk import CounterKey, CounterLimit, Rule
+from autosettle.domain.risk_records import (
+    DecisionRecord,
+    Preregistration,
+    ScoredTxn,
+    ScoreRecord,
+    StoredRule,
+)
 from autosettle.store.settlement_claims import ClaimRepository
 from autosettle.store.tables import (
     risk_counters,
@@ -64,74 +71,6 @@ def _reserve_sql(rows: int) -> Any:
 
 
 _RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 7)}
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRule:
-    rule: Rule
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Preregistration:
-    prereg_id: int
-    merchant_id: str
-    amount_minor: int
-    currency: str
-    valid_from: datetime
-    valid_to: datetime
-    terminal_id: str | None
-    card_last4: str | None
-    note: str
-    status: str
-    used_txn_id: str | None
-    used_at: datetime | None
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    txn_id: str
-    merchant_id: str
-    terminal_id: str
-    decision: str
-    response_code: str
-    reason: str
-    reason_en: str
-    reason_zh: str
-    fired: list[str]
-    preregistration_id: int | None
-    amount_minor: int
-    business_date: date
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreRecord:
-    merchant_id: str
-    business_date: date
-    score: int
-    reasons: list[dict[str, Any]]
-    on_review: bool
-    released_at: datetime | None
-    released_by: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredTxn:
-    """What the cash-out scoring reads of one transaction (no card data but the token)."""
-
-    merchant_id: str
-    txn_type: str
-    status: str
-    amount_minor: int
-    card_token: str | None
-    card_kind: str | None
-    created_at: datetime
-    business_date: date
 
 
 def _rule(row: Any) -> Rule:
