@@ -103,12 +103,14 @@ def test_merchant_preregisters_a_large_sale(client: TestClient, world: World,
 
 
 def test_review_queue_hold_release_and_refund(client: TestClient, world: World,
-                                              sim: IssuerSimulator) -> None:
+                                              sim: IssuerSimulator, clock: Any) -> None:
     sim.add_card(PAN, balance_minor=10**9, pin=PIN)
     put_rule(client, world, "watch", {"kind": "single_max", "scope": "merchant",
                                       "scope_value": MID_A, "action": "review",
                                       "params": {"amount_minor": 10_000}})
-    first, second = sell(client, world, 20_000), sell(client, world, 30_000)
+    first = sell(client, world, 20_000)
+    clock.advance(seconds=1)
+    second = sell(client, world, 30_000)
     assert first["response_code"] == second["response_code"] == "00"
     queue = client.get("/v1/risk/review-queue", headers=world.operator).json()
     assert [(q["amount_minor"], q["held"]) for q in queue] == [(30_000, True), (20_000, True)]

@@ -122,6 +122,15 @@ class Rule:
     card_kind: str | None = None
     active: bool = True
     note: str = ""
+    lookup: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False,
+                                                 repr=False)
+    """Block lists as sets (built once per rule version, not per payment)."""
+
+    def __post_init__(self) -> None:
+        if self.kind is RuleKind.BLOCK and not self.lookup:
+            object.__setattr__(self, "lookup", {
+                name: frozenset(self.params.get(name, ()))
+                for name in ("card_tokens", "terminals", "merchants")})
 
     @property
     def ref(self) -> str:
@@ -286,12 +295,20 @@ def default_rules() -> list[Rule]:
 
 # -- the set of rules in force ----------------------------------------------------------------
 
+PLANS_CACHED_MAX = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """The active rules (stored versions replacing defaults of the same id), indexed."""
+    """The active rules (stored versions replacing defaults of the same id), indexed by
+    kind and by scope; the rules in force per payment *profile* (merchant, terminal, type,
+    MCC, card kind, transaction type) are worked out once per rule set (:meth:`plan`)."""
 
     rules: tuple[Rule, ...]
     by_kind: Mapping[RuleKind, tuple[Rule, ...]] = field(default_factory=dict)
+    by_scope: Mapping[tuple[Scope, str | None], tuple[Rule, ...]] = field(default_factory=dict)
+    plans: dict[tuple[Any, ...], Plan] = field(default_factory=dict, compare=False,
+                                               repr=False)
 
     @classmethod
     def of(cls, stored: Iterable[Rule]) -> RuleSet:
@@ -301,12 +318,50 @@ class RuleSet:
                 latest[rule.rule_id] = rule
         active = tuple(r for r in latest.values() if r.active)
         by_kind: dict[RuleKind, list[Rule]] = {}
+        by_scope: dict[tuple[Scope, str | None], list[Rule]] = {}
         for rule in active:
             by_kind.setdefault(rule.kind, []).append(rule)
-        return cls(active, {k: tuple(v) for k, v in by_kind.items()})
+            by_scope.setdefault((rule.scope, rule.scope_value), []).append(rule)
+        return cls(active, {k: tuple(v) for k, v in by_kind.items()},
+                   {k: tuple(v) for k, v in by_scope.items()})
 
     def of_kind(self, kind: RuleKind) -> tuple[Rule, ...]:
         return self.by_kind.get(kind, ())
+
+    def candidates(self, a: Attempt) -> list[Rule]:
+        """The rules whose scope names this payment (card kind not yet checked)."""
+        found: list[Rule] = []
+        for key in ((Scope.ALL, None), (Scope.MERCHANT_TYPE, a.merchant_type),
+                    (Scope.MCC, a.mcc), (Scope.MERCHANT, a.merchant_id),
+                    (Scope.TERMINAL, f"{a.merchant_id}/{a.terminal_id}")):
+            found.extend(self.by_scope.get(key, ()))
+        if a.merchant_limit_minor is not None:
+            found.append(merchant_limit_rule(a.merchant_id, a.merchant_limit_minor))
+        return found
+
+    def plan(self, a: Attempt) -> Plan:
+        """The rules in force for ``a``'s profile, split by how they are checked."""
+        key = (a.merchant_id, a.terminal_id, a.merchant_type, a.mcc, a.card_kind,
+               a.txn_type, a.merchant_limit_minor)
+        found = self.plans.get(key)
+        if found is None:
+            forced = in_force(self.candidates(a), a)
+            found = Plan(
+                static=tuple(r for r in forced if r.kind not in (RuleKind.VELOCITY,
+                                                                 RuleKind.CUMULATIVE)),
+                velocity=tuple(r for r in forced if r.kind is RuleKind.VELOCITY),
+                cumulative=tuple(r for r in forced if r.kind is RuleKind.CUMULATIVE))
+            if len(self.plans) >= PLANS_CACHED_MAX:
+                self.plans.clear()
+            self.plans[key] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    static: tuple[Rule, ...]
+    velocity: tuple[Rule, ...]
+    cumulative: tuple[Rule, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,11 +457,8 @@ def static_hits(rules: RuleSet, a: Attempt, allowance_minor: int = 0) -> list[Hi
     """Every hit that needs no counter: block lists, allowed methods and types, time
     windows, single-transaction limits (``allowance_minor``: a pre-registered amount lifts
     the single maximum up to it). Velocity and cumulative limits are checked elsewhere."""
-    candidates = list(rules.rules)
-    if a.merchant_limit_minor is not None:
-        candidates.append(merchant_limit_rule(a.merchant_id, a.merchant_limit_minor))
     hits: list[Hit] = []
-    for rule in in_force(candidates, a):
+    for rule in rules.plan(a).static:
         hit = _static_hit(rule, a, allowance_minor)
         if hit is not None:
             hits.append(hit)
@@ -462,15 +514,16 @@ def _static_hit(rule: Rule, a: Attempt, allowance: int) -> Hit | None:
 
 def _block_hit(rule: Rule, a: Attempt) -> Hit | None:
     p = rule.params
+    sets = rule.lookup
     what: str | None = None
-    if a.card_token is not None and a.card_token in p.get("card_tokens", ()):
+    if a.card_token is not None and a.card_token in sets["card_tokens"]:
         what = "card"
     elif a.bin6 is not None and any(lo <= a.bin6 <= hi for lo, hi in p.get("bin_ranges", ())):
         what = "bin"
-    elif f"{a.merchant_id}/{a.terminal_id}" in p.get("terminals", ()) or \
-            a.terminal_id in p.get("terminals", ()):
+    elif f"{a.merchant_id}/{a.terminal_id}" in sets["terminals"] or \
+            a.terminal_id in sets["terminals"]:
         what = "terminal"
-    elif a.merchant_id in p.get("merchants", ()):
+    elif a.merchant_id in sets["merchants"]:
         what = "merchant"
     if what is None:
         return None
@@ -508,7 +561,7 @@ def _allowed_hit(rule: Rule, a: Attempt) -> Hit | None:
 def velocity_rules(rules: RuleSet, a: Attempt) -> list[Rule]:
     if a.card_token is None or a.txn_type not in COUNTED_TYPES:
         return []
-    return in_force(rules.of_kind(RuleKind.VELOCITY), a)
+    return list(rules.plan(a).velocity)
 
 
 def velocity_hit(rule: Rule, recent: int) -> Hit | None:
@@ -564,8 +617,7 @@ def counter_limits(rules: RuleSet, a: Attempt, keys: Sequence[CounterKey],
                    allowance_minor: int = 0) -> list[CounterLimit]:
     """The decline limits of each counter (strictest rule in force); amount limits lifted
     by a pre-registered ``allowance_minor``."""
-    cumulative = [r for r in in_force(rules.of_kind(RuleKind.CUMULATIVE), a)
-                  if r.action is Action.DECLINE]
+    cumulative = [r for r in rules.plan(a).cumulative if r.action is Action.DECLINE]
     out: list[CounterLimit] = []
     for key in keys:
         mine = [r for r in cumulative if r.params["subject"] == key.subject.value
@@ -606,8 +658,7 @@ def soft_counter_hits(rules: RuleSet, a: Attempt,
                       keys: Sequence[CounterKey]) -> list[Hit]:
     """Review and alert cumulative rules, on the totals after this transaction."""
     hits: list[Hit] = []
-    soft = [r for r in in_force(rules.of_kind(RuleKind.CUMULATIVE), a)
-            if r.action is not Action.DECLINE]
+    soft = [r for r in rules.plan(a).cumulative if r.action is not Action.DECLINE]
     for key in keys:
         amount, count = totals.get(key.pair, (0, 0))
         for rule in soft:

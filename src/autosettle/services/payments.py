@@ -70,7 +70,6 @@ from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.payment_records import PaymentRules, TransactionRecord
 from autosettle.domain.response_codes import ResponseCode, describe
-from autosettle.domain.risk import Decision
 from autosettle.services import idempotency, reversal_queue, risk, settlement_items
 from autosettle.services.context import Principal, Role, ServiceContext
 from autosettle.store.uow import UnitOfWork
@@ -327,9 +326,8 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             checked = risk.check_payment(
                 uow, context, attempt, txn_id,
                 assert_card.last4 if assert_card else None, today, now)
-            hit = checked.outcome.first
-            if checked.outcome.decision is Decision.DECLINE and hit is not None:
-                decision = _Decline(hit.code, hit.reason, f"{hit.english} / {hit.chinese}")
+            if checked.declined:
+                decision = _decline_of(checked)
         record = TransactionRecord(
             merchant_id=req.merchant_id, txn_id=txn_id, terminal_id=req.terminal_id,
             txn_type=tm.TxnType(req.txn_type), status=TxnStatus.PENDING,
@@ -362,7 +360,26 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             uow.transactions.add(record)
             return PaymentResult(decision.code, record, decision.message)
         uow.transactions.add(record)
+        if checked.pending is not None:
+            # Last, so the counter rows stay locked only until the commit that follows.
+            checked = risk.reserve(uow, checked)
+            if checked.declined:
+                refused = _decline_of(checked)
+                uow.transactions.update(record.merchant_id, record.txn_id,
+                                        status=TxnStatus.DECLINED.value,
+                                        response_code=refused.code.value,
+                                        refusal_reason=refused.reason, answered_at=now,
+                                        updated_at=now)
+                return PaymentResult(refused.code, replace(
+                    record, status=TxnStatus.DECLINED, response_code=refused.code.value,
+                    refusal_reason=refused.reason, answered_at=now), refused.message)
         return _Prepared(record, original, settlement_items.terms_for(context), checked.hold)
+
+
+def _decline_of(checked: risk.Checked) -> _Decline:
+    hit = checked.outcome.first
+    assert hit is not None
+    return _Decline(hit.code, hit.reason, f"{hit.english} / {hit.chinese}")
 
 
 def _replay_later(existing: TransactionRecord, fingerprint: str) -> PaymentResult:

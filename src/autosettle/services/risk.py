@@ -61,15 +61,35 @@ def rule_set(uow: UnitOfWork, stamp: str | None) -> rk.RuleSet:
 # -- the check ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class _Pending:
+    """What :func:`reserve` needs to finish a check that passed so far."""
+
+    rules: rk.RuleSet
+    attempt: rk.Attempt
+    txn_id: str
+    last4: str | None
+    today: date
+    now: datetime
+    hits: tuple[rk.Hit, ...]
+    prereg: tuple[int, int] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Checked:
-    """The outcome, and the counters the transaction took room in (to give back)."""
+    """The outcome, and the counters the transaction took room in (to give back).
+    ``pending``: room is still to be reserved (:func:`reserve`), the outcome provisional."""
 
     outcome: rk.Outcome
     reserved: tuple[rk.CounterKey, ...] = ()
+    pending: _Pending | None = None
 
     @property
     def hold(self) -> bool:
         return self.outcome.decision is rk.Decision.REVIEW
+
+    @property
+    def declined(self) -> bool:
+        return self.outcome.decision is rk.Decision.DECLINE
 
 
 APPROVED = Checked(rk.APPROVE)
@@ -94,11 +114,11 @@ def attempt_for(context: PaymentContext, txn_type: TxnType, terminal_id: str,
 
 def check_payment(uow: UnitOfWork, context: PaymentContext, attempt: rk.Attempt,
                   txn_id: str, last4: str | None, today: date, now: datetime) -> Checked:
-    """Decide on one payment; reserve its room in the counters when it may go on.
-
-    A decline leaves the counters as they were. A pre-registration that lets it through is
-    used (once) in the same transaction.
-    """
+    """Decide on one payment, everything but the cumulative counters: block lists,
+    allowed methods, time windows, single limits (a pre-registration may lift them, used
+    once), velocity (one statement). A counted payment that passes comes back ``pending``:
+    the caller inserts its record and then calls :func:`reserve`, so the counter rows are
+    locked only from the reservation to the commit."""
     rules = rule_set(uow, context.risk_stamp)
     hits = rk.static_hits(rules, attempt)
     prereg: tuple[int, int] | None = None
@@ -111,38 +131,51 @@ def check_payment(uow: UnitOfWork, context: PaymentContext, attempt: rk.Attempt,
             hits = rk.static_hits(rules, attempt, allowance_minor=prereg[1])
     if any(h.action is rk.Action.DECLINE for h in hits):
         return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, prereg, ())
-    for rule in rk.velocity_rules(rules, attempt):
+    velocity = rk.velocity_rules(rules, attempt)
+    if velocity:  # every velocity rule in one statement
         assert attempt.card_token is not None
-        since = now - timedelta(minutes=int(rule.params["minutes"]))
-        recent = uow.risk.recent_count(attempt.card_token, since,
-                                       None if rule.params.get("anywhere")
-                                       else attempt.merchant_id)
-        hit = rk.velocity_hit(rule, recent)
-        if hit is not None:
-            hits.append(hit)
+        recent = uow.risk.recent_counts(attempt.card_token, attempt.merchant_id, [
+            (now - timedelta(minutes=int(r.params["minutes"])), bool(r.params.get("anywhere")))
+            for r in velocity])
+        for rule, count in zip(velocity, recent, strict=True):
+            hit = rk.velocity_hit(rule, count)
+            if hit is not None:
+                hits.append(hit)
     if any(h.action is rk.Action.DECLINE for h in hits):
-        return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, prereg, ())
-    reserved: tuple[rk.CounterKey, ...] = ()
+        if prereg is not None:
+            uow.risk.cancel_preregistration_use(prereg[0])
+        return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, None, ())
     if attempt.txn_type in rk.COUNTED_TYPES and attempt.amount_minor is not None:
-        keys = rk.counter_keys(attempt.merchant_id, attempt.terminal_id, attempt.card_token,
-                               today)
-        taken = _reserve(uow, rules, attempt, keys, prereg[1] if prereg else 0)
-        if isinstance(taken, rk.Hit) and prereg is None and \
-                taken.code is rk.RC.EXCEEDS_AMOUNT_LIMIT:
-            prereg = uow.risk.use_preregistration(attempt.merchant_id, attempt.terminal_id,
-                                                  last4, attempt.amount_minor, now, txn_id)
-            if prereg is not None:
-                taken = _reserve(uow, rules, attempt, keys, prereg[1])
-        if isinstance(taken, rk.Hit):
-            if prereg is not None:
-                uow.risk.cancel_preregistration_use(prereg[0])
-                prereg = None
-            return _finish(uow, attempt, txn_id, rk.decide([*hits, taken]), today, now, None,
-                           ())
-        hits.extend(rk.soft_counter_hits(rules, attempt, taken, keys))
-        reserved = tuple(keys)
-    return _finish(uow, attempt, txn_id, rk.decide(hits, prereg[0] if prereg else None),
-                   today, now, prereg, reserved)
+        return Checked(rk.decide(hits), (), _Pending(rules, attempt, txn_id, last4, today,
+                                                     now, tuple(hits), prereg))
+    return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, prereg, ())
+
+
+def reserve(uow: UnitOfWork, checked: Checked) -> Checked:
+    """Take the payment's room in the cumulative counters (one statement), all or nothing;
+    the final outcome. A refusal may still be lifted by a pre-registration."""
+    p = checked.pending
+    if p is None:
+        return checked
+    attempt, hits, prereg = p.attempt, list(p.hits), p.prereg
+    assert attempt.amount_minor is not None
+    keys = rk.counter_keys(attempt.merchant_id, attempt.terminal_id, attempt.card_token,
+                           p.today)
+    taken = _reserve(uow, p.rules, attempt, keys, prereg[1] if prereg else 0)
+    if isinstance(taken, rk.Hit) and prereg is None and \
+            taken.code is rk.RC.EXCEEDS_AMOUNT_LIMIT:
+        prereg = uow.risk.use_preregistration(attempt.merchant_id, attempt.terminal_id,
+                                              p.last4, attempt.amount_minor, p.now, p.txn_id)
+        if prereg is not None:
+            taken = _reserve(uow, p.rules, attempt, keys, prereg[1])
+    if isinstance(taken, rk.Hit):
+        if prereg is not None:
+            uow.risk.cancel_preregistration_use(prereg[0])
+        return _finish(uow, attempt, p.txn_id, rk.decide([*hits, taken]), p.today, p.now,
+                       None, ())
+    hits.extend(rk.soft_counter_hits(p.rules, attempt, taken, keys))
+    return _finish(uow, attempt, p.txn_id, rk.decide(hits, prereg[0] if prereg else None),
+                   p.today, p.now, prereg, tuple(keys))
 
 
 def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,

@@ -22,7 +22,7 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
@@ -44,6 +44,7 @@ from autosettle.store.tables import (
     settlement_items,
     transactions,
 )
+from autosettle.store.types import UTCDateTime
 
 _RULE_STAMP = (select(risk_rules.c.stamp).order_by(risk_rules.c.seq.desc()).limit(1)
                .scalar_subquery())
@@ -71,6 +72,20 @@ def _reserve_sql(rows: int) -> Any:
 
 
 _RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 7)}
+
+
+def _velocity_sql(anywhere: tuple[bool, ...]) -> Any:
+    sums = ", ".join(
+        f"SUM(CASE WHEN created_at >= :s{i}{'' if flag else ' AND merchant_id = :m'} "
+        "THEN 1 ELSE 0 END)" for i, flag in enumerate(anywhere))
+    return text(f"SELECT {sums} FROM transactions WHERE card_token = :t AND created_at >= "
+                ":since AND txn_type IN ('sale', 'preauth') AND status IN ('approved', "
+                "'pending')").bindparams(
+        bindparam("since", type_=UTCDateTime),
+        *[bindparam(f"s{i}", type_=UTCDateTime) for i in range(len(anywhere))])
+
+
+_VELOCITY: dict[tuple[bool, ...], Any] = {}
 
 
 def _rule(row: Any) -> Rule:
@@ -147,17 +162,22 @@ class RiskRepository:
             or_(*[and_(c.key == k.key, c.bucket == k.bucket) for k in keys])))
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
-    def recent_count(self, card_token: str, since: datetime,
-                     merchant_id: str | None) -> int:
-        """Counted transactions (sales, pre-authorizations; approved or in flight) of a card
-        since ``since``, at one merchant or anywhere (velocity)."""
-        t = transactions.c
-        query = select(func.count()).select_from(transactions).where(
-            t.card_token == card_token, t.created_at >= since,
-            t.txn_type.in_(("sale", "preauth")), t.status.in_(("approved", "pending")))
-        if merchant_id is not None:
-            query = query.where(t.merchant_id == merchant_id)
-        return int(self._conn.execute(query).scalar() or 0)
+    def recent_counts(self, card_token: str, merchant_id: str,
+                      windows: Sequence[tuple[datetime, bool]]) -> list[int]:
+        """Velocity, in one statement: for each ``(since, anywhere)`` window, the card's
+        counted transactions (sales, pre-authorizations; approved or in flight) since then,
+        at this merchant or anywhere."""
+        params: dict[str, Any] = {"t": card_token, "m": merchant_id,
+                                  "since": min(s for s, _ in windows)}
+        for i, (since, _) in enumerate(windows):
+            params[f"s{i}"] = since
+        key = tuple(anywhere for _, anywhere in windows)
+        statement = _VELOCITY.get(key)
+        if statement is None:
+            statement = _velocity_sql(key)
+            _VELOCITY[key] = statement
+        row = self._conn.execute(statement, params).one()
+        return [int(v or 0) for v in row]
 
     # -- pre-registrations ----------------------------------------------------------------
     def add_preregistration(self, merchant_id: str, amount_minor: int, currency: str,
