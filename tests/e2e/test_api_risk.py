@@ -94,8 +94,9 @@ def test_merchant_preregisters_a_large_sale(client: TestClient, world: World,
     assert made.status_code == 201 and made.json()["state"] == "open"
     other = client.post(url, headers=world.merchant_a, json={"amount_minor": 60_000,
                                                              **window}).json()
-    assert client.delete(f"{url}/{other['prereg_id']}", headers=world.merchant_a).json()[
-        "state"] == "cancelled"
+    cancel = f"/v1/risk/preregistrations/{other['prereg_id']}"
+    assert_error(client.delete(cancel, headers=world.merchant_b), 404, "not_found")
+    assert client.delete(cancel, headers=world.merchant_a).json()["state"] == "cancelled"
     assert sell(client, world, 40_000)["response_code"] == "00"
     assert sell(client, world, 40_000)["response_code"] == "61"
     listed = client.get(url, headers=world.merchant_a).json()
@@ -116,7 +117,7 @@ def test_review_queue_hold_release_and_refund(client: TestClient, world: World,
     assert [(q["amount_minor"], q["held"]) for q in queue] == [(30_000, True), (20_000, True)]
     assert_error(client.get("/v1/risk/review-queue", headers=world.merchant_a), 403,
                  "forbidden")
-    base = f"/v1/risk/review/{MID_A}"
+    base = "/v1/risk/review"
     released = client.post(f"{base}/{queue[1]['txn_id']}/release", headers=world.operator)
     assert released.json()["items_changed"] == 1
     refund = client.post(f"{base}/{queue[0]['txn_id']}/refund", headers=world.operator)
@@ -133,8 +134,9 @@ def test_scoring_run_and_flagged_list(client: TestClient, world: World,
                       json={"business_date": day})
     assert ran.status_code == 200 and ran.json() == []
     assert client.get("/v1/risk/flagged", headers=world.operator).json() == []
-    assert_error(client.post(f"/v1/risk/flagged/{MID_A}/{day}/release",
-                             headers=world.operator), 404, "not_found")
+    assert_error(client.post("/v1/risk/flagged/release", headers=world.operator,
+                             json={"merchant_id": MID_A, "business_date": day}), 404,
+                 "not_found")
     assert client.get(f"/v1/merchants/{MID_A}/risk/scores",
                       headers=world.merchant_a).json() == []
     assert TID_A1

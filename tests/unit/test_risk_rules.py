@@ -119,3 +119,11 @@ def test_counter_hit_iff_over_the_limit(limit: int, after: int, allowance: int) 
     [limited] = [x for x in rk.counter_limits(rules, attempt(), keys, allowance)
                  if x.amount_minor is not None and x.key.period is rk.Period.DAY]
     assert (rk.counter_hit(limited, after, 1) is not None) == (after > limit + allowance)
+
+
+def test_money_going_back_is_never_blocked() -> None:
+    block = rule("b", "block", {"merchants": [MID]}, "all", None)
+    allowed = rule("a", "allowed", {"card_kinds": ["debit"], "txn_types": ["sale"]})
+    assert codes([block], attempt(txn_type="refund", card_kind="credit")) == []
+    assert codes([allowed], attempt(txn_type="refund", card_kind="credit")) == ["58"]
+    assert codes([block], attempt()) == ["05"]

@@ -4,7 +4,7 @@
   ``risk rule-off ID``, ``risk rule-versions ID``: the rule editor (operator)
 * ``risk view MERCHANT``: limits, today's usage, pre-registrations, reasons
 * ``risk preregister MERCHANT --amount-minor N --from .. --to ..``, ``risk prereg-cancel``
-* ``risk queue``, ``risk hold|release|refund MERCHANT TXN``: the review queue
+* ``risk queue``, ``risk hold|release MERCHANT TXN``, ``risk refund TXN``: the review queue
 * ``risk score --date D``, ``risk flagged``, ``risk flagged-release MERCHANT D``
 """
 
@@ -216,8 +216,8 @@ def release(merchant_id: str, txn_id: str) -> None:
 
 @app.command("refund")
 @guarded
-def refund(merchant_id: str, txn_id: str) -> None:
-    result = risk_review.refund_reviewed(context(), SYSTEM, merchant_id, txn_id)
+def refund(txn_id: str) -> None:
+    result = risk_review.refund_reviewed(context(), SYSTEM, txn_id)
     console.print(f"refund {result.response_code.value}: {result.message}")
 
 

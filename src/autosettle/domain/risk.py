@@ -41,6 +41,9 @@ LIST_ITEMS_MAX = 10_000
 MERCHANT_LIMIT_RULE = "merchant-limit"
 COUNTED_TYPES = frozenset({"sale", "preauth"})
 """Types that take room in the cumulative counters (and in velocity)."""
+RETURNS_MONEY = frozenset({"void", "refund", "preauth_void", "completion_void"})
+"""Types that give money back: block lists and allowed methods never stop them (only an
+``allowed`` rule's ``txn_types`` does)."""
 
 
 class RuleKind(StrEnum):
@@ -480,7 +483,7 @@ def _static_hit(rule: Rule, a: Attempt, allowance: int) -> Hit | None:
     limited = a.txn_type in ("sale", "preauth", "completion") and a.amount_minor is not None
     match rule.kind:
         case RuleKind.BLOCK:
-            return _block_hit(rule, a)
+            return None if a.txn_type in RETURNS_MONEY else _block_hit(rule, a)
         case RuleKind.ALLOWED:
             return _allowed_hit(rule, a)
         case RuleKind.TIME_WINDOW:
@@ -539,6 +542,8 @@ def _allowed_hit(rule: Rule, a: Attempt) -> Hit | None:
         return Hit(rule, RC.NOT_PERMITTED_TO_TERMINAL, "type_not_authorised",
                    f"{a.txn_type} is not authorised for this merchant",
                    "该商户未开通此交易类型")
+    if a.txn_type in RETURNS_MONEY:
+        return None
     if p.get("foreign_cards") is False and a.card_kind == "foreign":
         return Hit(rule, RC.RESTRICTED_CARD, "foreign_card_not_authorised",
                    "foreign cards are not authorised for this merchant",

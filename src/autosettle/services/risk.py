@@ -25,7 +25,7 @@ from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.domain.cards import CardRef
 from autosettle.domain.errors import ErrorCode, NotFoundError, ValidationError
-from autosettle.domain.merchants import Merchant, check_merchant_id, check_terminal_id
+from autosettle.domain.merchants import Merchant, check_terminal_id
 from autosettle.domain.money import AMOUNT_MINOR_MAX
 from autosettle.domain.payment_records import PaymentContext, TransactionRecord
 from autosettle.domain.risk_records import DecisionRecord, Preregistration, StoredRule
@@ -455,8 +455,20 @@ def preregistration_state(p: Preregistration, now: datetime) -> str:
 def list_preregistrations(ctx: ServiceContext, who: Principal,
                           merchant_id: str) -> list[Preregistration]:
     who.require_merchant(merchant_id)
+    if who.terminal_id is not None:
+        raise NotFoundError(f"merchant {merchant_id} not found")
     with ctx.db.unit_of_work() as uow:
         return uow.risk.preregistrations(merchant_id)
+
+
+def cancel_preregistration_by_id(ctx: ServiceContext, who: Principal,
+                                 prereg_id: int) -> Preregistration:
+    """:func:`cancel_preregistration` by id alone (another merchant's: 404)."""
+    with ctx.db.unit_of_work() as uow:
+        found = uow.risk.preregistration(None, prereg_id)
+    if found is None or not who.can_see_merchant(found.merchant_id):
+        raise NotFoundError(f"pre-registration {prereg_id} not found")
+    return cancel_preregistration(ctx, who, found.merchant_id, prereg_id)
 
 
 def cancel_preregistration(ctx: ServiceContext, who: Principal, merchant_id: str,
@@ -618,7 +630,12 @@ def set_review_hold(ctx: ServiceContext, who: Principal, merchant_id: str, txn_i
     return changed
 
 
-def check_ids(merchant_id: str, txn_id: str) -> None:
-    check_merchant_id(merchant_id)
-    if not (0 < len(txn_id) <= 32 and txn_id.isascii() and txn_id.isalnum()):
+def set_review_hold_by_id(ctx: ServiceContext, who: Principal, txn_id: str,
+                          held: bool) -> tuple[str, int]:
+    """:func:`set_review_hold` of a transaction named by its (globally unique) id."""
+    who.require_operator()
+    with ctx.db.unit_of_work() as uow:
+        found = uow.transactions.get_any_merchant(txn_id)
+    if found is None:
         raise NotFoundError(f"transaction {txn_id} not found")
+    return found.merchant_id, set_review_hold(ctx, who, found.merchant_id, txn_id, held)

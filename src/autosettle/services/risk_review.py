@@ -16,14 +16,15 @@ from autosettle.services.audit import record as audit
 from autosettle.services.context import Principal, ServiceContext
 
 
-def refund_reviewed(ctx: ServiceContext, who: Principal, merchant_id: str,
+def refund_reviewed(ctx: ServiceContext, who: Principal,
                     txn_id: str) -> payments.PaymentResult:
     who.require_operator()
     with ctx.db.unit_of_work() as uow:
-        original = uow.transactions.get(merchant_id, txn_id)
-        found = uow.risk.decision(merchant_id, txn_id)
+        original = uow.transactions.get_any_merchant(txn_id)
+        found = uow.risk.decision(original.merchant_id, txn_id) if original else None
     if original is None or found is None or found.decision != "review":
         raise NotFoundError(f"no transaction {txn_id} on review")
+    merchant_id = original.merchant_id
     left = original.amount_minor - original.refunded_minor
     if original.status != tm.TxnStatus.APPROVED.value or left <= 0:
         raise ValidationError(f"transaction {txn_id} is {original.status} with nothing left "

@@ -199,10 +199,13 @@ class RiskRepository:
             query = query.where(p.merchant_id == merchant_id)
         return [Preregistration(**dict(r._mapping)) for r in self._conn.execute(query)]
 
-    def preregistration(self, merchant_id: str, prereg_id: int) -> Preregistration | None:
+    def preregistration(self, merchant_id: str | None,
+                        prereg_id: int) -> Preregistration | None:
         p = risk_preregistrations.c
-        row = self._conn.execute(select(risk_preregistrations).where(
-            p.merchant_id == merchant_id, p.prereg_id == prereg_id)).first()
+        query = select(risk_preregistrations).where(p.prereg_id == prereg_id)
+        if merchant_id is not None:
+            query = query.where(p.merchant_id == merchant_id)
+        row = self._conn.execute(query).first()
         return Preregistration(**dict(row._mapping)) if row else None
 
     def cancel_preregistration(self, merchant_id: str, prereg_id: int) -> bool:

@@ -237,29 +237,29 @@ def review_queue(ctx: Ctx, who: Who, merchant_id: MidQuery = None,
             for e in risk.review_queue(ctx, who, merchant_id, limit)]
 
 
-def _hold(ctx: Ctx, who: Who, merchant_id: str, txn_id: str, held: bool) -> HoldChange:
-    changed = risk.set_review_hold(ctx, who, merchant_id, txn_id, held)
+def _hold(ctx: Ctx, who: Who, txn_id: str, held: bool) -> HoldChange:
+    merchant_id, changed = risk.set_review_hold_by_id(ctx, who, txn_id, held)
     return HoldChange(merchant_id=merchant_id, txn_id=txn_id, held=held,
                       items_changed=changed)
 
 
-@router.post("/risk/review/{merchant_id}/{txn_id}/hold", response_model=HoldChange)
-def hold(merchant_id: MidPath, txn_id: TxnPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
-    return idem.run(lambda: _hold(ctx, who, merchant_id, txn_id, True))
+@router.post("/risk/review/{txn_id}/hold", response_model=HoldChange)
+def hold(txn_id: TxnPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
+    """Hold a transaction's unsettled settlement items (operator)."""
+    return idem.run(lambda: _hold(ctx, who, txn_id, True))
 
 
-@router.post("/risk/review/{merchant_id}/{txn_id}/release", response_model=HoldChange)
-def release(merchant_id: MidPath, txn_id: TxnPath, ctx: Ctx, who: Who,
-            idem: Idem) -> Response:
-    return idem.run(lambda: _hold(ctx, who, merchant_id, txn_id, False))
+@router.post("/risk/review/{txn_id}/release", response_model=HoldChange)
+def release(txn_id: TxnPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
+    """Release them: they settle with the next run (operator)."""
+    return idem.run(lambda: _hold(ctx, who, txn_id, False))
 
 
-@router.post("/risk/review/{merchant_id}/{txn_id}/refund", response_model=RefundPublic)
-def refund(merchant_id: MidPath, txn_id: TxnPath, ctx: Ctx, who: Who,
-           idem: Idem) -> Response:
-    """Refund what is left of a transaction on review, at its terminal."""
+@router.post("/risk/review/{txn_id}/refund", response_model=RefundPublic)
+def refund(txn_id: TxnPath, ctx: Ctx, who: Who, idem: Idem) -> Response:
+    """Refund what is left of a transaction on review, at its terminal (operator)."""
     def run() -> RefundPublic:
-        result = risk_review.refund_reviewed(ctx, who, merchant_id, txn_id)
+        result = risk_review.refund_reviewed(ctx, who, txn_id)
         return RefundPublic(response_code=result.response_code.value,
                             approved=result.approved, message=result.message,
                             refund_txn_id=result.record.txn_id if result.record else None)
@@ -293,14 +293,19 @@ def flagged(ctx: Ctx, who: Who, business_date: date | None = None,
     return [ScorePublic.of(s) for s in found]
 
 
-@router.post("/risk/flagged/{merchant_id}/{business_date}/release",
-             response_model=ReleasePublic)
-def release_flagged(merchant_id: MidPath, business_date: date, ctx: Ctx, who: Who,
-                    idem: Idem) -> Response:
+class FlaggedRelease(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    merchant_id: Annotated[str, StringConstraints(pattern=MERCHANT_ID_PATTERN)]
+    business_date: date
+
+
+@router.post("/risk/flagged/release", response_model=ReleasePublic)
+def release_flagged(body: FlaggedRelease, ctx: Ctx, who: Who, idem: Idem) -> Response:
+    """Take a merchant-day off review: its held items settle with the next run."""
     return idem.run(lambda: ReleasePublic(
-        merchant_id=merchant_id, business_date=business_date,
-        items_released=risk_scoring.release_merchant_day(ctx, who, merchant_id,
-                                                         business_date)))
+        merchant_id=body.merchant_id, business_date=body.business_date,
+        items_released=risk_scoring.release_merchant_day(ctx, who, body.merchant_id,
+                                                         body.business_date)))
 
 
 # -- the merchant -------------------------------------------------------------------------------
@@ -342,13 +347,12 @@ def preregister(merchant_id: MidPath, body: PreregistrationCreate, ctx: Ctx, who
         status_code=201)
 
 
-@router.delete("/merchants/{merchant_id}/risk/preregistrations/{prereg_id}",
-               response_model=PreregistrationPublic)
-def cancel_preregistration(merchant_id: MidPath,
-                           prereg_id: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx,
+@router.delete("/risk/preregistrations/{prereg_id}", response_model=PreregistrationPublic)
+def cancel_preregistration(prereg_id: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx,
                            who: Who, idem: Idem) -> Response:
-    return idem.run(lambda: PreregistrationPublic.of(risk.cancel_preregistration(
-        ctx, who, merchant_id, prereg_id), ctx.now()))
+    """Cancel an open pre-registration (its merchant, or an operator)."""
+    return idem.run(lambda: PreregistrationPublic.of(risk.cancel_preregistration_by_id(
+        ctx, who, prereg_id), ctx.now()))
 
 
 @router.get("/merchants/{merchant_id}/risk/scores", response_model=list[ScorePublic])
