@@ -87,6 +87,13 @@ class Settings(BaseSettings):
                                      "printer connection, write and status query.")
     receipt_font: str = Field(default="", description="CJK font file for PNG/PDF receipts; "
                               "empty means the first one found (fonts-noto-cjk).")
+    # -- risk control (issue 13; docs/risk.md) --
+    risk_enabled: bool = Field(default=True, description="Check every payment against the "
+                               "risk rules (limits, counters, velocity, time windows, allowed "
+                               "methods, block lists). Off: no risk check and no counters.")
+    risk_review_score: int = Field(default=60, ge=1, le=1000, description="A merchant-day "
+                                   "cash-out score at or above this puts the merchant's "
+                                   "settlement items of that day on review (held).")
 
     @property
     def effective_database_url(self) -> str:

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute
 
 from autosettle.api import payment_schemas, schemas, settlement_schemas
 from autosettle.api.routes import printers
+from autosettle.api.routes import risk as risk_routes
 from autosettle.services import alerts, apikeys, leases, merchants, printing, settlement
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewTerminal
@@ -72,8 +73,17 @@ MINIMAL_BODIES: dict[type, dict[str, Any]] = {
                          "interface": "network", "address": "10.0.0.9"},
     printers.PrinterPatch: {"copies": 1},
     printers.ReprintIn: {},
+    risk_routes.RuleBody: {"kind": "single_max", "scope": "all",
+                           "params": {"amount_minor": 100}},
+    risk_routes.ScoreRun: {"business_date": "2026-09-18"},
+    risk_routes.FlaggedRelease: {"merchant_id": MID_A, "business_date": "2026-09-18"},
+    risk_routes.PreregistrationCreate: {"amount_minor": 100,
+                                        "valid_from": "2026-09-18T09:00:00+08:00",
+                                        "valid_to": "2026-09-19T09:00:00+08:00"},
 }
 PATH_VALUES = {"merchant_id": MID_B, "terminal_id": TID_B1}
+MERCHANT_WRITES = ("/risk/preregistrations",)
+"""Changes a merchant makes itself (docs/risk.md: it pre-registers large transactions)."""
 
 
 def api_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
@@ -151,6 +161,8 @@ def test_own_merchant_routes_are_readable_or_forbidden_never_404(
         response = client.request(method, own, json=body, headers=world.merchant_a)
         if method == "GET":
             assert response.status_code == 200, (own, response.text)
+        elif own.endswith(MERCHANT_WRITES):
+            assert response.status_code == 201, (own, response.text)
         else:
             assert_error(response, 403, "forbidden")
 
@@ -247,7 +259,8 @@ def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: Issu
             "batch_id": batch["batch_id"], "payout_id": batch["payout"]["payout_id"],
             "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator),
             "report_name": "statement",  # /v1/reports/{report_name}: its own statement
-            "name": "till-a1", "job_id": str(job.job_id)}
+            "name": "till-a1", "job_id": str(job.job_id),
+            "rule_id": "default:micro:single_max", "prereg_id": "1"}
 
 
 def every_call(app: FastAPI, values: dict[str, str]

@@ -16,6 +16,7 @@ from autosettle.api.routes import (
     printers,
     receipts,
     reports,
+    risk,
     settlement,
     system,
     terminal_status,
@@ -23,7 +24,8 @@ from autosettle.api.routes import (
 from autosettle.services.context import ServiceContext
 
 ROUTERS = (system.router, merchants.router, payments.router, settlement.router,
-           terminal_status.router, reports.router, receipts.router, printers.router)
+           terminal_status.router, reports.router, receipts.router, printers.router,
+           risk.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

@@ -3,7 +3,8 @@
 ``db`` (db.py), ``merchants`` (merchants.py), ``terminals`` (terminals.py), ``apikeys``
 (apikeys.py), ``printers`` (printers.py), ``demo`` (demo.py),
 ``settle``/``payouts``/``calendar``/``maintenance``/``jobs`` (settlement.py), ``terminal
-simulate`` (simulate.py), ``reports`` (reports.py) and ``serve`` (serve.py).
+simulate`` (simulate.py), ``reports`` (reports.py), ``risk`` (risk.py) and ``serve``
+(serve.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from autosettle.cli import (
     merchants,
     printers,
     reports,
+    risk,
     serve,
     settlement,
     simulate,
@@ -33,6 +35,7 @@ app.add_typer(printers.app, name="printers")
 app.add_typer(demo.app, name="demo")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
+app.add_typer(risk.app, name="risk")
 app.command("serve")(serve.serve)
 app.command("reports")(reports.reports)
 

@@ -97,3 +97,6 @@ class PaymentContext:
     rules: PaymentRules
     fee_stamp: str
     calendar_stamp: str
+    risk_stamp: str | None = None
+    """The newest risk rule version's random stamp (None: no stored rules): a process
+    reuses the rule set it parsed for an equal stamp (``services.risk``)."""

@@ -11,9 +11,11 @@ The flow of every operation:
 2. **Duplicates**: the same terminal + batch + trace (field 11) or the same idempotency key
    replays the first answer; it never charges twice.
 3. **Rules** (pure, ``domain.transactions``): merchant and terminal active, allowed types
-   and card kinds, per-sale limit, card expiry on the business date, and the state machine
-   for voids, refunds, completions and cancels. A refusal is *recorded* as a declined
-   transaction with its reason and posts nothing.
+   and card kinds, card expiry on the business date, and the state machine for voids,
+   refunds, completions and cancels; then **risk control** (``services.risk``: limits,
+   counters, velocity, time windows, allowed methods, block lists, the merchant's own
+   per-sale limit among them). A refusal is *recorded* as a declined transaction with its
+   reason and posts nothing; a *review* goes on, its settlement item held.
 4. **Pending record** committed *before* the channel is called (store and forward: if the
    process dies while waiting, recovery finds it and reverses it).
 5. **Channel** call with a deadline. No answer in time → the record is reversed and a
@@ -68,7 +70,7 @@ from autosettle.domain.merchants import MerchantStatus, TerminalStatus
 from autosettle.domain.money import AMOUNT_MINOR_MAX, Money, currency
 from autosettle.domain.payment_records import PaymentRules, TransactionRecord
 from autosettle.domain.response_codes import ResponseCode, describe
-from autosettle.services import idempotency, reversal_queue, settlement_items
+from autosettle.services import idempotency, reversal_queue, risk, settlement_items
 from autosettle.services.context import Principal, Role, ServiceContext
 from autosettle.store.uow import UnitOfWork
 
@@ -85,9 +87,6 @@ _NEEDS_CARD = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.BALANCE_INQUIRY}
 _NEEDS_AMOUNT = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.REFUND,
                            TxnType.COMPLETION})
 _HAS_ORIGINAL = frozenset(t for t, originals in tm.ORIGINAL_TYPES.items() if originals)
-_LIMITED = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
-
-
 
 # -- requests and results -----------------------------------------------------------------
 
@@ -282,6 +281,8 @@ class _Prepared:
     record: TransactionRecord
     original: TransactionRecord | None
     terms: settlement_items.ItemTerms
+    hold: bool = False
+    """Risk review: approve, but hold the settlement item until an operator releases it."""
 
 
 def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
@@ -312,11 +313,23 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
                            ErrorCode.CURRENCY_MISMATCH)
         original = _resolve_original(uow, req)
         decision = _decide(uow, req, context.rules, merchant.status, context.terminal_status,
-                           merchant.single_limit_minor, original, assert_card, today)
+                           original, assert_card, today)
         if isinstance(decision, tm.Permission):
             amount = decision.amount
+        txn_id = uuid.uuid4().hex
+        checked = risk.APPROVED
+        if ctx.settings.risk_enabled and not isinstance(decision, _Decline):
+            attempt = risk.attempt_for(
+                context, tm.TxnType(req.txn_type), req.terminal_id,
+                amount.amount_minor if amount else None, assert_card, original,
+                req.card.entry_mode if req.card else None, now)
+            checked = risk.check_payment(
+                uow, context, attempt, txn_id,
+                assert_card.last4 if assert_card else None, today, now)
+            if checked.declined:
+                decision = _decline_of(checked)
         record = TransactionRecord(
-            merchant_id=req.merchant_id, txn_id=uuid.uuid4().hex, terminal_id=req.terminal_id,
+            merchant_id=req.merchant_id, txn_id=txn_id, terminal_id=req.terminal_id,
             txn_type=tm.TxnType(req.txn_type), status=TxnStatus.PENDING,
             amount_minor=amount.amount_minor if amount else 0,
             currency=(amount.currency.code if amount else merchant.currency),
@@ -347,7 +360,26 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
             uow.transactions.add(record)
             return PaymentResult(decision.code, record, decision.message)
         uow.transactions.add(record)
-        return _Prepared(record, original, settlement_items.terms_for(context))
+        if checked.pending is not None:
+            # Last, so the counter rows stay locked only until the commit that follows.
+            checked = risk.reserve(uow, checked)
+            if checked.declined:
+                refused = _decline_of(checked)
+                uow.transactions.update(record.merchant_id, record.txn_id,
+                                        status=TxnStatus.DECLINED.value,
+                                        response_code=refused.code.value,
+                                        refusal_reason=refused.reason, answered_at=now,
+                                        updated_at=now)
+                return PaymentResult(refused.code, replace(
+                    record, status=TxnStatus.DECLINED, response_code=refused.code.value,
+                    refusal_reason=refused.reason, answered_at=now), refused.message)
+        return _Prepared(record, original, settlement_items.terms_for(context), checked.hold)
+
+
+def _decline_of(checked: risk.Checked) -> _Decline:
+    hit = checked.outcome.first
+    assert hit is not None
+    return _Decline(hit.code, hit.reason, f"{hit.english} / {hit.chinese}")
 
 
 def _replay_later(existing: TransactionRecord, fingerprint: str) -> PaymentResult:
@@ -463,9 +495,10 @@ class _Decline:
 
 def _decide(uow: UnitOfWork, req: PaymentRequest, rules: PaymentRules,
             merchant_status: MerchantStatus, terminal_status: TerminalStatus,
-            single_limit_minor: int | None, original: TransactionRecord | None,
+            original: TransactionRecord | None,
             card: CardRef | None, today: date) -> tm.Permission | _Decline | None:
-    """Step 3: the business rules. None means "go to the channel" with the request as is."""
+    """Step 3: the business rules. None means "go to the channel" with the request as is.
+    Amount limits (the merchant's per-sale limit among them) are risk rules, checked next."""
     txn_type = tm.TxnType(req.txn_type)
     if merchant_status is not MerchantStatus.ACTIVE:
         return _Decline(RC.INVALID_MERCHANT, "merchant_not_active",
@@ -485,10 +518,6 @@ def _decide(uow: UnitOfWork, req: PaymentRequest, rules: PaymentRules,
     if req.card is not None and req.card.expiry is not None and \
             Expiry.parse(req.card.expiry).is_expired_on(today):
         return _Decline(RC.EXPIRED_CARD, "card_expired", "the card has expired")
-    if txn_type in _LIMITED and single_limit_minor is not None and req.amount is not None \
-            and req.amount.amount_minor > single_limit_minor:
-        return _Decline(RC.EXCEEDS_AMOUNT_LIMIT, "over_single_limit",
-                        "amount exceeds this merchant's single-transaction limit")
     if txn_type not in _HAS_ORIGINAL:
         return None
     if original is not None and card is not None and original.card_token and \
@@ -601,14 +630,15 @@ def _send(ctx: ServiceContext, prepared: _Prepared, req: PaymentRequest) -> Paym
         return _give_up(ctx, record, RC.ISSUER_TIMEOUT, reverse_upstream=True)
     except ChannelError:
         return _give_up(ctx, record, RC.ISSUER_UNAVAILABLE, reverse_upstream=False)
-    return _apply_answer(ctx, record, answer, prepared.terms)
+    return _apply_answer(ctx, record, answer, prepared.terms, prepared.hold)
 
 
 def _apply_answer(ctx: ServiceContext, pending: TransactionRecord, answer: ChannelAnswer,
-                  terms: settlement_items.ItemTerms | None = None) -> PaymentResult:
+                  terms: settlement_items.ItemTerms | None = None,
+                  hold: bool = False) -> PaymentResult:
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        final = _apply_to_pending(ctx, uow, pending, answer, now, terms)
+        final = _apply_to_pending(ctx, uow, pending, answer, now, terms, hold)
         if final is not None:
             return replace(_answer_of(final), balance_minor=answer.balance_minor)
         record = _locked(uow, pending)
@@ -619,10 +649,10 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord, answer: Chann
         else:
             step = tm.decline(snapshot)
         if isinstance(step, tm.Refusal):
-            final = _refuse_answer(uow, record, step, answer, now)
+            final = _refuse_answer(ctx, uow, record, step, answer, now)
         else:
             final = _accept_answer(ctx, uow, record, chain, step, answer, now,
-                                   terms) or _reload(uow, record)
+                                   terms, hold=hold) or _reload(uow, record)
     if isinstance(step, tm.Refusal):
         if answer.response_code is RC.APPROVED:
             # At once rather than at the next run of the queue: until then the cardholder's
@@ -634,7 +664,8 @@ def _apply_answer(ctx: ServiceContext, pending: TransactionRecord, answer: Chann
 
 def _apply_to_pending(ctx: ServiceContext, uow: UnitOfWork, pending: TransactionRecord,
                       answer: ChannelAnswer, now: datetime,
-                      terms: settlement_items.ItemTerms | None) -> TransactionRecord | None:
+                      terms: settlement_items.ItemTerms | None,
+                      hold: bool = False) -> TransactionRecord | None:
     """The usual case in one statement fewer: a record with no originals (a sale, a
     pre-authorization, a balance inquiry) that is still exactly as we inserted it, pending.
 
@@ -652,11 +683,12 @@ def _apply_to_pending(ctx: ServiceContext, uow: UnitOfWork, pending: Transaction
     if isinstance(step, tm.Refusal):
         return None
     return _accept_answer(ctx, uow, pending, (), step, answer, now, terms,
-                          if_status=TxnStatus.PENDING.value)
+                          if_status=TxnStatus.PENDING.value, hold=hold)
 
 
-def _refuse_answer(uow: UnitOfWork, record: TransactionRecord, step: tm.Refusal,
-                   answer: ChannelAnswer, now: datetime) -> TransactionRecord:
+def _refuse_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
+                   step: tm.Refusal, answer: ChannelAnswer,
+                   now: datetime) -> TransactionRecord:
     """The answer cannot be applied (the record or its original changed meanwhile)."""
     if answer.response_code is RC.APPROVED:
         # Approved upstream, but our record was reversed (or its original changed)
@@ -667,6 +699,8 @@ def _refuse_answer(uow: UnitOfWork, record: TransactionRecord, step: tm.Refusal,
                                 status=TxnStatus.DECLINED.value, response_code=step.code.value,
                                 refusal_reason=step.reason.value, answered_at=now,
                                 updated_at=now)
+        if ctx.settings.risk_enabled:
+            risk.on_unanswered(uow, record)
     return _reload(uow, record)
 
 
@@ -674,7 +708,7 @@ def _accept_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionReco
                    chain: Sequence[TransactionRecord], step: tm.Transition,
                    answer: ChannelAnswer, now: datetime,
                    terms: settlement_items.ItemTerms | None,
-                   if_status: str | None = None) -> TransactionRecord | None:
+                   if_status: str | None = None, hold: bool = False) -> TransactionRecord | None:
     """Apply the channel's approval or decline: the record, its originals, the ledger.
 
     With ``if_status``: only if the record's status is still that (else None, nothing done).
@@ -696,7 +730,9 @@ def _accept_answer(ctx: ServiceContext, uow: UnitOfWork, record: TransactionReco
         return None
     if code is RC.APPROVED:  # a decline leaves the originals as they were (step.chain is ())
         _save_chain(uow, chain, step.chain, now)
-        _post_events(ctx, uow, updated or record, chain, step.events, terms)
+        _post_events(ctx, uow, updated or record, chain, step.events, terms, held=hold)
+    elif ctx.settings.risk_enabled:
+        risk.on_unanswered(uow, record)  # the room a declined sale took is free again
     # The originals and the ledger are other rows: the UPDATE's RETURNING is the final record.
     return updated or _reload(uow, record)
 
@@ -720,6 +756,8 @@ def _give_up(ctx: ServiceContext, pending: TransactionRecord, code: ResponseCode
                                     refusal_reason="channel_timeout" if reverse_upstream
                                     else "channel_unavailable",
                                     answered_at=now, updated_at=now)
+            if ctx.settings.risk_enabled:
+                risk.on_unanswered(uow, record)
         if reverse_upstream:
             uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, "98", now)
         final = _reload(uow, record)
@@ -790,9 +828,10 @@ def _answer_of(record: TransactionRecord, replayed: bool = False) -> PaymentResu
 
 def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord,
                  chain: Sequence[TransactionRecord], events: Sequence[tm.Event],
-                 terms: settlement_items.ItemTerms | None = None) -> None:
+                 terms: settlement_items.ItemTerms | None = None, held: bool = False) -> None:
     """Post each event's entry (:mod:`autosettle.domain.payment_postings`) and record the
-    settlement items; reads only what a mapping needs (the hold, a reversed message's lines)."""
+    settlement items (``held``: on risk review); reads only what a mapping needs (the hold,
+    a reversed message's lines). Voids, refunds and reversals give risk counters room back."""
     by_id = {r.txn_id: r for r in (record, *chain)}
     now = ctx.now()
     for event in events:
@@ -807,7 +846,9 @@ def _post_events(ctx: ServiceContext, uow: UnitOfWork, record: TransactionRecord
         entry = postings.posting(event, record.txn_type, record.merchant_id, hold, posted)
         if entry is not None:
             uow.ledger.post(entry, now)
-    settlement_items.record_items(uow, record, chain, events, now, terms)
+    settlement_items.record_items(uow, record, chain, events, now, terms, held=held)
+    if ctx.settings.risk_enabled and events:
+        risk.on_events(uow, record, chain, events)
 
 
 def wait_for_answer(ctx: ServiceContext, merchant_id: str, txn_id: str,

@@ -18,6 +18,7 @@ from autosettle.domain.calendar import business_date
 from autosettle.domain.errors import AlreadyExists, ErrorCode
 from autosettle.domain.payment_records import TransactionRecord
 from autosettle.domain.response_codes import ResponseCode
+from autosettle.services import risk
 from autosettle.services.context import ServiceContext
 from autosettle.services.payments import (
     FIRST_BATCH_NO,
@@ -98,6 +99,8 @@ def _reverse(ctx: ServiceContext, merchant_id: str, terminal_id: str, original: 
             return PaymentResult(step.code, record, step.detail or step.reason.value)
         uow.transactions.update(record.merchant_id, record.txn_id, status=step.txn.status.value,
                                 refusal_reason=f"reversed:{reason}", updated_at=now)
+        if record.status == TxnStatus.PENDING.value and ctx.settings.risk_enabled:
+            risk.on_unanswered(uow, record)  # its room in the risk counters is free again
         _save_chain(uow, chain, step.chain, now)
         _post_events(ctx, uow, record, chain, step.events)
         uow.reversals.enqueue(record.merchant_id, record.txn_id, record.channel, reason, now)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -189,10 +189,11 @@ def _schedule_name(schedule: FeeSchedule) -> str:
 
 def record_items(uow: UnitOfWork, record: TransactionRecord,
                  chain: Sequence[TransactionRecord], events: Sequence[tm.Event],
-                 now: datetime, terms: ItemTerms | None = None) -> None:
+                 now: datetime, terms: ItemTerms | None = None, held: bool = False) -> None:
     """Turn a transaction's money events into settlement items (same unit of work).
 
     ``terms``: as the payment read them (:func:`terms_for`); read here when not given.
+    ``held``: the items start held (risk review, ``services.risk``).
     """
     if not events:
         return
@@ -203,7 +204,7 @@ def record_items(uow: UnitOfWork, record: TransactionRecord,
     by_id = {r.txn_id: r for r in (record, *chain)}
     for event in events:
         for item in _items_for(uow, terms, record, by_id, event, now):
-            uow.settlement.add_item(item)
+            uow.settlement.add_item(replace(item, held=True) if held else item)
 
 
 def _items_for(uow: UnitOfWork, terms: ItemTerms, record: TransactionRecord,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-from autosettle.domain.errors import AutosettleError
+from autosettle.domain.errors import AutosettleError, NotFoundError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private_text, private_dir, tighten_file
-from autosettle.services import apikeys, merchants, terminal_queries
+from autosettle.services import apikeys, merchants, risk, terminal_queries
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewMerchant, NewSettlementAccount, NewTerminal
 
@@ -68,6 +69,7 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
     file that does not match the database (another database, revoked keys) is replaced.
     """
     _seed_data(ctx)
+    _seed_risk(ctx)
     path = keys_file(ctx)
     if path.exists():
         tighten_file(path)  # an older version may have left it readable by others
@@ -97,6 +99,37 @@ def _seed_data(ctx: ServiceContext) -> None:
             merchants.add_settlement_account(ctx, SYSTEM, mid, demo.account)
         for terminal in missing:
             merchants.add_terminal(ctx, SYSTEM, mid, terminal)
+
+
+DEMO_RULES: tuple[tuple[str, risk.RuleInput], ...] = (
+    # The demo traffic meets them (docs/risk.md#the-demo): the noodle shop's own 5,000.00
+    # limit declines its big tickets (61); the pharmacy reaches its daily limit (61 or 65);
+    # the supermarket caps a sale at 5,000.00, but one pre-registered big ticket goes through.
+    ("demo-pharmacy-day", risk.RuleInput("cumulative", "merchant", "decline", {
+        "subject": "merchant", "period": "day", "amount_minor": 1_000_000, "count": 80},
+        "898310059120001", note="demo: the pharmacy's daily limit")),
+    ("demo-hualian-single", risk.RuleInput("single_max", "merchant", "decline", {
+        "amount_minor": 500_000}, "898310054110001",
+        note="demo: larger sales are pre-registered")),
+)
+DEMO_PREREGISTRATION_MINOR = 800_000
+DEMO_PREREGISTRATION_HOURS = 24
+
+
+def _seed_risk(ctx: ServiceContext) -> None:
+    """The demo's risk rules (once), and one pre-registered large supermarket purchase while
+    none is open or used."""
+    for rule_id, body in DEMO_RULES:
+        try:
+            risk.rule_versions(ctx, SYSTEM, rule_id)
+        except NotFoundError:
+            risk.put_rule(ctx, SYSTEM, rule_id, body)
+    mid, now = "898310054110001", ctx.now()
+    found = risk.list_preregistrations(ctx, SYSTEM, mid)
+    if not any(risk.preregistration_state(p, now) in ("open", "used") for p in found):
+        risk.preregister(ctx, SYSTEM, mid, risk.NewPreregistration(
+            DEMO_PREREGISTRATION_MINOR, now, now + timedelta(hours=DEMO_PREREGISTRATION_HOURS),
+            note="demo: a bulk order"))
 
 
 def _key_names() -> list[str]:

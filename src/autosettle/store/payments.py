@@ -46,6 +46,7 @@ from autosettle.domain.payment_records import (
 )
 from autosettle.domain.transactions import TxnStatus, TxnType
 from autosettle.store.merchants import merchant_from_row
+from autosettle.store.risk import rule_stamp_column
 from autosettle.store.tables import (
     calendar_overrides,
     fee_schedules,
@@ -164,6 +165,7 @@ def _context_query(dialect: str) -> Select[Any]:
             .scalar_subquery().label("fee_stamp"),
             select(aggregate(day_flag, literal(","))).select_from(calendar_overrides)
             .scalar_subquery().label("calendar_stamp"),
+            rule_stamp_column(),
         )
         .select_from(terminals.join(merchants, merchants.c.merchant_id
                                     == terminals.c.merchant_id)
@@ -472,7 +474,7 @@ class PaymentRulesRepository:
             terminal_status=TerminalStatus(row.terminal_status),
             merchant=merchant_from_row(row), rules=_rules(row),
             fee_stamp=row.fee_stamp or "",
-            calendar_stamp=row.calendar_stamp or "")
+            calendar_stamp=row.calendar_stamp or "", risk_stamp=row.risk_stamp)
 
     def put(self, merchant_id: str, rules: PaymentRules, at: datetime) -> None:
         def render(values: frozenset[str] | None) -> str:

@@ -195,6 +195,7 @@ transactions = Table(
     Index("ix_transactions_original", "merchant_id", "original_txn_id"),
     Index("ix_transactions_status", "status", "created_at"),
     Index("ix_transactions_day", "business_date"),  # reports of every merchant's day
+    Index("ix_transactions_card_recent", "card_token", "created_at"),  # risk: velocity
 )
 
 terminal_batches = Table(
@@ -555,4 +556,96 @@ print_jobs = Table(
     Index("ix_print_jobs_due", "state", "next_attempt_at"),
     Index("ix_print_jobs_printer", "printer_name", "job_id"),
     Index("ix_print_jobs_txn", "merchant_id", "txn_id"),
+)
+
+
+# -- risk control (issue 13; docs/risk.md) ------------------------------------------------------
+
+risk_rules = Table(
+    # Every version of every rule, append-only: an edit adds a version, nothing is updated.
+    # ``stamp`` is random per row: the newest row's stamp tells a process its cached rule
+    # set is stale (read with the payment's context, in the same statement).
+    "risk_rules", metadata,
+    Column("seq", BigIntId, primary_key=True, autoincrement=True),
+    Column("rule_id", String(80), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("scope", String(20), nullable=False),
+    Column("scope_value", String(40), nullable=True),
+    Column("card_kind", String(10), nullable=True),
+    Column("action", String(10), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("note", String(200), nullable=False),
+    Column("stamp", String(32), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("rule_id", "version", name="uq_risk_rules_version"),
+)
+
+risk_counters = Table(
+    # Cumulative amount and count per subject ("m:", "t:", "c:" key) and business day or
+    # month ("D2026-12-04", "M2026-12"). Room is reserved by one conditional upsert.
+    "risk_counters", metadata,
+    Column("key", String(80), primary_key=True),
+    Column("bucket", String(12), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("txn_count", Integer, nullable=False),
+    Column("limit_amount_minor", BigInteger, nullable=True),
+    Column("limit_count", Integer, nullable=True),
+)
+
+risk_preregistrations = Table(
+    "risk_preregistrations", metadata,
+    Column("prereg_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=False),
+    Column("terminal_id", String(8), nullable=True),
+    Column("card_last4", String(4), nullable=True),
+    Column("note", String(200), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("used_txn_id", String(32), nullable=True),
+    Column("used_at", UTCDateTime, nullable=True),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount_minor > 0", name="prereg_amount_positive"),
+    Index("ix_risk_preregistrations_merchant", "merchant_id", "status", "valid_to"),
+)
+
+risk_decisions = Table(
+    # One row per transaction on which a rule fired (a decline, review or alert, or a
+    # pre-registration used); a plain approval writes none.
+    "risk_decisions", metadata,
+    Column("txn_id", String(32), primary_key=True),
+    Column("merchant_id", String(15), nullable=False),
+    Column("terminal_id", String(8), nullable=False),
+    Column("decision", String(10), nullable=False),
+    Column("response_code", String(2), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("reason_en", String(200), nullable=False),
+    Column("reason_zh", String(200), nullable=False),
+    Column("fired", Text, nullable=False),
+    Column("preregistration_id", BigInteger, nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_risk_decisions_merchant", "merchant_id", "created_at"),
+    Index("ix_risk_decisions_decision", "decision", "created_at"),
+)
+
+risk_merchant_scores = Table(
+    # The cash-out score of a merchant's business day, with its reasons (JSON).
+    "risk_merchant_scores", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("business_date", Date, primary_key=True),
+    Column("score", Integer, nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("on_review", Boolean, nullable=False),
+    Column("released_at", UTCDateTime, nullable=True),
+    Column("released_by", String(100), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_risk_merchant_scores_review", "on_review", "business_date"),
 )

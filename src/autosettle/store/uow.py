@@ -36,6 +36,7 @@ from autosettle.store.payments import (
 )
 from autosettle.store.printing import PrintingRepository
 from autosettle.store.reports import ReportRepository
+from autosettle.store.risk import RiskRepository
 from autosettle.store.settlement import (
     AlertRepository,
     ConfigRepository,
@@ -87,6 +88,7 @@ class UnitOfWork:
         self.terminal_host = TerminalHostRepository(conn)
         self.reports = ReportRepository(conn)
         self.printing = PrintingRepository(conn)
+        self.risk = RiskRepository(conn)
         return self
 
     @property

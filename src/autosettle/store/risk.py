@@ -1,0 +1,346 @@
+"""Risk control storage: rule versions, counters, pre-registrations, decisions, scores.
+
+The counters are the part that must be right under concurrency. :meth:`RiskRepository.reserve`
+takes room in every counter a transaction moves with **one** statement::
+
+    INSERT .. VALUES (one row per counter) ON CONFLICT (key, bucket) DO UPDATE
+        SET amount = amount + excluded.amount, count = count + 1
+        WHERE the new totals stay within the limits carried by the row
+    RETURNING the counters that took it
+
+On PostgreSQL the conflicting row is locked and the WHERE is evaluated on its latest committed
+version, so two sales can never both take the last room; SQLite has one writer at a time. A
+counter missing from RETURNING had no room; the caller gives back what the others took
+(:meth:`release`) in the same transaction, so a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from autosettle.domain.errors import AlreadyExists
+from autosettle.domain.risk import CounterKey, CounterLimit, Rule
+from autosettle.domain.risk_records import (
+    DecisionRecord,
+    Preregistration,
+    ScoredTxn,
+    ScoreRecord,
+    StoredRule,
+)
+from autosettle.store.settlement_claims import ClaimRepository
+from autosettle.store.tables import (
+    risk_counters,
+    risk_decisions,
+    risk_merchant_scores,
+    risk_preregistrations,
+    risk_rules,
+    settlement_items,
+    transactions,
+)
+from autosettle.store.types import UTCDateTime
+
+_RULE_STAMP = (select(risk_rules.c.stamp).order_by(risk_rules.c.seq.desc()).limit(1)
+               .scalar_subquery())
+"""The newest rule version's random stamp: read with every payment's context."""
+
+
+def rule_stamp_column() -> Any:
+    return _RULE_STAMP.label("risk_stamp")
+
+
+def _reserve_sql(rows: int) -> Any:
+    values = ", ".join(f"(:k{i}, :b{i}, :amount, :count, :la{i}, :lc{i})" for i in range(rows))
+    return text(
+        "INSERT INTO risk_counters (key, bucket, amount_minor, txn_count, limit_amount_minor, "
+        f"limit_count) VALUES {values} ON CONFLICT (key, bucket) DO UPDATE SET "
+        "amount_minor = risk_counters.amount_minor + excluded.amount_minor, "
+        "txn_count = risk_counters.txn_count + excluded.txn_count, "
+        "limit_amount_minor = excluded.limit_amount_minor, "
+        "limit_count = excluded.limit_count "
+        "WHERE (excluded.limit_amount_minor IS NULL OR risk_counters.amount_minor + "
+        "excluded.amount_minor <= excluded.limit_amount_minor) AND "
+        "(excluded.limit_count IS NULL OR risk_counters.txn_count + excluded.txn_count "
+        "<= excluded.limit_count) "
+        "RETURNING key, bucket, amount_minor, txn_count")
+
+
+_RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 7)}
+
+
+def _velocity_sql(anywhere: tuple[bool, ...]) -> Any:
+    sums = ", ".join(
+        f"SUM(CASE WHEN created_at >= :s{i}{'' if flag else ' AND merchant_id = :m'} "
+        "THEN 1 ELSE 0 END)" for i, flag in enumerate(anywhere))
+    return text(f"SELECT {sums} FROM transactions WHERE card_token = :t AND created_at >= "
+                ":since AND txn_type IN ('sale', 'preauth') AND status IN ('approved', "
+                "'pending')").bindparams(
+        bindparam("since", type_=UTCDateTime),
+        *[bindparam(f"s{i}", type_=UTCDateTime) for i in range(len(anywhere))])
+
+
+_VELOCITY: dict[tuple[bool, ...], Any] = {}
+
+
+def _rule(row: Any) -> Rule:
+    from autosettle.domain.risk import Action, RuleKind, Scope
+
+    return Rule(row.rule_id, int(row.version), RuleKind(row.kind), Scope(row.scope),
+                row.scope_value, Action(row.action), json.loads(row.params), row.card_kind,
+                bool(row.active), row.note)
+
+
+class RiskRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    # -- rules ------------------------------------------------------------------------------
+    def stamp(self) -> str | None:
+        return self._conn.execute(select(_RULE_STAMP)).scalar()
+
+    def rules(self) -> list[Rule]:
+        """Every stored version, oldest first."""
+        rows = self._conn.execute(select(risk_rules).order_by(risk_rules.c.seq))
+        return [_rule(r) for r in rows]
+
+    def versions(self, rule_id: str) -> list[StoredRule]:
+        rows = self._conn.execute(select(risk_rules).where(risk_rules.c.rule_id == rule_id)
+                                  .order_by(risk_rules.c.version))
+        return [StoredRule(_rule(r), r.created_by, r.created_at) for r in rows]
+
+    def latest_version(self, rule_id: str) -> int:
+        return int(self._conn.execute(select(func.max(risk_rules.c.version)).where(
+            risk_rules.c.rule_id == rule_id)).scalar() or 0)
+
+    def add_rule(self, rule: Rule, stamp: str, created_by: str, at: datetime) -> None:
+        try:
+            self._conn.execute(insert(risk_rules).values(
+                rule_id=rule.rule_id, version=rule.version, kind=rule.kind.value,
+                scope=rule.scope.value, scope_value=rule.scope_value, card_kind=rule.card_kind,
+                action=rule.action.value, params=rule.params_json(), active=rule.active,
+                note=rule.note, stamp=stamp, created_by=created_by[:100], created_at=at))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"rule {rule.rule_id} version {rule.version} exists "
+                                "(edited meanwhile): reload and retry") from exc
+
+    # -- counters ---------------------------------------------------------------------------
+    def reserve(self, limits: Sequence[CounterLimit], amount_minor: int,
+                count: int = 1) -> dict[tuple[str, str], tuple[int, int]]:
+        """Take ``amount_minor`` and ``count`` in every counter whose limits allow it (one
+        statement); the totals after, of those that took it. The others are unchanged."""
+        params: dict[str, Any] = {"amount": amount_minor, "count": count}
+        for i, limit in enumerate(limits):
+            params |= {f"k{i}": limit.key.key, f"b{i}": limit.key.bucket,
+                       f"la{i}": limit.amount_minor, f"lc{i}": limit.count}
+        rows = self._conn.execute(_RESERVE[len(limits)], params)
+        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+
+    def release(self, keys: Sequence[CounterKey], amount_minor: int, count: int) -> None:
+        """Give room back (voids, reversals, refunds, declines); never below zero."""
+        if not keys:
+            return
+        c = risk_counters.c
+        self._conn.execute(update(risk_counters).where(or_(*[
+            and_(c.key == k.key, c.bucket == k.bucket) for k in keys])).values(
+            amount_minor=func.max(c.amount_minor - amount_minor, 0)
+            if self._conn.dialect.name == "sqlite"
+            else func.greatest(c.amount_minor - amount_minor, 0),
+            txn_count=func.max(c.txn_count - count, 0)
+            if self._conn.dialect.name == "sqlite" else func.greatest(c.txn_count - count, 0)))
+
+    def usage(self, keys: Sequence[CounterKey]) -> dict[tuple[str, str], tuple[int, int]]:
+        if not keys:
+            return {}
+        c = risk_counters.c
+        rows = self._conn.execute(select(c.key, c.bucket, c.amount_minor, c.txn_count).where(
+            or_(*[and_(c.key == k.key, c.bucket == k.bucket) for k in keys])))
+        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+
+    def recent_counts(self, card_token: str, merchant_id: str,
+                      windows: Sequence[tuple[datetime, bool]]) -> list[int]:
+        """Velocity, in one statement: for each ``(since, anywhere)`` window, the card's
+        counted transactions (sales, pre-authorizations; approved or in flight) since then,
+        at this merchant or anywhere."""
+        params: dict[str, Any] = {"t": card_token, "m": merchant_id,
+                                  "since": min(s for s, _ in windows)}
+        for i, (since, _) in enumerate(windows):
+            params[f"s{i}"] = since
+        key = tuple(anywhere for _, anywhere in windows)
+        statement = _VELOCITY.get(key)
+        if statement is None:
+            statement = _velocity_sql(key)
+            _VELOCITY[key] = statement
+        row = self._conn.execute(statement, params).one()
+        return [int(v or 0) for v in row]
+
+    # -- pre-registrations ----------------------------------------------------------------
+    def add_preregistration(self, merchant_id: str, amount_minor: int, currency: str,
+                            valid_from: datetime, valid_to: datetime, terminal_id: str | None,
+                            card_last4: str | None, note: str, created_by: str,
+                            at: datetime) -> Preregistration:
+        row = self._conn.execute(insert(risk_preregistrations).values(
+            merchant_id=merchant_id, amount_minor=amount_minor, currency=currency,
+            valid_from=valid_from, valid_to=valid_to, terminal_id=terminal_id,
+            card_last4=card_last4, note=note, status="open", created_by=created_by[:100],
+            created_at=at).returning(*risk_preregistrations.c)).one()
+        return Preregistration(**dict(row._mapping))
+
+    def preregistrations(self, merchant_id: str | None,
+                         limit: int = 200) -> list[Preregistration]:
+        p = risk_preregistrations.c
+        query = select(risk_preregistrations).order_by(p.prereg_id.desc()).limit(limit)
+        if merchant_id is not None:
+            query = query.where(p.merchant_id == merchant_id)
+        return [Preregistration(**dict(r._mapping)) for r in self._conn.execute(query)]
+
+    def preregistration(self, merchant_id: str | None,
+                        prereg_id: int) -> Preregistration | None:
+        p = risk_preregistrations.c
+        query = select(risk_preregistrations).where(p.prereg_id == prereg_id)
+        if merchant_id is not None:
+            query = query.where(p.merchant_id == merchant_id)
+        row = self._conn.execute(query).first()
+        return Preregistration(**dict(row._mapping)) if row else None
+
+    def cancel_preregistration(self, merchant_id: str, prereg_id: int) -> bool:
+        p = risk_preregistrations.c
+        result = self._conn.execute(update(risk_preregistrations).where(
+            p.merchant_id == merchant_id, p.prereg_id == prereg_id, p.status == "open")
+            .values(status="cancelled"))
+        return bool(result.rowcount == 1)
+
+    def use_preregistration(self, merchant_id: str, terminal_id: str, last4: str | None,
+                            amount_minor: int, now: datetime,
+                            txn_id: str) -> tuple[int, int] | None:
+        """Take the smallest open registration covering this transaction, once (one
+        conditional UPDATE: two transactions cannot both use it): (id, amount) or None."""
+        p = risk_preregistrations.c
+        candidate = select(p.prereg_id).where(
+            p.merchant_id == merchant_id, p.status == "open", p.valid_from <= now,
+            p.valid_to > now, p.amount_minor >= amount_minor,
+            or_(p.terminal_id.is_(None), p.terminal_id == terminal_id),
+            or_(p.card_last4.is_(None), p.card_last4 == last4),
+        ).order_by(p.amount_minor, p.prereg_id).limit(1).scalar_subquery()
+        row = self._conn.execute(update(risk_preregistrations).where(
+            p.prereg_id == candidate, p.status == "open").values(
+            status="used", used_txn_id=txn_id, used_at=now).returning(
+            p.prereg_id, p.amount_minor)).first()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def cancel_preregistration_use(self, prereg_id: int) -> None:
+        """Undo :meth:`use_preregistration` when the transaction was refused anyway."""
+        p = risk_preregistrations.c
+        self._conn.execute(update(risk_preregistrations).where(
+            p.prereg_id == prereg_id, p.status == "used").values(
+            status="open", used_txn_id=None, used_at=None))
+
+    # -- decisions ----------------------------------------------------------------------------
+    def add_decision(self, record: DecisionRecord) -> None:
+        values = {f.name: getattr(record, f.name) for f in fields(DecisionRecord)}
+        values["fired"] = json.dumps(record.fired)
+        self._conn.execute(insert(risk_decisions).values(**values))
+
+    def decisions(self, merchant_id: str | None, decisions: Sequence[str] | None,
+                  limit: int = 100) -> list[DecisionRecord]:
+        d = risk_decisions.c
+        query = select(risk_decisions).order_by(d.created_at.desc(), d.txn_id).limit(limit)
+        if merchant_id is not None:
+            query = query.where(d.merchant_id == merchant_id)
+        if decisions:
+            query = query.where(d.decision.in_(list(decisions)))
+        return [self._decision(r) for r in self._conn.execute(query)]
+
+    def decision(self, merchant_id: str, txn_id: str) -> DecisionRecord | None:
+        d = risk_decisions.c
+        row = self._conn.execute(select(risk_decisions).where(
+            d.merchant_id == merchant_id, d.txn_id == txn_id)).first()
+        return self._decision(row) if row else None
+
+    @staticmethod
+    def _decision(row: Any) -> DecisionRecord:
+        values = dict(row._mapping)
+        values["fired"] = json.loads(values["fired"])
+        return DecisionRecord(**values)
+
+    def held_txn_ids(self, merchant_id: str, txn_ids: Sequence[str]) -> set[str]:
+        """Which of these transactions have a held settlement item."""
+        if not txn_ids:
+            return set()
+        i = settlement_items.c
+        rows = self._conn.execute(select(i.source_txn_id).where(
+            i.merchant_id == merchant_id, i.source_txn_id.in_(list(txn_ids)),
+            i.held.is_(True)).distinct())
+        return {r[0] for r in rows}
+
+    # -- merchant-day scores ----------------------------------------------------------------
+    def day_transactions(self, first: date, last: date) -> list[ScoredTxn]:
+        t = transactions.c
+        rows = self._conn.execute(select(
+            t.merchant_id, t.txn_type, t.status, t.amount_minor, t.card_token, t.card_kind,
+            t.created_at, t.business_date).where(
+            t.business_date >= first, t.business_date <= last,
+            t.txn_type.in_(("sale", "preauth", "completion"))))
+        return [ScoredTxn(*r) for r in rows]
+
+    def put_score(self, record: ScoreRecord) -> None:
+        s = risk_merchant_scores.c
+        self._conn.execute(risk_merchant_scores.delete().where(
+            s.merchant_id == record.merchant_id, s.business_date == record.business_date))
+        self._conn.execute(insert(risk_merchant_scores).values(
+            merchant_id=record.merchant_id, business_date=record.business_date,
+            score=record.score, reasons=json.dumps(record.reasons, ensure_ascii=False),
+            on_review=record.on_review, released_at=record.released_at,
+            released_by=record.released_by, created_at=record.created_at))
+
+    def scores(self, business_date: date | None = None, on_review: bool | None = None,
+               merchant_id: str | None = None, limit: int = 200) -> list[ScoreRecord]:
+        s = risk_merchant_scores.c
+        query = select(risk_merchant_scores).order_by(s.business_date.desc(),
+                                                      s.score.desc()).limit(limit)
+        if business_date is not None:
+            query = query.where(s.business_date == business_date)
+        if on_review is not None:
+            query = query.where(s.on_review.is_(on_review))
+        if merchant_id is not None:
+            query = query.where(s.merchant_id == merchant_id)
+        out = []
+        for r in self._conn.execute(query):
+            values = dict(r._mapping)
+            values["reasons"] = json.loads(values["reasons"])
+            out.append(ScoreRecord(**values))
+        return out
+
+    def release_score(self, merchant_id: str, business_date: date, by: str,
+                      at: datetime) -> bool:
+        s = risk_merchant_scores.c
+        result = self._conn.execute(update(risk_merchant_scores).where(
+            s.merchant_id == merchant_id, s.business_date == business_date,
+            s.on_review.is_(True)).values(on_review=False, released_at=at, released_by=by))
+        return bool(result.rowcount == 1)
+
+    def hold_merchant_day(self, merchant_id: str, business_date: date, held: bool) -> int:
+        """Hold (or release) every unsettled settlement item of a merchant's business day
+        (the issue-4 hold flag: a held item stays out of settlement until released)."""
+        claims = ClaimRepository(self._conn)
+        claims.lock_merchant_items(merchant_id)
+        i = settlement_items.c
+        ids = [int(r[0]) for r in self._conn.execute(
+            select(i.item_id).select_from(claims.with_cursors()).where(
+                i.merchant_id == merchant_id, i.business_date == business_date,
+                claims.unsettled_condition()))]
+        if not ids:
+            return 0
+        result = self._conn.execute(update(settlement_items).where(
+            i.item_id.in_(ids)).values(held=held))
+        return int(result.rowcount or 0)
+
+
+def counter_totals(rows: Mapping[tuple[str, str], tuple[int, int]],
+                   keys: Sequence[CounterKey]) -> dict[tuple[str, str], tuple[int, int]]:
+    return {k.pair: rows.get(k.pair, (0, 0)) for k in keys}

@@ -1,0 +1,129 @@
+"""The pure rule evaluation (domain/risk.py): checks of definitions, scopes and their
+precedence, window edges, block lists, counter keys and limits."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autosettle.domain import risk as rk
+from autosettle.domain.errors import ValidationError
+
+MID, TID = "898310054110001", "HL000001"
+
+
+def rule(rule_id: str, kind: str, params: dict[str, Any], scope: str = "merchant",
+         value: str | None = MID, action: str = "decline", card_kind: str | None = None
+         ) -> rk.Rule:
+    return rk.check_rule(rk.Rule(rule_id, 1, rk.RuleKind(kind), rk.Scope(scope), value,
+                                 rk.Action(action), params, card_kind))
+
+
+def attempt(**over: Any) -> rk.Attempt:
+    base: dict[str, Any] = dict(merchant_id=MID, terminal_id=TID, merchant_type="individual",
+                                mcc="5812", txn_type="sale", amount_minor=1_000,
+                                card_token="tok", card_kind="debit", card_brand="unionpay",
+                                bin6="622202", entry_mode="051", local_time=time(12, 0))
+    return rk.Attempt(**{**base, **over})
+
+
+def codes(rules: list[rk.Rule], a: rk.Attempt) -> list[str]:
+    return [h.code.value for h in rk.static_hits(rk.RuleSet.of(rules), a)]
+
+
+@pytest.mark.parametrize(("kind", "params"), [
+    ("single_max", {}), ("single_max", {"amount_minor": 0}),
+    ("single_max", {"amount_minor": True}), ("cumulative", {"subject": "merchant"}),
+    ("cumulative", {"subject": "planet", "amount_minor": 1}),
+    ("velocity", {"count": 1}), ("time_window", {"start": "24:00", "end": "06:00"}),
+    ("time_window", {"start": "06:00", "end": "06:00"}), ("allowed", {}),
+    ("allowed", {"card_kinds": ["gold"]}), ("block", {"bin_ranges": [["6222", "6223"]]}),
+    ("block", {"card_tokens": ["\x00"]}), ("block", {})])
+def test_bad_definitions_are_refused(kind: str, params: dict[str, Any]) -> None:
+    with pytest.raises((ValidationError, ValueError)):
+        rule("r", kind, params)
+
+
+def test_defaults_are_lower_for_individual_and_micro_merchants() -> None:
+    limits = {t: v["single_max"] for t, v in rk.DEFAULT_LIMITS.items()}
+    assert limits["micro"] < limits["individual"] < limits["enterprise"]
+    assert codes([], attempt(amount_minor=5_000_001)) == ["61"]
+    assert codes([], attempt(amount_minor=5_000_001, merchant_type="enterprise")) == []
+
+
+def test_the_most_specific_scope_wins_and_card_kind_rules_add() -> None:
+    rules = [rule("type", "single_max", {"amount_minor": 100}, "merchant_type", "individual"),
+             rule("mine", "single_max", {"amount_minor": 5_000}),
+             rule("credit", "single_max", {"amount_minor": 2_000}, "all", None,
+                  card_kind="credit")]
+    assert codes(rules, attempt(amount_minor=4_000)) == []
+    assert codes(rules, attempt(amount_minor=4_000, card_kind="credit")) == ["61"]
+    assert codes(rules, attempt(amount_minor=4_000, merchant_id="898310054110002")) == ["61"]
+    own = attempt(amount_minor=4_000, merchant_limit_minor=3_000)  # merchant-limit: same level
+    assert codes(rules, own) == ["61"]
+
+
+@pytest.mark.parametrize(("start", "end", "now", "inside"), [
+    ("00:00", "06:00", "00:00", True), ("00:00", "06:00", "05:59", True),
+    ("00:00", "06:00", "06:00", False), ("23:00", "01:00", "23:00", True),
+    ("23:00", "01:00", "00:59", True), ("23:00", "01:00", "01:00", False),
+    ("23:00", "01:00", "22:59", False)])
+def test_time_window_edges(start: str, end: str, now: str, inside: bool) -> None:
+    window = rule("w", "time_window", {"start": start, "end": end}, "mcc", "5812")
+    hours, minutes = map(int, now.split(":"))
+    assert codes([window], attempt(local_time=time(hours, minutes))) == \
+        (["58"] if inside else [])
+
+
+def test_allowed_and_block_codes() -> None:
+    allowed = rule("a", "allowed", {"entry_modes": ["chip"], "card_kinds": ["debit"],
+                                    "foreign_cards": False, "txn_types": ["sale"]})
+    assert codes([allowed], attempt(entry_mode="012")) == ["58"]
+    assert codes([allowed], attempt(card_kind="credit")) == ["57"]
+    assert codes([allowed], attempt(card_kind="foreign")) == ["62"]
+    assert codes([allowed], attempt(txn_type="preauth")) == ["58"]
+    block = rule("b", "block", {"bin_ranges": [["622200", "622202"]]}, "all", None)
+    assert codes([block], attempt()) == ["05"]
+    assert codes([block], attempt(bin6="622203")) == []
+
+
+def test_review_and_alert_rank_below_decline() -> None:
+    hits = rk.static_hits(rk.RuleSet.of([
+        rule("r", "single_max", {"amount_minor": 10}, action="review"),
+        rule("x", "single_min", {"amount_minor": 10_000})]), attempt())
+    outcome = rk.decide(hits)
+    assert outcome.decision is rk.Decision.DECLINE and outcome.fired == ["r@1", "x@1"]
+    assert rk.decide(hits[1:]).decision is rk.Decision.REVIEW
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)),
+       st.one_of(st.none(), st.text("0123456789abcdef", min_size=1, max_size=64)))
+def test_counter_keys_are_sorted_and_follow_day_and_month(day: date,
+                                                          token: str | None) -> None:
+    keys = rk.counter_keys(MID, TID, token, day)
+    assert [k.pair for k in keys] == sorted(k.pair for k in keys)
+    assert len(keys) == (6 if token else 4)
+    assert {k.bucket for k in keys} == {f"D{day.isoformat()}", f"M{day.isoformat()[:7]}"}
+
+
+@given(st.integers(1, 10**12 - 1), st.integers(0, 10**12), st.integers(0, 10**6))
+def test_counter_hit_iff_over_the_limit(limit: int, after: int, allowance: int) -> None:
+    cumulative = rule("c", "cumulative", {"subject": "merchant", "period": "day",
+                                          "amount_minor": limit})
+    rules = rk.RuleSet.of([cumulative])
+    keys = rk.counter_keys(MID, TID, None, date(2026, 9, 18))
+    [limited] = [x for x in rk.counter_limits(rules, attempt(), keys, allowance)
+                 if x.amount_minor is not None and x.key.period is rk.Period.DAY]
+    assert (rk.counter_hit(limited, after, 1) is not None) == (after > limit + allowance)
+
+
+def test_money_going_back_is_never_blocked() -> None:
+    block = rule("b", "block", {"merchants": [MID]}, "all", None)
+    allowed = rule("a", "allowed", {"card_kinds": ["debit"], "txn_types": ["sale"]})
+    assert codes([block], attempt(txn_type="refund", card_kind="credit")) == []
+    assert codes([allowed], attempt(txn_type="refund", card_kind="credit")) == ["58"]
+    assert codes([block], attempt()) == ["05"]
