@@ -222,10 +222,13 @@ def transactions_csv(
                    batch, date_from, date_to, type, status)
     ctx = context(request)
     rows = transactions.export_csv(ctx, s.principal, query)
-    first = next(rows)  # the header; scope is checked before the answer starts
+    # The header and the first page before the answer starts: the scope is checked (and a
+    # 404 can still be answered) before any byte is sent.
+    header, first = next(rows), next(rows, "")
 
     def body() -> Iterator[str]:
-        yield "\ufeff" + first
+        yield "\ufeff" + header
+        yield first
         yield from rows
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
