@@ -166,3 +166,17 @@ def test_static_assets_ship_in_the_package(console: TestClient) -> None:
     page = console.get("/console/login").text
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in page
+
+
+def test_htmx_search_answers_the_results_only(console: TestClient, world: ConsoleWorld,
+                                              ctx: ServiceContext) -> None:
+    sale = pay(ctx, world.m1, TxnType.SALE, 12_34)
+    login(console, "shop1")
+    page = console.get("/console/transactions?amount=12.34").text
+    assert 'hx-get="/console/transactions"' in page and "<html" in page
+    part = console.get("/console/transactions?amount=12.34", headers={"HX-Request": "true"})
+    assert part.status_code == 200 and "<html" not in part.text
+    assert _ids(part.text) == [sale]
+    bad = console.get("/console/transactions?amount=abc", headers={"HX-Request": "true"})
+    assert bad.status_code == 400 and "<html" not in bad.text
+    assert 'data-testid="error-banner"' in bad.text  # swapped in place (htmx-config)

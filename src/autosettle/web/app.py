@@ -47,7 +47,9 @@ def render(request: Request, template: str, status_code: int = 200,
 
 
 def _error(request: Request, status: int, title: str, message: str) -> HTMLResponse:
-    return render(request, "error.html", status_code=status, title=title, message=message)
+    """An error page; for htmx (a partial request) the banner alone, swapped in place."""
+    template = "_banner.html" if request.headers.get("hx-request") else "error.html"
+    return render(request, template, status_code=status, title=title, message=message)
 
 
 def _install_errors(app: FastAPI) -> None:

@@ -213,7 +213,10 @@ def transactions_search(
     found = transactions.search(context(request), s.principal, query, _blank(page), PAGE)
     filters = {name: request.query_params.get(name, "") for name in FILTERS}
     kept = {k: v for k, v in filters.items() if v}
-    return render(request, "transactions.html", found=found, filters=filters, kept=kept,
+    # htmx (the search form) asks for the results only; a plain request gets the page.
+    template = "_txn_results.html" if request.headers.get("hx-request") else \
+        "transactions.html"
+    return render(request, template, found=found, filters=filters, kept=kept,
                   types=[t.value for t in TxnType], statuses=[x.value for x in TxnStatus])
 
 
