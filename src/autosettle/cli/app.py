@@ -2,9 +2,9 @@
 
 ``db`` (db.py), ``merchants`` (merchants.py), ``terminals`` (terminals.py), ``apikeys``
 (apikeys.py), ``printers`` (printers.py), ``demo`` (demo.py),
-``settle``/``payouts``/``calendar``/``maintenance``/``jobs`` (settlement.py), ``terminal
-simulate`` (simulate.py), ``reports`` (reports.py), ``risk`` (risk.py) and ``serve``
-(serve.py).
+``settle``/``payouts``/``calendar``/``maintenance``/``jobs`` (settlement.py), ``users``
+(users.py), ``terminal simulate`` (simulate.py), ``reports`` (reports.py), ``risk``
+(risk.py) and ``serve`` (serve.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from autosettle.cli import (
     settlement,
     simulate,
     terminals,
+    users,
 )
 
 app = typer.Typer(help="autosettle: POS acquiring and automatic settlement.",
@@ -33,6 +34,7 @@ app.add_typer(terminals.app, name="terminals")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(printers.app, name="printers")
 app.add_typer(demo.app, name="demo")
+app.add_typer(users.app, name="users")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
 app.add_typer(risk.app, name="risk")

@@ -1,5 +1,5 @@
 """The demo data set of ``make run`` (listed in docs/getting-started.md): three merchants,
-four terminals, verified settlement accounts, and API keys, seeded once."""
+four terminals, verified settlement accounts, API keys and console users, seeded once."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from autosettle.domain.console_users import UserRole
 from autosettle.domain.errors import AutosettleError, NotFoundError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private_text, private_dir, tighten_file
-from autosettle.services import apikeys, merchants, risk, terminal_queries
+from autosettle.services import apikeys, merchants, risk, terminal_queries, users
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewMerchant, NewSettlementAccount, NewTerminal
 
@@ -55,6 +56,18 @@ DEMO_MERCHANTS: tuple[DemoMerchant, ...] = (
 )
 
 
+# Console logins of the demo (docs/console.md): known passwords, for the demo only.
+DEMO_USERS: tuple[users.NewUser, ...] = (
+    users.NewUser("operator", "operator-demo", UserRole.OPERATOR, None, "Demo operator"),
+    users.NewUser("hualian", "hualian-demo", UserRole.MERCHANT, "898310054110001",
+                  "Hualian Supermarket"),
+    users.NewUser("laowang", "laowang-demo", UserRole.MERCHANT, "898310058120001",
+                  "Lao Wang Noodles"),
+    users.NewUser("kangjian", "kangjian-demo", UserRole.MERCHANT, "898310059120001",
+                  "Kangjian Pharmacy"),
+)
+
+
 def keys_file(ctx: ServiceContext) -> Path:
     return ctx.settings.data_dir / "demo-keys.json"
 
@@ -70,6 +83,7 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
     """
     _seed_data(ctx)
     _seed_risk(ctx)
+    _seed_users(ctx)
     path = keys_file(ctx)
     if path.exists():
         tighten_file(path)  # an older version may have left it readable by others
@@ -130,6 +144,13 @@ def _seed_risk(ctx: ServiceContext) -> None:
         risk.preregister(ctx, SYSTEM, mid, risk.NewPreregistration(
             DEMO_PREREGISTRATION_MINOR, now, now + timedelta(hours=DEMO_PREREGISTRATION_HOURS),
             note="demo: a bulk order"))
+
+
+def _seed_users(ctx: ServiceContext) -> None:
+    known = {u.username for u in users.list_users(ctx, SYSTEM)}
+    for new in DEMO_USERS:
+        if new.username not in known:
+            users.create_user(ctx, SYSTEM, new)
 
 
 def _key_names() -> list[str]:
