@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     catchup_days_max: int = Field(default=7, ge=1, le=366, description="Missed daily runs "
                                   "caught up at start, at most this many days back.")
 
+    # -- the web console (issue 11; docs/console.md) --
+    console_session_idle_s: int = Field(default=1800, ge=60, le=86_400, description="A "
+                                        "console session unused this long expires.")
+    console_session_max_s: int = Field(default=43_200, ge=60, le=604_800, description="A "
+                                       "console session ends this long after its login, "
+                                       "used or not.")
+    console_cookie_secure: bool = Field(default=False, description="Mark the console's "
+                                        "cookies Secure (sent over HTTPS only); turn on "
+                                        "behind TLS.")
+    console_login_attempts_max: int = Field(default=5, ge=1, le=100, description="Failed "
+                                            "console logins in a row that lock the user.")
+    console_lockout_s: int = Field(default=900, ge=1, le=86_400, description="How long a "
+                                   "locked console user must wait before trying again.")
+
     @property
     def effective_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file under ``data_dir``."""

@@ -2,14 +2,24 @@
 
 ``db`` (db.py), ``merchants`` (merchants.py), ``terminals`` (terminals.py), ``apikeys``
 (apikeys.py), ``demo`` (demo.py), ``settle``/``payouts``/``calendar``/``maintenance``/``jobs``
-(settlement.py), ``terminal simulate`` (simulate.py) and ``serve`` (serve.py).
+(settlement.py), ``users`` (users.py), ``terminal simulate`` (simulate.py) and ``serve`` (serve.py).
 """
 
 from __future__ import annotations
 
 import typer
 
-from autosettle.cli import apikeys, db, demo, merchants, serve, settlement, simulate, terminals
+from autosettle.cli import (
+    apikeys,
+    db,
+    demo,
+    merchants,
+    serve,
+    settlement,
+    simulate,
+    terminals,
+    users,
+)
 
 app = typer.Typer(help="autosettle: POS acquiring and automatic settlement.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -18,6 +28,7 @@ app.add_typer(merchants.app, name="merchants")
 app.add_typer(terminals.app, name="terminals")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(demo.app, name="demo")
+app.add_typer(users.app, name="users")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
 app.command("serve")(serve.serve)

@@ -31,6 +31,7 @@ def serve(
     from autosettle.api.app import create_app
     from autosettle.simulators.terminal import DemoFleet
     from autosettle.terminal_host.server import start_terminal_host
+    from autosettle.web.app import mount_console
 
     settings = get_settings()
     configure_logging(settings.log_level)  # control characters escaped (log injection)
@@ -46,6 +47,7 @@ def serve(
     console.rule("autosettle")
     console.print(f"API           http://{bind_host}:{bind_port}  (docs: /docs, "
                   f"OpenAPI: /openapi.json, health: /healthz)")
+    console.print(f"console       http://{bind_host}:{bind_port}/console/  (docs/console.md)")
     console.print(f"database      {database.display_url(settings.effective_database_url)}")
     console.print(f"channel       {channel} (setting AUTOSETTLE_CHANNEL)")
     console.print(f"terminal host ISO 8583 over TCP on {bind_host}:{settings.terminal_host_port} "
@@ -63,6 +65,8 @@ def serve(
         console.print(f"try:          curl -H 'Authorization: Bearer {keys.get('operator')}' "
                       f"http://{bind_host}:{bind_port}/v1/merchants")
         console.print(f"all demo keys {keys_path}")
+        logins = ", ".join(f"{u.username} / {u.password}" for u in demo.DEMO_USERS)
+        console.print(f"demo logins   {logins}")
     console.rule()
     runner = JobRunner(payment_jobs.tasks(ctx))
     runner.start()
@@ -77,7 +81,7 @@ def serve(
     settlement_runner = JobRunner(settlement_jobs.tasks(ctx))
     settlement_runner.start()
     try:
-        uvicorn.run(create_app(ctx), host=bind_host, port=bind_port,
+        uvicorn.run(mount_console(create_app(ctx), ctx), host=bind_host, port=bind_port,
                     log_level=settings.log_level.lower(), log_config=None)
     finally:
         if fleet is not None:

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from autosettle.domain.console_users import UserRole
 from autosettle.domain.errors import AutosettleError
 from autosettle.domain.merchants import AccountType, CycleCode, MerchantType
 from autosettle.private_files import open_private_text, private_dir, tighten_file
-from autosettle.services import apikeys, merchants, terminal_queries
+from autosettle.services import apikeys, merchants, terminal_queries, users
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewMerchant, NewSettlementAccount, NewTerminal
 
@@ -54,6 +55,18 @@ DEMO_MERCHANTS: tuple[DemoMerchant, ...] = (
 )
 
 
+# Console logins of the demo (docs/console.md): known passwords, for the demo only.
+DEMO_USERS: tuple[users.NewUser, ...] = (
+    users.NewUser("operator", "operator-demo", UserRole.OPERATOR, None, "Demo operator"),
+    users.NewUser("hualian", "hualian-demo", UserRole.MERCHANT, "898310054110001",
+                  "Hualian Supermarket"),
+    users.NewUser("laowang", "laowang-demo", UserRole.MERCHANT, "898310058120001",
+                  "Lao Wang Noodles"),
+    users.NewUser("kangjian", "kangjian-demo", UserRole.MERCHANT, "898310059120001",
+                  "Kangjian Pharmacy"),
+)
+
+
 def keys_file(ctx: ServiceContext) -> Path:
     return ctx.settings.data_dir / "demo-keys.json"
 
@@ -68,6 +81,7 @@ def seed(ctx: ServiceContext) -> dict[str, str]:
     file that does not match the database (another database, revoked keys) is replaced.
     """
     _seed_data(ctx)
+    _seed_users(ctx)
     path = keys_file(ctx)
     if path.exists():
         tighten_file(path)  # an older version may have left it readable by others
@@ -97,6 +111,13 @@ def _seed_data(ctx: ServiceContext) -> None:
             merchants.add_settlement_account(ctx, SYSTEM, mid, demo.account)
         for terminal in missing:
             merchants.add_terminal(ctx, SYSTEM, mid, terminal)
+
+
+def _seed_users(ctx: ServiceContext) -> None:
+    known = {u.username for u in users.list_users(ctx, SYSTEM)}
+    for new in DEMO_USERS:
+        if new.username not in known:
+            users.create_user(ctx, SYSTEM, new)
 
 
 def _key_names() -> list[str]:

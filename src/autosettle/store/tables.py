@@ -193,6 +193,9 @@ transactions = Table(
     Index("ix_transactions_last4", "merchant_id", "pan_last4"),
     Index("ix_transactions_original", "merchant_id", "original_txn_id"),
     Index("ix_transactions_status", "status", "created_at"),
+    # The console's newest-first pages (migration 0007): every merchant's, and one's own.
+    Index("ix_transactions_created", "created_at", "txn_id"),
+    Index("ix_transactions_merchant_created", "merchant_id", "created_at", "txn_id"),
 )
 
 terminal_batches = Table(
@@ -493,4 +496,37 @@ terminal_batch_flags = Table(
                      name="uq_terminal_batch_flags_item"),
     CheckConstraint("kind IN ('terminal_only', 'host_only', 'mismatch')", name="kind_known"),
     Index("ix_terminal_batch_flags_open", "merchant_id", "resolved_at"),
+)
+
+# -- the web console (issue 11) ---------------------------------------------------------------
+# People who log in to the console: operators, and merchant users bound to one merchant.
+# Passwords are argon2id hashes; a session row holds only the SHA-256 digest of the random
+# session id the browser carries (a leaked table opens no session).
+
+console_users = Table(
+    "console_users", metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("username", String(60), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("merchant_id", String(15), ForeignKey("merchants.merchant_id"), nullable=True),
+    Column("display_name", String(100), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("(role = 'operator' AND merchant_id IS NULL) OR "
+                    "(role = 'merchant' AND merchant_id IS NOT NULL)",
+                    name="role_scope"),
+)
+
+console_sessions = Table(
+    "console_sessions", metadata,
+    Column("session_digest", String(64), primary_key=True),
+    Column("user_id", String(32), ForeignKey("console_users.user_id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_console_sessions_user", "user_id"),
 )

@@ -42,6 +42,7 @@ from autosettle.store.settlement import (
 )
 from autosettle.store.settlement_claims import ClaimRepository
 from autosettle.store.terminal_keys import TerminalHostRepository
+from autosettle.store.users import ConsoleReads, ConsoleSessionRepository, UserRepository
 
 _active = threading.local()
 
@@ -83,6 +84,9 @@ class UnitOfWork:
         self.config = ConfigRepository(conn)
         self.leases = JobLeaseRepository(conn)
         self.terminal_host = TerminalHostRepository(conn)
+        self.users = UserRepository(conn)
+        self.console_sessions = ConsoleSessionRepository(conn)
+        self.console_reads = ConsoleReads(conn)
         return self
 
     @property
