@@ -2,7 +2,8 @@
 
 ``db`` (db.py), ``merchants`` (merchants.py), ``terminals`` (terminals.py), ``apikeys``
 (apikeys.py), ``demo`` (demo.py), ``settle``/``payouts``/``calendar``/``maintenance``/``jobs``
-(settlement.py), ``users`` (users.py), ``terminal simulate`` (simulate.py) and ``serve`` (serve.py).
+(settlement.py), ``users`` (users.py), ``terminal simulate`` (simulate.py), ``reports``
+(reports.py) and ``serve`` (serve.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from autosettle.cli import (
     db,
     demo,
     merchants,
+    reports,
     serve,
     settlement,
     simulate,
@@ -32,6 +34,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
 app.command("serve")(serve.serve)
+app.command("reports")(reports.reports)
 
 
 def main() -> None:

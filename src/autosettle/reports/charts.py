@@ -60,7 +60,7 @@ def format_value(value: int, unit: ChartUnit) -> str:
     return f"{value:,}"
 
 
-def _axis_label(value: int, unit: ChartUnit) -> str:
+def axis_label(value: int, unit: ChartUnit) -> str:
     """A short axis tick: money in whole yuan (万 above 10,000), counts as they are."""
     if unit is ChartUnit.FEN:
         yuan = value // 100
@@ -110,7 +110,7 @@ def render_svg(chart: Chart, width: int = 640, height: int = 240) -> str:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
                      f'stroke="#ddd"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">'
-                     f"{escape(_axis_label(tick, chart.unit))}</text>")
+                     f"{escape(axis_label(tick, chart.unit))}</text>")
     label_every = max(1, -(-n // 12))
     for i, label in enumerate(chart.labels):
         if i % label_every == 0:

@@ -118,6 +118,7 @@ journal_lines = Table(
     Index("ix_journal_lines_entry", "entry_id"),
     Index("ix_journal_lines_account", "account_code", "currency"),
     Index("ix_journal_lines_merchant", "merchant_id"),
+    Index("ix_journal_lines_merchant_entry", "merchant_id", "entry_id"),  # statements
 )
 
 idempotency_records = Table(
@@ -196,6 +197,7 @@ transactions = Table(
     # The console's newest-first pages (migration 0007): every merchant's, and one's own.
     Index("ix_transactions_created", "created_at", "txn_id"),
     Index("ix_transactions_merchant_created", "merchant_id", "created_at", "txn_id"),
+    Index("ix_transactions_day", "business_date"),  # reports of every merchant's day
 )
 
 terminal_batches = Table(
@@ -265,6 +267,7 @@ settlement_items = Table(
     # ... and the items recorded before it that have fallen due since.
     Index("ix_settlement_items_due", "merchant_id", "cycle", "due_date"),
     Index("ix_settlement_items_source", "merchant_id", "source_txn_id"),
+    Index("ix_settlement_items_day", "business_date"),  # reports over a period
 )
 
 settlement_cursors = Table(

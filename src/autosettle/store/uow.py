@@ -34,6 +34,7 @@ from autosettle.store.payments import (
     ReversalQueue,
     TransactionRepository,
 )
+from autosettle.store.reports import ReportRepository
 from autosettle.store.settlement import (
     AlertRepository,
     ConfigRepository,
@@ -87,6 +88,7 @@ class UnitOfWork:
         self.users = UserRepository(conn)
         self.console_sessions = ConsoleSessionRepository(conn)
         self.console_reads = ConsoleReads(conn)
+        self.reports = ReportRepository(conn)
         return self
 
     @property
