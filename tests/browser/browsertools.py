@@ -102,8 +102,9 @@ def _follow_up(ctx: ServiceContext, txn_type: TxnType, merchant_id: str, termina
 
 
 def trade(site: Site, clock: StepClock) -> None:
-    """Monday's trading of the T+1 merchants, Tuesday morning's of the D+0 noodle shop, the
-    runs of Tuesday and the payout file: every merchant has a batch and a sent payout."""
+    """Monday's trading of the T+1 merchants (with a void and a refund), Tuesday morning's
+    sales, then Tuesday's runs at 10:00 and the payout file: every merchant has a batch and
+    a sent payout; the supermarket's Tuesday sales are still unsettled."""
     ctx = site.ctx
     clock.at = MONDAY
     site.sale_amount_minor = 12_345
@@ -118,10 +119,16 @@ def trade(site: Site, clock: StepClock) -> None:
     site.refund_id = _follow_up(ctx, TxnType.REFUND, HUALIAN, "HL000001", site.sale_id, 2_345)
     site.other_merchant_txn = _sale(ctx, KANGJIAN, "KJ000001", 4_280, CREDIT)
     _sale(ctx, KANGJIAN, "KJ000001", 15_600, OTHER)
-    clock.at = TUESDAY - timedelta(hours=2)
-    for fen in (1_800, 2_600, 3_200):
-        clock.at += timedelta(minutes=20)
-        _sale(ctx, LAOWANG, "LW000001", fen, OTHER)
+    # Tuesday morning, in time order: the noodle shop's sales (settled by the D+0 run at
+    # 10:00) and the supermarket's (due tomorrow), for the dashboard's charts.
+    tuesday = [(TUESDAY - timedelta(minutes=100 - 20 * n), LAOWANG, "LW000001", fen, OTHER)
+               for n, fen in enumerate((1_800, 2_600, 3_200))]
+    tuesday += [(TUESDAY - timedelta(minutes=110 - 17 * n), HUALIAN,
+                 "HL000001" if n % 2 else "HL000002", fen, CREDIT if n % 3 else DEBIT)
+                for n, fen in enumerate((2_200, 18_800, 7_450, 990, 36_000, 12_000))]
+    for at, merchant_id, terminal_id, fen, card in sorted(tuesday):
+        clock.at = at
+        _sale(ctx, merchant_id, terminal_id, fen, card)
     clock.at = TUESDAY
     summary = settlement.settle(ctx, RUN_DATE, settlement.NEXT_DAY)
     assert not summary.errors and summary.batches == 2, summary
@@ -132,11 +139,6 @@ def trade(site: Site, clock: StepClock) -> None:
         for payout in uow.settlement.payouts(limit=None):
             site.payouts[payout.merchant_id] = payout.payout_id
             site.batches[payout.merchant_id] = payout.batch_id
-    # Tuesday so far, for the dashboard's charts (not settled yet).
-    for n, fen in enumerate((2_200, 18_800, 7_450, 990, 36_000, 12_000)):
-        clock.at = TUESDAY - timedelta(hours=1, minutes=50) + timedelta(minutes=17 * n)
-        _sale(ctx, HUALIAN, "HL000001" if n % 2 else "HL000002", fen, CREDIT if n % 3 else
-              DEBIT)
     clock.at = TUESDAY
 
 

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
-from autosettle.web.app import mount_console
 from browsertools import (
     BACKENDS,
     CARD_BALANCE_MINOR,
@@ -53,6 +52,7 @@ from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store import migrate
 from autosettle.store.engine import normalize_url
 from autosettle.store.uow import Database
+from autosettle.web.app import mount_console
 
 
 def _postgres_database(name: str) -> tuple[str, object]:

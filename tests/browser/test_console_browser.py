@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import re
+import shutil
+import subprocess
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 
+import openpyxl
+import pytest
 from browsertools import (
+    ARTIFACTS,
     DEBIT,
     HUALIAN,
     KANGJIAN,
@@ -13,6 +22,7 @@ from browsertools import (
     OPERATOR,
     Site,
     login,
+    publish,
     screenshot,
 )
 from playwright.sync_api import Page, expect
@@ -84,7 +94,7 @@ def test_operator_opens_a_settlement_and_confirms_its_payout(page: Page, site: S
     expect(page.get_by_test_id("settlement-item")).to_have_count(3)  # Lao Wang's 3 sales
     expect(page.get_by_test_id("settlement-gross")).to_contain_text("¥76.00")
     screenshot(page, site, "settlement")
-    page.get_by_test_id("settlement-payout-link").click()
+    page.get_by_test_id("settlement-payout-link").get_by_role("link").click()
     page.wait_for_url(site.url(f"/console/payouts/{payout_id}"))
     amount_text = page.get_by_test_id("payout-amount").inner_text()
     expect(page.get_by_test_id("payout-status")).to_contain_text("sent")
@@ -131,3 +141,86 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     assert _balances(site, KANGJIAN) == before
     page.goto(site.url(f"/console/payouts/{payout_id}"))
     expect(page.get_by_test_id("payout-status")).to_contain_text("sent")
+
+
+def _owed(site: Site, merchant_id: str) -> int:
+    """What the platform owes the merchant, from its ledger accounts (liabilities credit:
+    unsettled + payable, less its debt): the statement's closing balance."""
+    with site.ctx.db.unit_of_work() as uow:
+        rows = uow.ledger.balances_for_merchant(merchant_id)
+    kept = {AccountType.MERCHANT_UNSETTLED, AccountType.MERCHANT_PAYABLE,
+            AccountType.MERCHANT_RECEIVABLE}
+    return -sum(r.balance_minor for r in rows
+                if Account.parse(r.account_code).type in kept and r.currency == "CNY")
+
+
+def _fen(value: object) -> int:
+    """A money cell or text (``774.40``, ``¥1,118.27``, ``-¥5.63``, 774.4) in fen."""
+    text = str(value).replace("¥", "").replace(",", "").strip()
+    return int((Decimal(text) * 100).to_integral_value())
+
+
+def _csv_totals(path: Path) -> tuple[int, int, int]:
+    """(sum of the movement rows, the total row, the closing balance) of a CSV statement."""
+    rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    header = rows[0]
+    amount_at = len(header) - 2  # 发生额, then 余额
+    body = [r for r in rows[1:] if r and r[0][:2].isdigit()]
+    total = next(r for r in rows if r and r[0] == "合计")
+    closing = next(r for r in rows if r and "Closing balance" in r[0])
+    return (sum(_fen(r[amount_at]) for r in body), _fen(total[amount_at]), _fen(closing[1]))
+
+
+def _xlsx_totals(path: Path) -> tuple[int, int, int]:
+    workbook = openpyxl.load_workbook(path)
+    report = workbook.worksheets[0]
+    assert report.freeze_panes == "A2"  # the header row stays
+    rows = list(report.iter_rows(values_only=True))
+    amount_at = len(rows[0]) - 2
+    body = [r for r in rows[1:] if isinstance(r[0], datetime)]
+    total = next(r for r in rows if r[0] == "合计")
+    closing = next(r for ws in workbook.worksheets for r in ws.iter_rows(values_only=True)
+                   if isinstance(r[0], str) and "Closing balance" in r[0])
+    assert all(isinstance(r[amount_at], int | float) for r in body)  # typed cells
+    return (sum(_fen(r[amount_at]) for r in body), _fen(total[amount_at]), _fen(closing[1]))
+
+
+def _pdf_closing(path: Path) -> tuple[int, str]:
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    found = re.search(r"Closing balance:\s*(-?¥[\d,]+\.\d\d)", text)
+    assert found is not None, text[:2000]
+    return _fen(found.group(1).replace("¥", "")), text
+
+
+def test_merchant_downloads_its_statement_in_each_format_and_the_totals_tie_to_the_ledger(
+        page: Page, site: Site) -> None:
+    if shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None:
+        pytest.fail("poppler-utils is missing: .ci/run installs it")
+    owed = _owed(site, HUALIAN)
+    assert owed > 0
+    login(page, site, MERCHANT_USER[HUALIAN])
+    page.goto(site.url("/console/reports"))
+    form = page.get_by_test_id("report-form-statement")
+    form.locator('input[name="date_from"]').fill("2026-09-01")
+    form.locator('input[name="date_to"]').fill("2026-09-15")
+    saved: dict[str, Path] = {}
+    for fmt in ("csv", "xlsx", "pdf"):
+        with page.expect_download() as download:
+            page.get_by_test_id(f"report-statement-{fmt}").click()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        saved[fmt] = ARTIFACTS / f"statement-{site.backend}.{fmt}"
+        download.value.save_as(saved[fmt])
+        assert download.value.suggested_filename.endswith(f".{fmt}")
+    # Opening balance is zero (the first sale was on the 14th): every movement adds up to the
+    # closing balance, which is what the ledger says the platform owes the merchant.
+    for movements, total, closing in (_csv_totals(saved["csv"]), _xlsx_totals(saved["xlsx"])):
+        assert movements == total == closing == owed
+    closing, text = _pdf_closing(saved["pdf"])
+    assert closing == owed
+    assert "商户对账单" in text and HUALIAN in text
+    assert re.search(r"1\s*/\s*\d", text)  # page numbers
+    stem = ARTIFACTS / f"statement-pdf-{site.backend}"
+    subprocess.run(["pdftoppm", "-r", "90", "-png", "-f", "1", "-l", "1",
+                    "-singlefile", str(saved["pdf"]), str(stem)], check=True)
+    publish(stem.with_suffix(".png"), site, "statement-pdf.png")
