@@ -34,7 +34,7 @@ LICENSE_FILE = "OFL.txt"
 FAMILY = "Autosettle Sans SC"
 POSTSCRIPT_NAME = "AutosettleSansSC-Regular"
 MAX_ERR_EM = 0.001  # cu2qu tolerance: 1/1000 em, invisible at report sizes
-EXTRA = ("¥￥€£·•—–―‘’“”…‰℃※→←↑↓√×÷±≤≥≠∞°′″§№☆★○●◎◇◆□■△▲"
+EXTRA = ("¥￥€£·•—–―‘’“”…‰℃※→←↑↓√×÷±≤≥≠∞°′″§№☆★○●◎◇◆□■△▲−～〜"
          "、。，：；！？（）《》〈〉【】「」『』〔〕［］｛｝％＋－＝／")
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 from consoletools import PASSWORD, ConsoleWorld, csrf_of, login
-from jobtools import ClockLike as FakeClock
 from fastapi.testclient import TestClient
+from jobtools import ClockLike as FakeClock
 
 from autosettle.services import users
 from autosettle.services.context import SYSTEM, ServiceContext
-
 
 
 def _audit(ctx: ServiceContext) -> list[tuple[str, str, str]]:

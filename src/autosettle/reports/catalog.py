@@ -362,8 +362,8 @@ def _statement(ctx: ServiceContext, who: Principal, request: ReportRequest) -> R
                     ("币种 Currency", cur)),
         columns=STATEMENT_COLUMNS, rows=rows(), row_count=count, totals={"amount": moved},
         currency=cur, figures=figures, charts=(chart,), generated_at=ctx.now(),
-        notes=("余额为平台应付商户的款项（待结算 + 待划款 − 欠款）。"
-               "Balance: what the platform owes the merchant (unsettled + payable − debt).",))
+        notes=("余额为平台应付商户的款项（待结算 + 待划款 - 欠款）。"
+               "Balance: what the platform owes the merchant (unsettled + payable - debt).",))
 
 
 # -- fee analysis -----------------------------------------------------------------------------

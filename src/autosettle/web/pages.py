@@ -4,9 +4,10 @@ another merchant's object is ``not_found`` in the service and a 404 page here.""
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Annotated, TypeVar
+from typing import IO, Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -18,7 +19,11 @@ from autosettle.domain.payment_records import TransactionQuery
 from autosettle.domain.payouts import PayoutStatus
 from autosettle.domain.response_codes import ResponseCode, describe
 from autosettle.domain.transactions import TxnStatus, TxnType
+from autosettle.reports.catalog import ReportName, ReportRequest, build
 from autosettle.reports.charts import Chart, ChartKind, ChartUnit, Series, render_svg
+from autosettle.reports.formats import MEDIA_TYPES, ReportFormat, file_name
+from autosettle.reports.formats import render as render_report
+from autosettle.reports.tabular import iter_csv
 from autosettle.services import (
     alerts,
     console_views,
@@ -346,11 +351,60 @@ REPORTS = (
     ("fee-analysis", "Fee analysis"),
     ("terminal-health", "Terminal health"),
 )
+ONE_DAY_REPORTS = ("daily-summary", "terminal-health")
+SPOOL_BYTES_MAX = 8 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request) -> HTMLResponse:
     current(request)
     today = context(request).now().astimezone(SHANGHAI).date()
-    return render(request, "reports.html", reports=REPORTS, available=False,
+    return render(request, "reports.html", reports=REPORTS, available=True,
+                  one_day=ONE_DAY_REPORTS, today=today.isoformat(),
                   date_from=(today - timedelta(days=30)).isoformat(), date_to=today.isoformat())
+
+
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    try:
+        handle.seek(0)
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()
+
+
+@router.get("/reports/{file}")
+def report_download(request: Request, file: str, merchant_id: Q = None, date: Q = None,
+                    date_from: Q = None, date_to: Q = None) -> StreamingResponse:
+    """``/console/reports/{name}.{csv|xlsx|pdf}``: the report service's report (the same as
+    ``GET /v1/reports/{name}`` and ``autosettle reports``), as this user may see it."""
+    s = current(request)
+    stem, _, suffix = file.rpartition(".")
+    name = _report_member(ReportName, stem, "report")
+    fmt = _report_member(ReportFormat, suffix, "format")
+    if name is None or fmt is None or fmt is ReportFormat.JSON:
+        raise NotFoundError(f"report {file} not found")
+    report = build(context(request), s.principal, ReportRequest(
+        name, _date(date, "date"), _date(date_from, "date_from"), _date(date_to, "date_to"),
+        _blank(merchant_id)))
+    headers = {"Content-Disposition": f'attachment; filename="{file_name(report, fmt)}"'}
+    if fmt is ReportFormat.CSV:
+        return StreamingResponse(iter_csv(report), media_type=MEDIA_TYPES[fmt], headers=headers)
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES_MAX)  # noqa: SIM115
+    try:
+        render_report(report, fmt, spooled)
+    except BaseException:
+        spooled.close()
+        raise
+    return StreamingResponse(_chunks(spooled), media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+R = TypeVar("R", ReportName, ReportFormat)
+
+
+def _report_member(enum: type[R], value: str, name: str) -> R | None:
+    try:
+        return enum(value)
+    except ValueError:
+        return None

@@ -1,7 +1,7 @@
 """reports: indexes for the report queries (statement pages, one-day and period sums)
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-04 08:00:00.000000
 
 Written by hand; ``tests/terminal_host/test_schema.py`` checks it against ``tables.py``.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0007"  # re-chained after 0007 (console) when wt-console merged wt-reports
 branch_labels = None
 depends_on = None
 
