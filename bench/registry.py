@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bench import console, ledger_post, payments, settlement, terminal_host
+from bench import console, ledger_post, payments, reports, settlement, terminal_host
 from bench.core import BenchConfig, BenchReport
 
 Benchmark = Callable[[BenchConfig], BenchReport]
@@ -14,5 +14,6 @@ BENCHMARKS: Mapping[str, Benchmark] = {
     settlement.NAME: settlement.run,
     payments.NAME: payments.run,
     terminal_host.NAME: terminal_host.run,
+    reports.NAME: reports.run,
     console.NAME: console.run,
 }

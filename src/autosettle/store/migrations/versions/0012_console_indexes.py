@@ -1,8 +1,7 @@
-"""console indexes: the console's searches on a year of data; joins the console (0007) and
-reports (0011) branches of the schema
+"""console indexes: the console's searches on a year of data
 
 Revision ID: 0012
-Revises: 0007, 0011
+Revises: 0011
 Create Date: 2026-12-04 09:00:00.000000
 
 Written by hand; ``tests/terminal_host/test_schema.py`` checks it against ``tables.py``.
@@ -11,12 +10,10 @@ Measured by ``python -m bench console`` (bench/console.py) on about 2,000,000 tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision = "0012"
-down_revision: Sequence[str] = ("0007", "0011")
+down_revision = "0011"  # the newest here: 0011 (reports) follows 0007 (console)
 branch_labels = None
 depends_on = None
 
