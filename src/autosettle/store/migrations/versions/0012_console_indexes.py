@@ -1,11 +1,29 @@
-"""console indexes: the console's searches on a year of data
+"""console indexes: the console's searches and merchant page on a year of data
 
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-04 09:00:00.000000
 
 Written by hand; ``tests/terminal_host/test_schema.py`` checks it against ``tables.py``.
-Measured by ``python -m bench console`` (bench/console.py) on about 2,000,000 transactions.
+Measured by ``python -m bench console`` (bench/console.py) on about 2,000,000 transactions
+of the three demo merchants (see the console benchmark's notes in docs/console.md):
+
+- The transaction search is newest first (``ORDER BY created_at DESC, txn_id DESC LIMIT
+  50``). SQLite, which is never ANALYZEd, prefers an index that gives that order (the
+  console's ``(merchant_id, created_at, txn_id)``) to one that finds the few rows asked for,
+  so a merchant's search by last 4 digits, RRN, auth code or trace walked all of the
+  merchant's transactions (over a second on half the data), and an operator's (no merchant)
+  walked every transaction. Each searched field now leads an index that goes on with the
+  merchant and the order: ``(field, merchant_id, created_at, txn_id)``; an operator's search
+  sorts the few rows of one value, a merchant's reads them in order. The last-4 and RRN
+  indexes replace the old ``(merchant_id, pan_last4)`` and ``(rrn)`` (same names).
+- The merchant page sums the merchant's journal lines per account (balances are derived,
+  never stored): ``(merchant_id, account_code, currency, amount_minor)`` answers it from the
+  index alone, in group order, and replaces ``(merchant_id)`` (same name; the reports'
+  ``(merchant_id, entry_id)`` serves lookups by merchant too).
+- The cycle comparison on the merchant page sums 30 days of the merchant's captures per day:
+  ``settlement_items (merchant_id, kind, business_date, currency, amount_minor, fee_minor)``
+  answers it from the index alone.
 """
 
 from __future__ import annotations
@@ -17,14 +35,34 @@ down_revision = "0011"  # the newest here: 0011 (reports) follows 0007 (console)
 branch_labels = None
 depends_on = None
 
-_INDEXES: tuple[tuple[str, str, list[str]], ...] = ()
+_REPLACED = (  # name, table, columns before, columns after
+    ("ix_transactions_last4", "transactions", ["merchant_id", "pan_last4"],
+     ["pan_last4", "merchant_id", "created_at", "txn_id"]),
+    ("ix_transactions_rrn", "transactions", ["rrn"],
+     ["rrn", "merchant_id", "created_at", "txn_id"]),
+    ("ix_journal_lines_merchant", "journal_lines", ["merchant_id"],
+     ["merchant_id", "account_code", "currency", "amount_minor"]),
+)
+_NEW = (
+    ("ix_transactions_auth_code", "transactions",
+     ["auth_code", "merchant_id", "created_at", "txn_id"]),
+    ("ix_transactions_trace", "transactions", ["stan", "merchant_id", "created_at", "txn_id"]),
+    ("ix_settlement_items_captures", "settlement_items",
+     ["merchant_id", "kind", "business_date", "currency", "amount_minor", "fee_minor"]),
+)
 
 
 def upgrade() -> None:
-    for name, table, columns in _INDEXES:
+    for name, table, _, after in _REPLACED:
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, after)
+    for name, table, columns in _NEW:
         op.create_index(name, table, columns)
 
 
 def downgrade() -> None:
-    for name, table, _ in reversed(_INDEXES):
+    for name, table, _ in reversed(_NEW):
         op.drop_index(name, table_name=table)
+    for name, table, before, _ in reversed(_REPLACED):
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, before)
