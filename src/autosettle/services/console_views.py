@@ -32,6 +32,9 @@ CHAIN_MAX = 100
 # Types that ask the issuer for money: their approval rate is the one that matters.
 REQUEST_TYPES = frozenset({TxnType.SALE.value, TxnType.PREAUTH.value})
 CAPTURED = frozenset({TxnStatus.APPROVED.value, TxnStatus.COMPLETED.value})
+# Approved by the issuer, whatever happened next (voided, completed); a reversal (an
+# unknown outcome undone) and a pending request count as neither approved nor declined.
+WAS_APPROVED = CAPTURED | {TxnStatus.VOIDED.value}
 
 
 def _scope(who: Principal, area: Area, merchant_id: str | None) -> str | None:
@@ -100,7 +103,7 @@ def dashboard(ctx: ServiceContext, who: Principal, merchant_id: str | None = Non
             if status == TxnStatus.DECLINED.value:
                 declined += count
                 declines[code or "--"] += count
-            elif status != TxnStatus.PENDING.value:
+            elif status in WAS_APPROVED:
                 approved += count
     return Dashboard(day, tuple(counts), tuple(volume), captured_count, captured_minor,
                      approved, declined, declines.most_common(decline_codes_max),
