@@ -196,7 +196,8 @@ transactions = Table(
     Index("ix_transactions_last4", "pan_last4", "merchant_id", "created_at", "txn_id"),
     Index("ix_transactions_auth_code", "auth_code", "merchant_id", "created_at", "txn_id"),
     Index("ix_transactions_trace", "stan", "merchant_id", "created_at", "txn_id"),
-    Index("ix_transactions_original", "merchant_id", "original_txn_id"),
+    Index("ix_transactions_original", "merchant_id", "original_txn_id", "created_at"),
+    Index("ix_transactions_txn_id", "txn_id"),  # an operator opens one by its id alone
     Index("ix_transactions_status", "status", "created_at"),
     # The console's newest-first pages (migration 0007): every merchant's, and one's own.
     Index("ix_transactions_created", "created_at", "txn_id"),

@@ -17,6 +17,11 @@ of the three demo merchants (see the console benchmark's notes in docs/console.m
   merchant and the order: ``(field, merchant_id, created_at, txn_id)``; an operator's search
   sorts the few rows of one value, a merchant's reads them in order. The last-4 and RRN
   indexes replace the old ``(merchant_id, pan_last4)`` and ``(rrn)`` (same names).
+- A transaction's chain: its follow-ups are read by ``(merchant_id, original_txn_id)`` in
+  time order, which SQLite also read through the newest-first index (all of the merchant's
+  transactions); the index now ends with ``created_at`` (same name). An operator opens a
+  transaction by its id alone (the primary key leads with the merchant): ``(txn_id)``, else
+  every page of a transaction was a full scan on both databases.
 - The merchant page sums the merchant's journal lines per account (balances are derived,
   never stored): ``(merchant_id, account_code, currency, amount_minor)`` answers it from the
   index alone, in group order, and replaces ``(merchant_id)`` (same name; the reports'
@@ -40,10 +45,13 @@ _REPLACED = (  # name, table, columns before, columns after
      ["pan_last4", "merchant_id", "created_at", "txn_id"]),
     ("ix_transactions_rrn", "transactions", ["rrn"],
      ["rrn", "merchant_id", "created_at", "txn_id"]),
+    ("ix_transactions_original", "transactions", ["merchant_id", "original_txn_id"],
+     ["merchant_id", "original_txn_id", "created_at"]),
     ("ix_journal_lines_merchant", "journal_lines", ["merchant_id"],
      ["merchant_id", "account_code", "currency", "amount_minor"]),
 )
 _NEW = (
+    ("ix_transactions_txn_id", "transactions", ["txn_id"]),
     ("ix_transactions_auth_code", "transactions",
      ["auth_code", "merchant_id", "created_at", "txn_id"]),
     ("ix_transactions_trace", "transactions", ["stan", "merchant_id", "created_at", "txn_id"]),
