@@ -178,12 +178,14 @@ def cases(facts: dict[str, Any], found: dict[str, Any]) -> list[PageCase]:
          {"b": voided["batch_no"], "s": voided["stan"]},
          f"SELECT {txn_cols} FROM transactions WHERE merchant_id = :m AND batch_no = :b AND "
          f"stan = :s {newest}")
+    month = {"f": date.fromisoformat(month_from), "t": last_day,
+             "cf": _day_start(date.fromisoformat(month_from) - timedelta(days=1)),
+             "ct": _day_start(last_day + timedelta(days=1))}
+    in_month = ("business_date BETWEEN :f AND :t AND created_at >= :cf AND created_at < :ct")
     both("search month", f"/console/transactions?date_from={month_from}"
          f"&date_to={last_day.isoformat()}",
-         f"SELECT {txn_cols} FROM transactions WHERE business_date BETWEEN :f AND :t {newest}",
-         {"f": date.fromisoformat(month_from), "t": last_day},
-         f"SELECT {txn_cols} FROM transactions WHERE merchant_id = :m AND business_date "
-         f"BETWEEN :f AND :t {newest}")
+         f"SELECT {txn_cols} FROM transactions WHERE {in_month} {newest}", month,
+         f"SELECT {txn_cols} FROM transactions WHERE merchant_id = :m AND {in_month} {newest}")
     both("search refunds", "/console/transactions?type=refund",
          f"SELECT {txn_cols} FROM transactions WHERE txn_type = 'refund' {newest}", {},
          f"SELECT {txn_cols} FROM transactions WHERE merchant_id = :m AND txn_type = 'refund' "
@@ -193,8 +195,9 @@ def cases(facts: dict[str, Any], found: dict[str, Any]) -> list[PageCase]:
          f"SELECT {txn_cols} FROM transactions WHERE merchant_id = :m AND status = 'declined' "
          f"{newest}")
     both("transaction chain", f"/console/transactions/{voided['txn_id']}",
-         f"SELECT {txn_cols} FROM transactions WHERE merchant_id = :mm AND (txn_id = :t OR "
-         "original_txn_id = :t)", {"mm": HUALIAN, "t": voided["txn_id"]})
+         f"SELECT {txn_cols} FROM transactions WHERE txn_id = :t UNION ALL SELECT {txn_cols} "
+         "FROM transactions WHERE merchant_id = :mm AND original_txn_id = :t",
+         {"mm": HUALIAN, "t": voided["txn_id"]})
     both("settlements", "/console/settlements",
          "SELECT * FROM settlement_batches ORDER BY settlement_date DESC, batch_id DESC "
          "LIMIT 50", {},
