@@ -231,7 +231,8 @@ def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: Issu
     [alert] = client.get("/v1/alerts", headers=world.merchant_a).json()["alerts"]
     return {"merchant_id": MID_A, "terminal_id": TID_A1, "txn_id": txn["txn_id"],
             "batch_id": batch["batch_id"], "payout_id": batch["payout"]["payout_id"],
-            "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator)}
+            "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator),
+            "name": "statement"}  # /v1/reports/{name}: the merchant's own statement
 
 
 def every_call(app: FastAPI, values: dict[str, str]
@@ -283,7 +284,7 @@ def test_terminal_key_reaches_its_merchant_terminal_and_transactions_only(
     assert {"/v1/terminal-status", "/v1/merchants/{merchant_id}/settlements",
             "/v1/settlements/{batch_id}", "/v1/alerts", "/v1/merchants/{merchant_id}/balances",
             "/v1/merchants/{merchant_id}/fee-schedules", "/v1/notices",
-            "/v1/merchants/{merchant_id}/cycle-costs"} <= checked
+            "/v1/merchants/{merchant_id}/cycle-costs", "/v1/reports/{name}"} <= checked
 
 
 BAD_CREDENTIALS: list[dict[str, str]] = [

@@ -44,6 +44,16 @@ class ReportName(StrEnum):
     TERMINAL_HEALTH = "terminal-health"
 
 
+TITLES: Final[Mapping[ReportName, str]] = {
+    ReportName.DAILY_SUMMARY: "交易日汇总 Daily transaction summary",
+    ReportName.SETTLEMENT: "结算报表 Settlement report",
+    ReportName.STATEMENT: "商户对账单 Merchant statement",
+    ReportName.FEE_ANALYSIS: "手续费分析 Fee analysis",
+    ReportName.TERMINAL_HEALTH: "终端健康 Terminal health",
+}
+"""Each report's title (Chinese, then English), e.g. for a console menu."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReportRequest:
     """What a caller asks for. ``day`` is the business date of the one-day reports;
@@ -180,7 +190,7 @@ def _daily_summary(ctx: ServiceContext, who: Principal, request: ReportRequest) 
                         tuple(c for c, _ in codes),
                         (Series("笔数 count", tuple(v for _, v in codes)),), ChartUnit.COUNT))
     return Report(
-        name=ReportName.DAILY_SUMMARY, title="交易日汇总 Daily transaction summary",
+        name=ReportName.DAILY_SUMMARY, title=TITLES[ReportName.DAILY_SUMMARY],
         header=_header(ctx, merchant_id),
         parameters=(("营业日 Business date", day.isoformat()), _merchant_param(merchant_id)),
         columns=DAILY_COLUMNS, rows=table, row_count=len(table), totals=totals,
@@ -243,7 +253,7 @@ def _settlement(ctx: ServiceContext, who: Principal, request: ReportRequest) -> 
                   tuple(d.strftime("%m-%d") for d, _ in by_date),
                   (Series("划款 payout", tuple(v for _, v in by_date)),), ChartUnit.FEN)
     return Report(
-        name=ReportName.SETTLEMENT, title="结算报表 Settlement report",
+        name=ReportName.SETTLEMENT, title=TITLES[ReportName.SETTLEMENT],
         header=_header(ctx, merchant_id),
         parameters=(("结算日 Settlement dates", f"{date_from} ~ {date_to}"),
                     _merchant_param(merchant_id)),
@@ -356,7 +366,7 @@ def _statement(ctx: ServiceContext, who: Principal, request: ReportRequest) -> R
                    Series("减少 out", tuple(max(-groups[g], 0) for g in Movement))),
                   ChartUnit.FEN)
     return Report(
-        name=ReportName.STATEMENT, title="商户对账单 Merchant statement",
+        name=ReportName.STATEMENT, title=TITLES[ReportName.STATEMENT],
         header=_header(ctx, merchant_id),
         parameters=(("期间 Period", f"{date_from} ~ {date_to}"), _merchant_param(merchant_id),
                     ("币种 Currency", cur)),
@@ -418,7 +428,7 @@ def _fee_analysis(ctx: ServiceContext, who: Principal, request: ReportRequest) -
                   tuple(Series(m[-6:], costs) for m, _, costs
                         in chart_series[:FEE_CHART_MERCHANTS_MAX]), ChartUnit.FEN)
     return Report(
-        name=ReportName.FEE_ANALYSIS, title="手续费分析 Fee analysis",
+        name=ReportName.FEE_ANALYSIS, title=TITLES[ReportName.FEE_ANALYSIS],
         header=_header(ctx, merchant_id),
         parameters=(("营业日 Business dates", f"{date_from} ~ {date_to}"),
                     _merchant_param(merchant_id)),
@@ -487,7 +497,7 @@ def _terminal_health(ctx: ServiceContext, who: Principal, request: ReportRequest
                    Series("成功 approved", tuple(approved_of[label] for label, _ in busiest))),
                   ChartUnit.COUNT)
     return Report(
-        name=ReportName.TERMINAL_HEALTH, title="终端健康 Terminal health",
+        name=ReportName.TERMINAL_HEALTH, title=TITLES[ReportName.TERMINAL_HEALTH],
         header=_header(ctx, merchant_id),
         parameters=(("营业日 Business date", day.isoformat()), _merchant_param(merchant_id)),
         columns=TERMINAL_COLUMNS, rows=table, row_count=len(table), totals=totals,

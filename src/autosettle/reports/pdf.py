@@ -87,10 +87,11 @@ class _Pages:
         c, r, f = self.c, self.report, self.font
         top = self.height - MARGIN_PT
         c.setFont(f, 11)
-        who = r.header.name + (f"  商户号 {r.header.merchant_id}" if r.header.merchant_id else "")
-        c.drawString(MARGIN_PT, top - 12, who)
+        half = (self.width - 2 * MARGIN_PT) / 2 - 10
+        who = (f"商户号 {r.header.merchant_id}  " if r.header.merchant_id else "") + r.header.name
+        c.drawString(MARGIN_PT, top - 12, _fit(who, f, 11, half))
         c.setFont(f, 10)
-        c.drawRightString(self.width - MARGIN_PT, top - 12, r.title)
+        c.drawRightString(self.width - MARGIN_PT, top - 12, _fit(r.title, f, 10, half))
         c.setStrokeColor(colors.HexColor("#1f6feb"))
         c.setLineWidth(1)
         c.line(MARGIN_PT, top - 20, self.width - MARGIN_PT, top - 20)
@@ -184,7 +185,7 @@ def _first_page(pages: _Pages) -> None:
             pages.y -= 13
     for note in r.notes:
         c.setFont(f, 7.5)
-        c.drawString(MARGIN_PT, pages.y, note)
+        c.drawString(MARGIN_PT, pages.y, _fit(note, f, 7.5, pages.width - 2 * MARGIN_PT))
         pages.y -= 11
     if r.charts:
         pages.y -= 4
@@ -240,6 +241,8 @@ def write_pdf(report: Report, out: IO[bytes],
     pages.new_page()
     _first_page(pages)
     spans = _column_x(report, pages.width - 2 * MARGIN_PT)
+    if pages.room() < ROW_PT * 3:
+        pages.new_page()
     _table_header(pages, report, spans)
     done = 0
     for row in report.rows:
@@ -253,7 +256,7 @@ def write_pdf(report: Report, out: IO[bytes],
             progress(PROGRESS_EVERY_ROWS)
     if progress is not None and done % PROGRESS_EVERY_ROWS:
         progress(done % PROGRESS_EVERY_ROWS)
-    if pages.room() < ROW_PT * 2:
+    if pages.room() < ROW_PT:
         pages.new_page()
         _table_header(pages, report, spans)
     canvas.setStrokeColor(colors.HexColor("#888888"))

@@ -45,19 +45,25 @@ def _line(values: list[str]) -> str:
 def iter_csv(report: Report, progress: Progress | None = None) -> Iterator[bytes]:
     """The report as CSV, in chunks of encoded bytes (the first starts with the BOM)."""
     columns = report.columns
+    types = [c.type for c in columns]
     yield (BOM + _line([c.title for c in columns])).encode()
-    chunk: list[str] = []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    pending = 0
     for row in report.rows:
-        chunk.append(_line([text_cell(v, c.type) for v, c in zip(row, columns, strict=True)]))
-        if len(chunk) >= ROWS_PER_CHUNK:
-            yield "".join(chunk).encode()
+        writer.writerow([text_cell(v, t) for v, t in zip(row, types, strict=True)])
+        pending += 1
+        if pending >= ROWS_PER_CHUNK:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
             if progress is not None:
-                progress(len(chunk))
-            chunk = []
-    if progress is not None and chunk:
-        progress(len(chunk))
-    tail = [*chunk, _line([text_cell(v, c.type)
-                           for v, c in zip(report.totals_row(), columns, strict=True)]), "\r\n"]
+                progress(pending)
+            pending = 0
+    if progress is not None and pending:
+        progress(pending)
+    tail = [buffer.getvalue(), _line([text_cell(v, c.type) for v, c in
+                                      zip(report.totals_row(), columns, strict=True)]), "\r\n"]
     tail += [_line([label, value]) for label, value in report.parameters]
     tail += [_line([f.label, text_cell(f.value, f.type)]) for f in report.figures]
     yield "".join(tail).encode()
