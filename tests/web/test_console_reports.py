@@ -12,7 +12,7 @@ from autosettle.services.context import ServiceContext
 PERIOD = "date_from=2026-09-01&date_to=2026-09-18"
 
 
-@pytest.mark.parametrize("fmt, magic", [("csv", b"\xef\xbb\xbf"), ("xlsx", b"PK"),
+@pytest.mark.parametrize(("fmt", "magic"), [("csv", b"\xef\xbb\xbf"), ("xlsx", b"PK"),
                                         ("pdf", b"%PDF")])
 def test_statement_downloads(console: TestClient, world: ConsoleWorld, ctx: ServiceContext,
                              fmt: str, magic: bytes) -> None:

@@ -11,7 +11,7 @@ from autosettle.store.tables import metadata
 
 OURS = {"console_users", "console_sessions"}
 INDEXES = {"ix_transactions_created", "ix_transactions_merchant_created",
-           "ix_console_sessions_user"}
+           "ix_transactions_amount", "ix_transactions_auth_code", "ix_console_sessions_user"}
 
 
 def _mentions(diff: object) -> bool:

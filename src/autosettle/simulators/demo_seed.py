@@ -1,5 +1,5 @@
 """The demo data set of ``make run`` (listed in docs/getting-started.md): three merchants,
-four terminals, verified settlement accounts, and API keys, seeded once."""
+four terminals, verified settlement accounts, API keys and console users, seeded once."""
 
 from __future__ import annotations
 

@@ -249,11 +249,12 @@ class TransactionRepository:
         return _record(row) if row else None
 
     def children(self, merchant_id: str, original_txn_id: str) -> list[TransactionRecord]:
+        # Sorted here, not in SQL: with an ORDER BY created_at, SQLite prefers walking the
+        # merchant's (merchant_id, created_at) index over the original-id index.
         rows = self._conn.execute(select(transactions).where(
             transactions.c.merchant_id == merchant_id,
-            transactions.c.original_txn_id == original_txn_id)
-            .order_by(transactions.c.created_at))
-        return [_record(r) for r in rows]
+            transactions.c.original_txn_id == original_txn_id))
+        return sorted((_record(r) for r in rows), key=lambda r: (r.created_at, r.txn_id))
 
     def update(self, merchant_id: str, txn_id: str, **values: Any) -> None:
         """Set ``values`` (plain values, one per column) on one transaction."""

@@ -202,6 +202,7 @@ transactions = Table(
     # The console's newest-first pages (migration 0007): every merchant's, and one's own.
     Index("ix_transactions_created", "created_at", "txn_id"),
     Index("ix_transactions_merchant_created", "merchant_id", "created_at", "txn_id"),
+    Index("ix_transactions_amount", "amount_minor"),  # the console's search by amount
     Index("ix_transactions_day", "business_date"),  # reports of every merchant's day
 )
 

@@ -68,7 +68,7 @@ ZH: dict[str, str] = {
     "Merchant user": "商户用户", "Language": "语言", "all": "全部", "Apply": "筛选",
     "Business date": "交易日期", "Refunded": "已退款", "Card brand": "卡组织",
     "Entry mode": "输入方式", "Merchant ID": "商户号", "Terminal ID": "终端号",
-    "Declined": "拒绝", "Approved": "成功", "no data yet": "暂无数据",
+    "Declined": "拒绝", "transactions": "笔", "Approved": "成功", "no data yet": "暂无数据",
     "A maintenance window defers jobs to its end; merchants see it as a notice.":
         "维护窗口内的任务顺延至窗口结束；商户会收到通知。",
     "Reports will be downloadable here.": "报表将可在此下载。",

@@ -88,12 +88,13 @@ def dashboard(request: Request) -> HTMLResponse:
     s = current(request)
     ctx, who = context(request), s.principal
     board = console_views.dashboard(ctx, who)
-    hours = tuple(f"{h:02d}" for h in range(24))
+    upto = ctx.now().astimezone(SHANGHAI).hour + 1  # the hours of today so far
+    hours = tuple(f"{h:02d}" for h in range(upto))
     lang_zh = language(request, s) == "zh"
     volume = Chart(ChartKind.BAR, "今日每小时交易额" if lang_zh else "Today's volume by hour",
-                   hours, (Series("¥", board.volume_by_hour),), ChartUnit.FEN)
+                   hours, (Series("¥", board.volume_by_hour[:upto]),), ChartUnit.FEN)
     count = Chart(ChartKind.LINE, "今日每小时笔数" if lang_zh else "Today's count by hour",
-                  hours, (Series("#", board.count_by_hour),), ChartUnit.COUNT)
+                  hours, (Series("#", board.count_by_hour[:upto]),), ChartUnit.COUNT)
     open_alerts = alerts.list_alerts(ctx, who, limit=10)
     silent = terminal_status.terminal_status(ctx, who, silent_only=True, limit=200).items[:10]
     recent = console_views.batches(ctx, who, None, None, None, 10)

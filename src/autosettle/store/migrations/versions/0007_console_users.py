@@ -9,8 +9,9 @@ Written by hand; ``tests/web/test_schema.py`` checks it against ``tables.py``.
 ``console_users`` holds the people who log in to the console (operators, and merchant users
 bound to one merchant) with argon2id password hashes and their failed-login counter;
 ``console_sessions`` the server-side sessions, keyed by the SHA-256 digest of the random
-session id the browser carries. The two transaction indexes serve the console's
-newest-first pages (all merchants, one merchant) without sorting the whole table.
+session id the browser carries. Two transaction indexes serve the console's newest-first
+pages (all merchants, one merchant) without sorting the whole table, two its searches by
+amount and by auth code (alone, over a year of transactions).
 """
 
 from __future__ import annotations
@@ -63,9 +64,13 @@ def upgrade() -> None:
     op.create_index("ix_transactions_created", "transactions", ["created_at", "txn_id"])
     op.create_index("ix_transactions_merchant_created", "transactions",
                     ["merchant_id", "created_at", "txn_id"])
+    op.create_index("ix_transactions_amount", "transactions", ["amount_minor"])
+    op.create_index("ix_transactions_auth_code", "transactions", ["auth_code"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_transactions_auth_code", table_name="transactions")
+    op.drop_index("ix_transactions_amount", table_name="transactions")
     op.drop_index("ix_transactions_merchant_created", table_name="transactions")
     op.drop_index("ix_transactions_created", table_name="transactions")
     op.drop_index("ix_console_sessions_user", table_name="console_sessions")

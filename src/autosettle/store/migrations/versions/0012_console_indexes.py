@@ -15,8 +15,9 @@ of the three demo merchants (see the console benchmark's notes in docs/console.m
   merchant's transactions (over a second on half the data), and an operator's (no merchant)
   walked every transaction. Each searched field now leads an index that goes on with the
   merchant and the order: ``(field, merchant_id, created_at, txn_id)``; an operator's search
-  sorts the few rows of one value, a merchant's reads them in order. The last-4 and RRN
-  indexes replace the old ``(merchant_id, pan_last4)`` and ``(rrn)`` (same names).
+  sorts the few rows of one value, a merchant's reads them in order. The last-4, RRN and auth
+  code indexes replace ``(merchant_id, pan_last4)``, ``(rrn)`` and 0007's ``(auth_code)``
+  (same names).
 - A transaction's chain: its follow-ups are read by ``(merchant_id, original_txn_id)`` in
   time order, which SQLite also read through the newest-first index (all of the merchant's
   transactions); the index now ends with ``created_at`` (same name). An operator opens a
@@ -47,13 +48,13 @@ _REPLACED = (  # name, table, columns before, columns after
      ["rrn", "merchant_id", "created_at", "txn_id"]),
     ("ix_transactions_original", "transactions", ["merchant_id", "original_txn_id"],
      ["merchant_id", "original_txn_id", "created_at"]),
+    ("ix_transactions_auth_code", "transactions", ["auth_code"],
+     ["auth_code", "merchant_id", "created_at", "txn_id"]),
     ("ix_journal_lines_merchant", "journal_lines", ["merchant_id"],
      ["merchant_id", "account_code", "currency", "amount_minor"]),
 )
 _NEW = (
     ("ix_transactions_txn_id", "transactions", ["txn_id"]),
-    ("ix_transactions_auth_code", "transactions",
-     ["auth_code", "merchant_id", "created_at", "txn_id"]),
     ("ix_transactions_trace", "transactions", ["stan", "merchant_id", "created_at", "txn_id"]),
     ("ix_settlement_items_captures", "settlement_items",
      ["merchant_id", "kind", "business_date", "currency", "amount_minor", "fee_minor"]),
