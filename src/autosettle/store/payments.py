@@ -300,10 +300,12 @@ class TransactionRepository:
         # sorts every row of the period: a month of a year's data took over a second).
         if query.date_from is not None:
             conditions.append(t.business_date >= query.date_from)
-            conditions.append(t.created_at >= _shanghai_midnight(query.date_from, -1))
+            if query.date_from.year > 1:  # 0001-01-01 00:00 in Shanghai is before UTC's year 1
+                conditions.append(t.created_at >= _shanghai_midnight(query.date_from, -1))
         if query.date_to is not None:
             conditions.append(t.business_date <= query.date_to)
-            conditions.append(t.created_at < _shanghai_midnight(query.date_to, 1))
+            if query.date_to.year < 9999:
+                conditions.append(t.created_at < _shanghai_midnight(query.date_to, 1))
         if after is not None:
             at, txn_id = after
             conditions.append(or_(t.created_at < at, and_(t.created_at == at, t.txn_id < txn_id)))
