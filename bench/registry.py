@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bench import ledger_post, payments, printing, reports, risk, settlement, terminal_host
+from bench import console, ledger_post, payments, printing, reports, risk, settlement, terminal_host
 from bench.core import BenchConfig, BenchReport
 
 Benchmark = Callable[[BenchConfig], BenchReport]
@@ -17,4 +17,5 @@ BENCHMARKS: Mapping[str, Benchmark] = {
     reports.NAME: reports.run,
     printing.NAME: printing.run,
     risk.NAME: risk.run,
+    console.NAME: console.run,
 }

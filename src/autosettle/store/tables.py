@@ -117,7 +117,8 @@ journal_lines = Table(
                     name="amount_range"),
     Index("ix_journal_lines_entry", "entry_id"),
     Index("ix_journal_lines_account", "account_code", "currency"),
-    Index("ix_journal_lines_merchant", "merchant_id"),
+    # Balances of one merchant from the index alone (migration 0012).
+    Index("ix_journal_lines_merchant", "merchant_id", "account_code", "currency", "amount_minor"),
     Index("ix_journal_lines_merchant_entry", "merchant_id", "entry_id"),  # statements
 )
 
@@ -190,15 +191,18 @@ transactions = Table(
     UniqueConstraint("merchant_id", "terminal_id", "idempotency_key",
                      name="uq_transactions_terminal_idempotency_key"),
     Index("ix_transactions_business_date", "merchant_id", "business_date"),
-    Index("ix_transactions_rrn", "rrn"),
-    Index("ix_transactions_last4", "merchant_id", "pan_last4"),
-    Index("ix_transactions_original", "merchant_id", "original_txn_id"),
+    # Searches by one field, newest first, for everyone or one merchant (migration 0012).
+    Index("ix_transactions_rrn", "rrn", "merchant_id", "created_at", "txn_id"),
+    Index("ix_transactions_last4", "pan_last4", "merchant_id", "created_at", "txn_id"),
+    Index("ix_transactions_auth_code", "auth_code", "merchant_id", "created_at", "txn_id"),
+    Index("ix_transactions_trace", "stan", "merchant_id", "created_at", "txn_id"),
+    Index("ix_transactions_original", "merchant_id", "original_txn_id", "created_at"),
+    Index("ix_transactions_txn_id", "txn_id"),  # an operator opens one by its id alone
     Index("ix_transactions_status", "status", "created_at"),
     # The console's newest-first pages (migration 0007): every merchant's, and one's own.
     Index("ix_transactions_created", "created_at", "txn_id"),
     Index("ix_transactions_merchant_created", "merchant_id", "created_at", "txn_id"),
     Index("ix_transactions_amount", "amount_minor"),  # the console's search by amount
-    Index("ix_transactions_auth_code", "auth_code"),  # ... and by the receipt's auth code
     Index("ix_transactions_day", "business_date"),  # reports of every merchant's day
     Index("ix_transactions_card_recent", "card_token", "created_at"),  # risk: velocity
 )
@@ -271,6 +275,9 @@ settlement_items = Table(
     Index("ix_settlement_items_due", "merchant_id", "cycle", "due_date"),
     Index("ix_settlement_items_source", "merchant_id", "source_txn_id"),
     Index("ix_settlement_items_day", "business_date"),  # reports over a period
+    # A merchant's captures per day, from the index alone (cycle comparison; migration 0012).
+    Index("ix_settlement_items_captures", "merchant_id", "kind", "business_date", "currency",
+          "amount_minor", "fee_minor"),
 )
 
 settlement_cursors = Table(
