@@ -73,6 +73,13 @@ class Settings(BaseSettings):
                              "an instance that died is taken over after it expires.")
     catchup_days_max: int = Field(default=7, ge=1, le=366, description="Missed daily runs "
                                   "caught up at start, at most this many days back.")
+    # -- reconciliation (issue 12; docs/reconciliation.md) --
+    recon_sources_file: Path | None = Field(default=None, description="A TOML file of extra "
+                                            "reconciliation sources (layouts), added to the "
+                                            "built-in acp, statement-csv and bank.")
+    recon_time_window_s: int = Field(default=300, ge=0, le=86_400, description="Tolerant "
+                                     "matching: how far apart in seconds our record and the "
+                                     "channel's line may be.")
 
     @property
     def effective_database_url(self) -> str:

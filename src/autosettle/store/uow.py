@@ -34,6 +34,7 @@ from autosettle.store.payments import (
     ReversalQueue,
     TransactionRepository,
 )
+from autosettle.store.recon import ReconRepository
 from autosettle.store.settlement import (
     AlertRepository,
     ConfigRepository,
@@ -83,6 +84,7 @@ class UnitOfWork:
         self.config = ConfigRepository(conn)
         self.leases = JobLeaseRepository(conn)
         self.terminal_host = TerminalHostRepository(conn)
+        self.recon = ReconRepository(conn)
         return self
 
     @property
