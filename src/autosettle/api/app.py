@@ -10,11 +10,18 @@ from autosettle.api import errors
 from autosettle.api.deps import get_principal
 from autosettle.api.error_schemas import error_responses
 from autosettle.api.limits import REQUEST_BODY_BYTES_MAX, BodySizeLimit, UrlCharacters
-from autosettle.api.routes import merchants, payments, settlement, system, terminal_status
+from autosettle.api.routes import (
+    merchants,
+    payments,
+    recon,
+    settlement,
+    system,
+    terminal_status,
+)
 from autosettle.services.context import ServiceContext
 
 ROUTERS = (system.router, merchants.router, payments.router, settlement.router,
-           terminal_status.router)
+           terminal_status.router, recon.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

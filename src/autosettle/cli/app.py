@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import typer
 
-from autosettle.cli import apikeys, db, demo, merchants, serve, settlement, simulate, terminals
+from autosettle.cli import (
+    apikeys,
+    db,
+    demo,
+    merchants,
+    recon,
+    serve,
+    settlement,
+    simulate,
+    terminals,
+)
 
 app = typer.Typer(help="autosettle: POS acquiring and automatic settlement.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,6 +30,7 @@ app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(demo.app, name="demo")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
+app.add_typer(recon.app, name="recon")
 app.command("serve")(serve.serve)
 
 
