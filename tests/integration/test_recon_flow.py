@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from jobtools import CHANNEL_RECEIVABLE, add_merchant, balances, clock_at, ledger_balanced, mid
 from jobtools import pay as jt_pay
@@ -196,3 +197,52 @@ def test_a_line_a_day_late_clears_the_earlier_ours_only(
     assert states[(DAY + timedelta(days=1)).isoformat()]["matched"] == 1
     assert balances(ctx).get(CHANNEL_RECEIVABLE, 0) == 0
     recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+
+
+CSV_NAMES = {"sale": "消费", "void": "撤销", "refund": "退货", "completion": "预授权完成"}
+
+
+def _statement(ctx: ServiceContext, path: Path, *, lose_rrn: str | None = None,
+               net: tuple[str, str] | None = None) -> Path:
+    """An acquirer's CSV statement of DAY made from our records: keyed by RRN; the record
+    ``lose_rrn`` comes with a wrong RRN and trace (left to the tolerant rules); ``net`` =
+    (sale, child) comes as one net line under the sale's RRN."""
+    from zoneinfo import ZoneInfo
+
+    with ctx.db.unit_of_work() as uow:
+        ours = uow.recon.our_records(CHANNEL, DAY).filter(pl.col("status") != "reversed")
+    rows = {r["txn_id"]: r for r in ours.iter_rows(named=True)}
+    if net is not None:
+        sale, child = rows[net[0]], rows.pop(net[1])
+        sale["amount_minor"] -= child["amount_minor"]
+    out = ["交易日期,交易时间,商户号,终端号,参考号,凭证号,批次号,卡号,交易类型,交易金额,手续费"]
+    total = 0
+    for r in rows.values():
+        at = datetime.fromtimestamp(r["at_s"], ZoneInfo("Asia/Shanghai"))
+        lost = r["txn_id"] == lose_rrn
+        rrn, trace = ("999999999999", "999999") if lost else (r["rrn"], r["trace"])
+        amount = r["amount_minor"]
+        total += amount
+        out.append(f"{at:%Y-%m-%d},{at:%H:%M:%S},{r['merchant_id']},{r['terminal_id']},{rrn},"
+                   f"{trace},{r['batch_no']},622202******{r['pan_last4']},"
+                   f"{CSV_NAMES[r['txn_type']]},{amount // 100}.{amount % 100:02d},")
+    out.append(f"合计,{len(rows)},{total // 100}.{total % 100:02d}")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_csv_statement_keyed_by_rrn_with_tolerant_and_net_lines(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    path = _statement(ctx, tmp_path / "stmt.csv", lose_rrn=day["sale"][3],
+                      net=(day["sale"][1], day["refund"][0]))
+    done = recon.import_file(ctx, SYSTEM, path, "statement-csv")
+    assert done.accepted and done.imported == 13
+    run = recon.run_day(ctx, SYSTEM, DAY, CHANNEL)
+    assert run.counts["matched"] == 14 and _found(ctx) == set()
+    with ctx.db.unit_of_work() as uow:
+        rules = dict(uow.connection.exec_driver_sql(
+            "SELECT txn_id, rule FROM recon_matches").fetchall())
+    assert rules[day["sale"][3]] == "tolerant"
+    assert rules[day["sale"][1]] == rules[day["refund"][0]] == "net"
+    assert balances(ctx).get(CHANNEL_RECEIVABLE, 0) == 0
