@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bench import ledger_post, payments, settlement, terminal_host
+from bench import ledger_post, payments, recon, settlement, terminal_host
 from bench.core import BenchConfig, BenchReport
 
 Benchmark = Callable[[BenchConfig], BenchReport]
@@ -14,4 +14,5 @@ BENCHMARKS: Mapping[str, Benchmark] = {
     settlement.NAME: settlement.run,
     payments.NAME: payments.run,
     terminal_host.NAME: terminal_host.run,
+    recon.NAME: recon.run,
 }

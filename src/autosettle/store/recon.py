@@ -29,7 +29,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -58,6 +57,8 @@ LINE_COLUMNS = ("line_id", "file_id", "line_no", "txn_type", "line_date", "txn_a
 OUR_COLUMNS = ("txn_id", "merchant_id", "terminal_id", "txn_type", "status", "amount_minor",
                "currency", "business_date", "rrn", "trace", "batch_no", "pan_last4",
                "original_txn_id", "at_s", "fee_minor")
+READ_ROWS = 100_000
+"""Rows fetched at a time from SQLite (a frame per batch, not a Python row per line)."""
 _INTS = {"line_id", "file_id", "line_no", "txn_at_s", "amount_minor", "fee_minor", "at_s",
          "discrepancy_id", "our_amount_minor", "their_amount_minor", "our_fee_minor",
          "their_fee_minor", "match_id"}
@@ -127,12 +128,16 @@ class ReconRepository:
     def read_frame(self, statement: Select[Any], names: Sequence[str]) -> pl.DataFrame:
         """The rows of ``statement`` as a frame with columns ``names`` (ints and dates typed,
         the rest text)."""
+        return self.read_frame_sql(self._sql(statement), names)
+
+    def read_frame_sql(self, sql: str, names: Sequence[str]) -> pl.DataFrame:
+        """:meth:`read_frame` of a query's text."""
         schema = {n: pl.Utf8 for n in names}
         if self._pg:
             raw = self._conn.connection.driver_connection
             buffer = io.BytesIO()
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-                    f"COPY ({self._sql(statement)}) TO STDOUT WITH (FORMAT csv)") as copy:
+                    f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
                 for block in copy:
                     buffer.write(block)
             if buffer.tell() == 0:
@@ -142,9 +147,13 @@ class ReconRepository:
                 frame = pl.read_csv(buffer, has_header=False, new_columns=list(names),
                                     schema=schema)
         else:
-            rows = self._conn.exec_driver_sql(self._sql(statement)).fetchall()
-            frame = pl.DataFrame([tuple(r) for r in rows], schema={
-                n: (pl.Int64 if n in _INTS else pl.Utf8) for n in names}, orient="row")
+            cursor = self._conn.exec_driver_sql(sql)
+            typed = {n: (pl.Int64 if n in _INTS else pl.Utf8) for n in names}
+            parts = [pl.DataFrame(schema=typed)]
+            while rows := cursor.fetchmany(READ_ROWS):
+                parts.append(pl.DataFrame([tuple(r) for r in rows], schema=typed,
+                                          orient="row"))
+            frame = pl.concat(parts)
         casts = [pl.col(n).cast(pl.Int64) for n in names if n in _INTS]
         casts += [pl.col(n).str.slice(0, 10).str.to_date("%Y-%m-%d")
                   for n in names if n in _DATES]
@@ -222,13 +231,9 @@ class ReconRepository:
                     carried: Sequence[str] = ()) -> pl.DataFrame:
         """Our financial records of ``channel`` for ``on`` (plus the ``carried`` txn ids of
         earlier days still waiting for their line), with each one's fee from its
-        settlement items."""
+        settlement item."""
         t = transactions
-        fees = select(settlement_items.c.merchant_id, settlement_items.c.txn_id,
-                      func.sum(settlement_items.c.fee_minor).label("fee_minor")).where(
-            settlement_items.c.kind != "reversal",
-            settlement_items.c.business_date >= on if not carried else literal(True),
-        ).group_by(settlement_items.c.merchant_id, settlement_items.c.txn_id).subquery()
+        i = settlement_items
         which = t.c.business_date == on
         if carried:
             which = or_(which, t.c.txn_id.in_(list(carried)))
@@ -236,9 +241,12 @@ class ReconRepository:
             t.c.txn_id, t.c.merchant_id, t.c.terminal_id, t.c.txn_type, t.c.status,
             t.c.amount_minor, t.c.currency, t.c.business_date, t.c.rrn, t.c.stan,
             t.c.batch_no, t.c.pan_last4, t.c.original_txn_id,
-            self._epoch(func.coalesce(t.c.answered_at, t.c.created_at)), fees.c.fee_minor,
-        ).select_from(t.outerjoin(fees, and_(fees.c.merchant_id == t.c.merchant_id,
-                                             fees.c.txn_id == t.c.txn_id))).where(
+            self._epoch(func.coalesce(t.c.answered_at, t.c.created_at)), i.c.fee_minor,
+        ).select_from(t.outerjoin(i, and_(
+            # a record's own item (one per record: its capture, void or refund), found by
+            # the unique (merchant, txn, kind) index; reversal items belong to reversals
+            i.c.merchant_id == t.c.merchant_id, i.c.txn_id == t.c.txn_id,
+            i.c.kind.in_(("capture", "void", "refund"))))).where(
             which, t.c.channel == channel, t.c.txn_type.in_(FINANCIAL_TYPES),
             t.c.status.in_((*LIVE_STATUSES, "reversed")))
         return self.read_frame(q, OUR_COLUMNS)
