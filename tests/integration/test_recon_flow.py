@@ -246,3 +246,31 @@ def test_a_csv_statement_keyed_by_rrn_with_tolerant_and_net_lines(
     assert rules[day["sale"][3]] == "tolerant"
     assert rules[day["sale"][1]] == rules[day["refund"][0]] == "net"
     assert balances(ctx).get(CHANNEL_RECEIVABLE, 0) == 0
+
+
+def test_terminal_batch_totals_against_our_transactions(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]]) -> None:
+    from dataclasses import replace
+
+    from autosettle.services import terminal_batches
+
+    with ctx.db.unit_of_work() as uow:
+        batches = uow.recon.terminal_batches_of_day(DAY)
+        totals = [terminal_batches.host_totals(uow.terminal_host.batch_lines(m, t, b, 10_000))
+                  for m, t, b in batches]
+    assert len(batches) == 2
+    (m0, t0, b0), (m1, t1, b1) = batches
+    terminal_batches.settle(ctx, m0, t0, b0, totals[0])   # balanced
+    wrong = replace(totals[1], domestic=replace(
+        totals[1].domestic, debit_amount_minor=totals[1].domestic.debit_amount_minor + 100))
+    terminal_batches.settle(ctx, m1, t1, b1, wrong)
+    run = recon.run_day(ctx, SYSTEM, DAY, "terminal")
+    assert (run.counts["matched"], run.counts["amount_mismatch"]) == (1, 1)
+    [d] = recon.list_discrepancies(ctx, SYSTEM, channel="terminal")
+    assert (d.klass, d.merchant_id) == ("amount_mismatch", m1)
+    assert d.their_amount_minor is not None and d.our_amount_minor is not None
+    assert d.their_amount_minor - d.our_amount_minor == 100
+    with pytest.raises(ConflictError, match="cannot be closed by adjust"):
+        recon.resolve(ctx, SYSTEM, d.discrepancy_id, "adjust", "no")
+    recon.resolve(ctx, SYSTEM, d.discrepancy_id, "accept", "the terminal miscounted")
+    recon.close_day(ctx, SYSTEM, DAY, "terminal")

@@ -66,6 +66,10 @@ from autosettle.services.recon_parse import ParseReport, parse_file
 from autosettle.store.uow import UnitOfWork
 
 BANK_CHANNEL = "bank"
+TERMINAL_CHANNEL = "terminal"
+"""The terminals' own batch totals (0500) against our transactions."""
+_FLAG_CLASSES = {"terminal_only": ResultClass.THEIRS_ONLY, "host_only": ResultClass.OURS_ONLY,
+                 "mismatch": ResultClass.AMOUNT_MISMATCH}
 HASH_BLOCK = 1024 * 1024
 
 
@@ -230,6 +234,8 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
     who.require_operator()
     if channel == BANK_CHANNEL:
         return _run_bank(ctx, who, on)
+    if channel == TERMINAL_CHANNEL:
+        return _run_terminal(ctx, who, on)
     keys = _keys(ctx, channel)
     rules = TolerantRules(time_window_s=ctx.settings.recon_time_window_s)
     now = ctx.now()
@@ -418,6 +424,85 @@ def _run_bank(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
                      int(matches["amount_minor"].sum() or 0), 0)
 
 
+def _run_terminal(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
+    """The terminals' batch totals (0500, field 48) of every batch holding a record of
+    ``on`` against our transactions of that batch as they are now, and the open flags of
+    its batch upload (0320): a batch whose totals differ is an amount mismatch (net debit
+    minus credit, both card blocks), an uploaded transaction only the terminal has is
+    theirs only, one only we have ours only, one that differs an amount mismatch. A batch
+    without a 0500 yet is not checked. (Few rows: one per terminal batch.)"""
+    from autosettle.domain.iso8583.fields import parse_settlement_totals
+    from autosettle.services.terminal_batches import BATCH_LINES_MAX, host_totals
+
+    now = ctx.now()
+    rows: list[dict[str, Any]] = []
+    matched = 0
+    with ctx.db.unit_of_work() as uow:
+        day = uow.recon.day(TERMINAL_CHANNEL, on, lock=True)
+        if day is not None:
+            require_open_day(day.state, TERMINAL_CHANNEL, on)
+        for merchant_id, terminal_id, batch_no in uow.recon.terminal_batches_of_day(on):
+            closed = uow.terminal_host.get_settlement(merchant_id, terminal_id, batch_no)
+            if closed is None:
+                continue
+            theirs = _net(parse_settlement_totals(closed.terminal_totals))
+            ours = _net(host_totals(uow.terminal_host.batch_lines(
+                merchant_id, terminal_id, batch_no, BATCH_LINES_MAX)))
+            flags = uow.terminal_host.flags(merchant_id, terminal_id, batch_no)
+            label = f"terminal {terminal_id} batch {batch_no}"
+            if ours != theirs:
+                rows.append(_row(ResultClass.AMOUNT_MISMATCH, merchant_id, None, ours[0],
+                                 theirs[0], f"{label}: totals {ours[1]} ours, {theirs[1]} "
+                                 "theirs"))
+            elif not flags:
+                matched += 1
+            for flag in flags:
+                rows.append(_row(_FLAG_CLASSES[flag.kind], merchant_id, flag.txn_id,
+                                 flag.host_amount_minor, flag.terminal_amount_minor,
+                                 f"{label} trace {flag.stan}: {flag.kind}"))
+        found = pl.DataFrame(rows, schema={
+            "klass": pl.Utf8, "merchant_id": pl.Utf8, "txn_id": pl.Utf8,
+            "our_amount_minor": pl.Int64, "their_amount_minor": pl.Int64, "note": pl.Utf8})
+        found = found.with_columns(
+            pl.lit(TERMINAL_CHANNEL).alias("channel"), pl.lit(on, pl.Date).alias("business_date"),
+            pl.lit(None, pl.Int64).alias("line_id"), pl.lit(None, pl.Int64).alias(
+                "our_fee_minor"), pl.lit(None, pl.Int64).alias("their_fee_minor"),
+            pl.lit("CNY").alias("currency"), pl.lit("open").alias("state"),
+            pl.lit(None, pl.Utf8).alias("owner"), pl.lit(None, pl.Utf8).alias("resolution"),
+            pl.lit(now.replace(tzinfo=None)).alias("created_at"),
+            pl.lit(None, pl.Datetime).alias("resolved_at")).select(_DISC_SCHEMA)
+        empty = pl.DataFrame(schema={"channel": pl.Utf8, "business_date": pl.Date,
+                                     "merchant_id": pl.Utf8, "txn_id": pl.Utf8,
+                                     "line_id": pl.Int64, "rule": pl.Utf8,
+                                     "amount_minor": pl.Int64, "currency": pl.Utf8})
+        written = uow.recon.replace_results(TERMINAL_CHANNEL, on, empty, found)
+        runs = (day.runs if day is not None else 0) + 1
+        uow.recon.save_day(TERMINAL_CHANNEL, on, {
+            "state": "reconciled", "matched_count": matched, "cleared_minor": 0,
+            "currency": "CNY", "runs": runs, "run_at": now})
+        counts = {c.value: 0 for c in ResultClass}
+        counts["matched"] = matched
+        for klass in found["klass"]:
+            counts[klass] += 1
+        record(uow, who, "recon.run", f"recon/{TERMINAL_CHANNEL}/{on.isoformat()}", now,
+               detail={"counts": counts, "written": written})
+    return RunResult(TERMINAL_CHANNEL, on, matched + len(rows), matched + len(rows), counts,
+                     0, 0)
+
+
+def _net(totals: Any) -> tuple[int, int]:
+    """(debit − credit amount, debit + credit count) over both card blocks."""
+    blocks = (totals.domestic, totals.foreign)
+    return (sum(b.debit_amount_minor - b.credit_amount_minor for b in blocks),
+            sum(b.debit_count + b.credit_count for b in blocks))
+
+
+def _row(klass: ResultClass, merchant_id: str, txn_id: str | None, ours: int | None,
+         theirs: int | None, note: str) -> dict[str, Any]:
+    return {"klass": klass.value, "merchant_id": merchant_id, "txn_id": txn_id,
+            "our_amount_minor": ours, "their_amount_minor": theirs, "note": note[:500]}
+
+
 # -- the discrepancy queue --------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -533,8 +618,12 @@ def resolve(ctx: ServiceContext, who: Principal, discrepancy_id: int, action: st
     with ctx.db.unit_of_work() as uow:
         row = _open_row(uow, discrepancy_id)
         klass = ResultClass(row.klass)
-        allowed = allowed_resolutions(klass) if row.channel != BANK_CHANNEL else frozenset(
-            {Resolution.ACCEPTED, Resolution.RESETTLE_REQUESTED})
+        allowed = allowed_resolutions(klass)
+        if row.channel == BANK_CHANNEL:
+            allowed = frozenset({Resolution.ACCEPTED, Resolution.RESETTLE_REQUESTED})
+        elif row.channel == TERMINAL_CHANNEL:
+            # the money is the channel's business: a terminal's totals explain, not move it
+            allowed = frozenset({Resolution.ACCEPTED})
         if resolution not in allowed:
             raise ConflictError(f"a {klass.value} discrepancy cannot be closed by {action}; "
                                 f"allowed: {', '.join(sorted(a.value for a in allowed))}")

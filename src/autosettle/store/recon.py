@@ -164,6 +164,8 @@ class ReconRepository:
         if frame.height == 0:
             return
         names = frame.columns
+        frame = frame.with_columns(_utc_text(n, t, self._pg) for n, t in frame.schema.items()
+                                   if isinstance(t, pl.Datetime))
         if self._pg:
             buffer = io.BytesIO()
             frame.write_csv(buffer, include_header=False, null_value="")
@@ -174,7 +176,7 @@ class ReconRepository:
                 copy.write(buffer.getvalue())
             return
         out = frame.with_columns([pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items()
-                                  if t in (pl.Date, pl.Datetime)])
+                                  if t == pl.Date])
         self._conn.exec_driver_sql(
             f"INSERT INTO {table_name} ({', '.join(names)}) VALUES "
             f"({', '.join('?' * len(names))})", list(out.iter_rows()))
@@ -258,6 +260,14 @@ class ReconRepository:
         return [r[0] for r in self._conn.execute(select(d.c.txn_id).where(
             d.c.channel == channel, d.c.business_date < before, d.c.klass == "ours_only",
             d.c.state == "open", d.c.txn_id.is_not(None)))]
+
+    def terminal_batches_of_day(self, on: date) -> list[tuple[str, str, str]]:
+        """(merchant, terminal, batch) of every terminal batch holding a record of ``on``."""
+        t = transactions
+        return [(r[0], r[1], r[2]) for r in self._conn.execute(
+            select(t.c.merchant_id, t.c.terminal_id, t.c.batch_no).where(
+                t.c.business_date == on).distinct().order_by(
+                t.c.merchant_id, t.c.terminal_id, t.c.batch_no))]
 
     # -- results --------------------------------------------------------------------------
     def replace_results(self, channel: str, on: date, matches: pl.DataFrame,
@@ -369,6 +379,16 @@ class ReconRepository:
         row = self._conn.execute(select(recon_lines).where(recon_lines.c.line_id == line_id)
                                  ).first()
         return dict(row._mapping) if row else None
+
+
+def _utc_text(name: str, dtype: Any, postgres: bool) -> pl.Expr:
+    """A datetime column as text in UTC, as ``UTCDateTime`` stores it: naive values are UTC
+    already; PostgreSQL gets the offset spelled out (whatever the session's time zone)."""
+    column = pl.col(name)
+    if dtype.time_zone is not None:
+        column = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return column.dt.strftime("%Y-%m-%d %H:%M:%S%.6f" + ("+00:00" if postgres else "")
+                              ).alias(name)
 
 
 def _file_cols() -> list[Any]:
