@@ -121,7 +121,7 @@ def _setup(url: str, n: int, folder: str) -> tuple[str, dict[str, int]]:
         (i % 900_000).cast(pl.Utf8).str.zfill(6).alias("stan"),
         i.cast(pl.Utf8).str.zfill(12).alias("rrn"), pl.lit(CHANNEL).alias("channel"),
         pl.lit("b" * 64).alias("request_fingerprint"), pl.lit(DAY).alias("business_date"),
-        (pl.lit(base) + pl.duration(seconds=i % 60_000)).alias("created_at"),
+        (pl.lit(base) + pl.duration(seconds=i % 36_000)).alias("created_at"),
         pl.lit("5679").alias("pan_last4"))
     ours = ours.with_columns(pl.col("created_at").alias("updated_at"),
                              pl.col("created_at").alias("answered_at"))

@@ -57,6 +57,7 @@ LINE_COLUMNS = ("line_id", "file_id", "line_no", "txn_type", "line_date", "txn_a
 OUR_COLUMNS = ("txn_id", "merchant_id", "terminal_id", "txn_type", "status", "amount_minor",
                "currency", "business_date", "rrn", "trace", "batch_no", "pan_last4",
                "original_txn_id", "at_s", "fee_minor")
+SQLITE_CACHE_KIB = 256 * 1024
 READ_ROWS = 100_000
 """Rows fetched at a time from SQLite (a frame per batch, not a Python row per line)."""
 _INTS = {"line_id", "file_id", "line_no", "txn_at_s", "amount_minor", "fee_minor", "at_s",
@@ -119,6 +120,15 @@ class ReconRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        self._cache_set = False
+
+    def _big_cache(self) -> None:
+        """SQLite: a page cache that holds a day's bulk writes. With the default (2 MiB) a
+        transaction of a million lines spills its pages to the WAL over and over (tens of
+        times the data written); set once per unit of work that writes in bulk."""
+        if not self._pg and not self._cache_set:
+            self._conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+            self._cache_set = True
 
     # -- frames ---------------------------------------------------------------------------
     def _sql(self, statement: Any) -> str:
@@ -147,12 +157,17 @@ class ReconRepository:
                 frame = pl.read_csv(buffer, has_header=False, new_columns=list(names),
                                     schema=schema)
         else:
-            cursor = self._conn.exec_driver_sql(sql)
+            # the DB-API cursor of this transaction's connection, column by column: no
+            # row objects of SQLAlchemy's, no frame built row-wise
+            cursor = self._conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                sql)
             typed = {n: (pl.Int64 if n in _INTS else pl.Utf8) for n in names}
             parts = [pl.DataFrame(schema=typed)]
             while rows := cursor.fetchmany(READ_ROWS):
-                parts.append(pl.DataFrame([tuple(r) for r in rows], schema=typed,
-                                          orient="row"))
+                columns = list(zip(*rows, strict=True))
+                parts.append(pl.DataFrame([pl.Series(n, c, dtype=typed[n], strict=False)
+                                           for n, c in zip(names, columns, strict=True)]))
+            cursor.close()
             frame = pl.concat(parts)
         casts = [pl.col(n).cast(pl.Int64) for n in names if n in _INTS]
         casts += [pl.col(n).str.slice(0, 10).str.to_date("%Y-%m-%d")
@@ -163,6 +178,7 @@ class ReconRepository:
         """Append ``frame``'s rows to ``table_name`` (columns by name)."""
         if frame.height == 0:
             return
+        self._big_cache()
         names = frame.columns
         frame = frame.with_columns(_utc_text(n, t, self._pg) for n, t in frame.schema.items()
                                    if isinstance(t, pl.Datetime))
