@@ -252,6 +252,9 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
         t1 = tick()
         result = match(ours, theirs, keys, rules)
         matches, found = _result_frames(result, channel, on, now)
+        ours_count, theirs_count, cur = ours.height, theirs.height, currency(
+            _currency(ours, theirs))
+        del ours, theirs  # the prepared copies in ``result`` are all that is needed now
         t2 = tick()
         written = uow.recon.replace_results(channel, on, matches, found)
         late = result.pairs.join(result.ours.select("o_idx", "txn_id", "business_date"),
@@ -260,7 +263,6 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
                                            f"its line came on {on.isoformat()}", now)
         cleared = _cleared(matches, found)
         before = day.cleared_minor if day is not None else 0
-        cur = currency(_currency(ours, theirs))
         runs = (day.runs if day is not None else 0) + 1
         entry = clearing_entry(f"recon:{channel}:{on.isoformat()}:cleared:{runs}",
                                Money(cleared - before, cur), f"recon:{channel}:{on.isoformat()}")
@@ -275,7 +277,7 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
         record(uow, who, "recon.run", f"recon/{channel}/{on.isoformat()}", now,
                detail={"counts": counts, "written": written, "cleared_minor": cleared})
         timings.update(load=t1 - t0, match=t2 - t1, store=tick() - t2)
-    return RunResult(channel, on, ours.height, theirs.height, counts, cleared,
+    return RunResult(channel, on, ours_count, theirs_count, counts, cleared,
                      len(auto) + int(found.filter(pl.col("state") == "resolved").height),
                      timings)
 

@@ -57,8 +57,9 @@ LINE_COLUMNS = ("line_id", "file_id", "line_no", "txn_type", "line_date", "txn_a
 OUR_COLUMNS = ("txn_id", "merchant_id", "terminal_id", "txn_type", "status", "amount_minor",
                "currency", "business_date", "rrn", "trace", "batch_no", "pan_last4",
                "original_txn_id", "at_s", "fee_minor")
-SQLITE_CACHE_KIB = 256 * 1024
+SQLITE_CACHE_KIB = 128 * 1024
 READ_ROWS = 100_000
+WRITE_ROWS = 100_000
 """Rows fetched at a time from SQLite (a frame per batch, not a Python row per line)."""
 _INTS = {"line_id", "file_id", "line_no", "txn_at_s", "amount_minor", "fee_minor", "at_s",
          "discrepancy_id", "our_amount_minor", "their_amount_minor", "our_fee_minor",
@@ -168,7 +169,7 @@ class ReconRepository:
                 parts.append(pl.DataFrame([pl.Series(n, c, dtype=typed[n], strict=False)
                                            for n, c in zip(names, columns, strict=True)]))
             cursor.close()
-            frame = pl.concat(parts)
+            frame = pl.concat(parts, rechunk=False)
         casts = [pl.col(n).cast(pl.Int64) for n in names if n in _INTS]
         casts += [pl.col(n).str.slice(0, 10).str.to_date("%Y-%m-%d")
                   for n in names if n in _DATES]
@@ -183,19 +184,23 @@ class ReconRepository:
         frame = frame.with_columns(_utc_text(n, t, self._pg) for n, t in frame.schema.items()
                                    if isinstance(t, pl.Datetime))
         if self._pg:
-            buffer = io.BytesIO()
-            frame.write_csv(buffer, include_header=False, null_value="")
             raw = self._conn.connection.driver_connection
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
                     f"COPY {table_name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)",
             ) as copy:
-                copy.write(buffer.getvalue())
+                for start in range(0, frame.height, WRITE_ROWS):  # a slice at a time
+                    buffer = io.BytesIO()
+                    frame.slice(start, WRITE_ROWS).write_csv(buffer, include_header=False,
+                                                             null_value="")
+                    copy.write(buffer.getbuffer())
             return
         out = frame.with_columns([pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items()
                                   if t == pl.Date])
-        self._conn.exec_driver_sql(
+        # the DB-API's executemany on this transaction's connection takes the rows as an
+        # iterator: streamed from the frame, never a list of a million tuples
+        self._conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
             f"INSERT INTO {table_name} ({', '.join(names)}) VALUES "
-            f"({', '.join('?' * len(names))})", list(out.iter_rows()))
+            f"({', '.join('?' * len(names))})", out.iter_rows())
 
     # -- files ----------------------------------------------------------------------------
     def file_by_hash(self, source: str, content_hash: str) -> FileRow | None:
