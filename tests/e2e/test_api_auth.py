@@ -32,6 +32,7 @@ from jobtools import ClockLike
 from starlette.routing import BaseRoute
 
 from autosettle.api import payment_schemas, schemas, settlement_schemas
+from autosettle.api.routes import recon as recon_routes
 from autosettle.services import alerts, apikeys, leases, merchants, settlement
 from autosettle.services.context import SYSTEM, Role, ServiceContext
 from autosettle.services.merchants import NewTerminal
@@ -66,6 +67,9 @@ MINIMAL_BODIES: dict[type, dict[str, Any]] = {
     payment_schemas.VoidIn: {},
     payment_schemas.FollowUpIn: {"amount": "0.01"},
     payment_schemas.ReversalIn: {},
+    recon_routes.RunCreate: {"business_date": "2026-09-18"},
+    recon_routes.Assign: {"owner": "lee"},
+    recon_routes.Resolve: {"action": "accept", "reason": "checked"},
 }
 PATH_VALUES = {"merchant_id": MID_B, "terminal_id": TID_B1}
 
@@ -208,7 +212,7 @@ TERMINAL_READS = {
 }
 TERMINAL_PAYMENTS = "/v1/payments/"
 UNAUTHENTICATED = {"/healthz"}
-QUERY_VALUES = {"date": "2026-09-18"}
+QUERY_VALUES = {"date": "2026-09-18", "business_date": "2026-09-18"}
 UNKNOWN_TXN = "0" * 32
 
 
@@ -231,7 +235,9 @@ def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: Issu
     [alert] = client.get("/v1/alerts", headers=world.merchant_a).json()["alerts"]
     return {"merchant_id": MID_A, "terminal_id": TID_A1, "txn_id": txn["txn_id"],
             "batch_id": batch["batch_id"], "payout_id": batch["payout"]["payout_id"],
-            "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator)}
+            "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator),
+            # reconciliation (operator only: no record needed to be refused)
+            "discrepancy_id": "1", "channel": "issuer-sim", "business_date": "2026-09-18"}
 
 
 def every_call(app: FastAPI, values: dict[str, str]

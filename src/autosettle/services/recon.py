@@ -274,12 +274,15 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
                                          "runs": runs, "run_at": now})
         counts = _class_counts(result.pairs, result.ours_only.height,
                                result.theirs_only.height)
+        benign = int(found.filter(pl.col("state") == "resolved").height)
+        # every closure audited: the run's record names what it resolved by itself
         record(uow, who, "recon.run", f"recon/{channel}/{on.isoformat()}", now,
-               detail={"counts": counts, "written": written, "cleared_minor": cleared})
+               detail={"counts": counts, "written": written, "cleared_minor": cleared,
+                       "auto_resolved_new": benign,
+                       "auto_resolved_earlier": auto[:100]})
         timings.update(load=t1 - t0, match=t2 - t1, store=tick() - t2)
     return RunResult(channel, on, ours_count, theirs_count, counts, cleared,
-                     len(auto) + int(found.filter(pl.col("state") == "resolved").height),
-                     timings)
+                     len(auto) + benign, timings)
 
 
 def _currency(ours: pl.DataFrame, theirs: pl.DataFrame) -> str:
