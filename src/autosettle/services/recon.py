@@ -268,8 +268,7 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
                                Money(cleared - before, cur), f"recon:{channel}:{on.isoformat()}")
         if entry is not None:
             uow.ledger.post(entry, now)
-        count, _ = uow.recon.matched_totals(channel, on)
-        uow.recon.save_day(channel, on, {"state": "reconciled", "matched_count": count,
+        uow.recon.save_day(channel, on, {"state": "reconciled", "matched_count": matches.height,
                                          "cleared_minor": cleared, "currency": cur.code,
                                          "runs": runs, "run_at": now})
         counts = _class_counts(result.pairs, result.ours_only.height,

@@ -364,14 +364,6 @@ class ReconRepository:
             d.c.channel == channel, d.c.business_date == on).group_by(d.c.klass, d.c.state))
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
-    def matched_totals(self, channel: str, on: date) -> tuple[int, int]:
-        """(count, signed sum) of a day's matched pairs."""
-        m = recon_matches
-        row = self._conn.execute(select(func.count(), func.coalesce(func.sum(m.c.amount_minor),
-                                                                    0)).where(
-            m.c.channel == channel, m.c.business_date == on)).one()
-        return int(row[0]), int(row[1])
-
     # -- days -----------------------------------------------------------------------------
     def day(self, channel: str, on: date, *, lock: bool = False) -> DayRow | None:
         q = select(recon_days).where(recon_days.c.channel == channel,
