@@ -33,3 +33,9 @@ def test_the_demo_day_has_both_files_and_a_few_discrepancies(
     assert found == {("issuer-sim", "ours_only"), ("issuer-sim", "theirs_only"),
                      ("issuer-sim", "fee_mismatch"), ("bank", "status_mismatch")}
     assert reconcile_demo_day(ctx, DAY, tmp_path / "inbox") == []   # once per date
+
+
+def test_a_demo_day_without_payments_writes_nothing_yet(ctx: ServiceContext,
+                                                        tmp_path: Path) -> None:
+    assert reconcile_demo_day(ctx, DAY, tmp_path / "inbox") == []
+    assert list((tmp_path / "inbox").iterdir()) == []

@@ -19,7 +19,12 @@ from autosettle.domain.errors import AutosettleError
 from autosettle.services import business_dates, recon
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.bank import read_payout_file, write_return_file
-from autosettle.simulators.issuer import ClearingFault, IssuerSimulator, write_clearing_file
+from autosettle.simulators.issuer import (
+    ClearingFault,
+    IssuerSimulator,
+    clearing_lines,
+    write_clearing_file,
+)
 
 log = logging.getLogger("autosettle.demo_recon")
 DEMO_FAULTS = {ClearingFault.MISSING: 1, ClearingFault.EXTRA: 1, ClearingFault.FEE: 1}
@@ -32,7 +37,7 @@ def reconcile_demo_day(ctx: ServiceContext, on: date, inbox: Path) -> list[str]:
     sim = ctx.channel
     if isinstance(sim, IssuerSimulator):
         acp = inbox / f"INN{on:%y%m%d}01ZM"
-        if not acp.exists():
+        if not acp.exists() and clearing_lines(sim, on)[0]:   # nothing cleared yet: later
             try:
                 planted = write_clearing_file(sim, acp, on, faults=DEMO_FAULTS, seed=on.toordinal(),
                                               fee_for=recon.fee_function(ctx))
