@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bench import console, ledger_post, payments, printing, reports, risk, settlement, terminal_host
+from bench import (
+    console,
+    ledger_post,
+    payments,
+    printing,
+    recon,
+    reports,
+    risk,
+    settlement,
+    terminal_host,
+)
 from bench.core import BenchConfig, BenchReport
 
 Benchmark = Callable[[BenchConfig], BenchReport]
@@ -18,4 +28,5 @@ BENCHMARKS: Mapping[str, Benchmark] = {
     printing.NAME: printing.run,
     risk.NAME: risk.run,
     console.NAME: console.run,
+    recon.NAME: recon.run,
 }

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
                                             "console logins in a row that lock the user.")
     console_lockout_s: int = Field(default=900, ge=1, le=86_400, description="How long a "
                                    "locked console user must wait before trying again.")
+    # -- reconciliation (issue 12; docs/reconciliation.md) --
+    recon_sources_file: Path | None = Field(default=None, description="A TOML file of extra "
+                                            "reconciliation sources (layouts), added to the "
+                                            "built-in acp, statement-csv and bank.")
+    recon_time_window_s: int = Field(default=300, ge=0, le=86_400, description="Tolerant "
+                                     "matching: how far apart in seconds our record and the "
+                                     "channel's line may be.")
 
     @property
     def effective_database_url(self) -> str:

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute
 
 from autosettle.api import payment_schemas, schemas, settlement_schemas
 from autosettle.api.routes import printers
+from autosettle.api.routes import recon as recon_routes
 from autosettle.api.routes import risk as risk_routes
 from autosettle.services import alerts, apikeys, leases, merchants, printing, settlement
 from autosettle.services.context import SYSTEM, Role, ServiceContext
@@ -80,6 +81,9 @@ MINIMAL_BODIES: dict[type, dict[str, Any]] = {
     risk_routes.PreregistrationCreate: {"amount_minor": 100,
                                         "valid_from": "2026-09-18T09:00:00+08:00",
                                         "valid_to": "2026-09-19T09:00:00+08:00"},
+    recon_routes.RunCreate: {"business_date": "2026-09-18"},
+    recon_routes.Assign: {"owner": "lee"},
+    recon_routes.Resolve: {"action": "accept", "reason": "checked"},
 }
 PATH_VALUES = {"merchant_id": MID_B, "terminal_id": TID_B1}
 MERCHANT_WRITES = ("/risk/preregistrations",)
@@ -230,7 +234,7 @@ TERMINAL_PAYMENTS = "/v1/payments/"
 TERMINAL_PRINTING = {"/v1/printers/{name}/check", "/v1/printers/{name}/reprints"}
 """A till checks its own printer and reprints its slips (docs/printers.md)."""
 UNAUTHENTICATED = {"/healthz"}
-QUERY_VALUES = {"date": "2026-09-18"}
+QUERY_VALUES = {"date": "2026-09-18", "business_date": "2026-09-18"}
 UNKNOWN_TXN = "0" * 32
 
 
@@ -260,7 +264,9 @@ def own_records(client: TestClient, ctx: ServiceContext, world: World, sim: Issu
             "alert_id": str(alert["alert_id"]), "key_id": key_id_of(world.operator),
             "report_name": "statement",  # /v1/reports/{report_name}: its own statement
             "name": "till-a1", "job_id": str(job.job_id),
-            "rule_id": "default:micro:single_max", "prereg_id": "1"}
+            "rule_id": "default:micro:single_max", "prereg_id": "1",
+            # reconciliation (operator only: no record needed to be refused)
+            "discrepancy_id": "1", "channel": "issuer-sim", "business_date": "2026-09-18"}
 
 
 def every_call(app: FastAPI, values: dict[str, str]

@@ -15,6 +15,7 @@ from autosettle.api.routes import (
     payments,
     printers,
     receipts,
+    recon,
     reports,
     risk,
     settlement,
@@ -25,7 +26,7 @@ from autosettle.services.context import ServiceContext
 
 ROUTERS = (system.router, merchants.router, payments.router, settlement.router,
            terminal_status.router, reports.router, receipts.router, printers.router,
-           risk.router)
+           risk.router, recon.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

@@ -17,6 +17,7 @@ from autosettle.cli import (
     demo,
     merchants,
     printers,
+    recon,
     reports,
     risk,
     serve,
@@ -38,6 +39,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
 app.add_typer(risk.app, name="risk")
+app.add_typer(recon.app, name="recon")
 app.command("serve")(serve.serve)
 app.command("reports")(reports.reports)
 

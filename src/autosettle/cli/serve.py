@@ -20,6 +20,7 @@ from autosettle.logging_setup import configure_logging
 from autosettle.services import database, printing
 from autosettle.services.context import build_context
 from autosettle.simulators import demo_seed as demo
+from autosettle.simulators.demo_recon import DemoRecon
 
 
 def serve(
@@ -57,6 +58,9 @@ def serve(
         console.print(f"demo traffic  4 simulated POS terminals over ISO 8583 (TCP), each paying "
                       f"about every {settings.demo_traffic_interval_s:g} s "
                       "(watch: GET /v1/transactions; docs/terminal-simulator.md)")
+        console.print(f"reconciliation the issuer's clearing file and the bank's return file "
+                      f"after {2 * settings.intraday_interval_s} s, with a few discrepancies "
+                      "(autosettle recon discrepancies; docs/reconciliation.md)")
     if settings.scheduler_enabled:
         console.print(f"scheduler     T+1/D+1 daily at {settings.settlement_time:%H:%M}, "
                       f"T+0/D+0 every {settings.intraday_interval_s} s (Asia/Shanghai)")
@@ -91,10 +95,15 @@ def serve(
     # Printers answer within their timeout at best: their own thread, never in a payment's way.
     print_runner = JobRunner(print_jobs.tasks(ctx) if settings.print_queue_enabled else [])
     print_runner.start()
+    # The demo day's reconciliation files (docs/reconciliation.md), once per business date.
+    demo_recon = (DemoRecon(ctx, 2 * settings.intraday_interval_s).start()
+                  if settings.demo_traffic_interval_s > 0 else None)
     try:
         uvicorn.run(mount_console(create_app(ctx), ctx), host=bind_host, port=bind_port,
                     log_level=settings.log_level.lower(), log_config=None)
     finally:
+        if demo_recon is not None:
+            demo_recon.stop()
         if fleet is not None:
             fleet.stop()
         terminal_host.stop()

@@ -262,21 +262,28 @@ def confirm_payout(ctx: ServiceContext, payout_id: str,
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        payout = _payout_or_404(uow, payout_id)
-        if is_repeat(payout.status, PayoutEvent.CONFIRM):
-            return payout
-        if not allows(payout.status, PayoutEvent.CONFIRM):
-            raise ConflictError(f"payout {payout_id} is {payout.status}, not sent")
-        uow.ledger.post(transfer(
-            f"payout:{payout_id}:confirmed:{payout.attempts}", "payout.confirmed",
-            Account(AccountType.PAYOUT_CLEARING), Account(AccountType.BANK),
-            Money(payout.amount_minor, currency(payout.currency)),
-            merchant_id=payout.merchant_id, reference=payout_id), now)
-        uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.CONFIRM),
-                                  updated_at=now)
-        record(uow, who, "payout.confirm", f"payouts/{payout_id}", now,
-               detail={"merchant_id": payout.merchant_id, "amount_minor": payout.amount_minor})
-        return _payout_or_404(uow, payout_id)
+        return confirm_in(uow, _payout_or_404(uow, payout_id), who, now)
+
+
+def confirm_in(uow: UnitOfWork, payout: PayoutRecord, who: Principal,
+               now: datetime) -> PayoutRecord:
+    """:func:`confirm_payout` inside the caller's unit of work (the bank return file's
+    reconciliation confirms many at once)."""
+    payout_id = payout.payout_id
+    if is_repeat(payout.status, PayoutEvent.CONFIRM):
+        return payout
+    if not allows(payout.status, PayoutEvent.CONFIRM):
+        raise ConflictError(f"payout {payout_id} is {payout.status}, not sent")
+    uow.ledger.post(transfer(
+        f"payout:{payout_id}:confirmed:{payout.attempts}", "payout.confirmed",
+        Account(AccountType.PAYOUT_CLEARING), Account(AccountType.BANK),
+        Money(payout.amount_minor, currency(payout.currency)),
+        merchant_id=payout.merchant_id, reference=payout_id), now)
+    uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.CONFIRM),
+                              updated_at=now)
+    record(uow, who, "payout.confirm", f"payouts/{payout_id}", now,
+           detail={"merchant_id": payout.merchant_id, "amount_minor": payout.amount_minor})
+    return _payout_or_404(uow, payout_id)
 
 
 def fail_payout(ctx: ServiceContext, payout_id: str, reason: str,
@@ -286,26 +293,33 @@ def fail_payout(ctx: ServiceContext, payout_id: str, reason: str,
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        payout = _payout_or_404(uow, payout_id)
-        if is_repeat(payout.status, PayoutEvent.FAIL):
-            return payout
-        if not allows(payout.status, PayoutEvent.FAIL):
-            raise ConflictError(f"payout {payout_id} is {payout.status}, not sent")
-        uow.ledger.post(transfer(
-            f"payout:{payout_id}:failed:{payout.attempts}", "payout.failed",
-            Account(AccountType.PAYOUT_CLEARING),
-            Account(AccountType.MERCHANT_PAYABLE, payout.merchant_id),
-            Money(payout.amount_minor, currency(payout.currency)),
-            merchant_id=payout.merchant_id, reference=payout_id), now)
-        uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.FAIL),
-                                  failure_reason=reason[:200],
-                                  updated_at=now)
-        uow.alerts.raise_alert(now, "critical", "payout_failed",
-                               f"payout {payout_id} failed: {reason}", payout.merchant_id,
-                               f"payout-failed:{payout_id}:{payout.attempts}")
-        record(uow, who, "payout.fail", f"payouts/{payout_id}", now,
-               detail={"merchant_id": payout.merchant_id, "reason": reason[:200]})
-        return _payout_or_404(uow, payout_id)
+        return fail_in(uow, _payout_or_404(uow, payout_id), reason, who, now)
+
+
+def fail_in(uow: UnitOfWork, payout: PayoutRecord, reason: str, who: Principal,
+            now: datetime) -> PayoutRecord:
+    """:func:`fail_payout` inside the caller's unit of work (a returned payout of the bank
+    return file)."""
+    payout_id = payout.payout_id
+    if is_repeat(payout.status, PayoutEvent.FAIL):
+        return payout
+    if not allows(payout.status, PayoutEvent.FAIL):
+        raise ConflictError(f"payout {payout_id} is {payout.status}, not sent")
+    uow.ledger.post(transfer(
+        f"payout:{payout_id}:failed:{payout.attempts}", "payout.failed",
+        Account(AccountType.PAYOUT_CLEARING),
+        Account(AccountType.MERCHANT_PAYABLE, payout.merchant_id),
+        Money(payout.amount_minor, currency(payout.currency)),
+        merchant_id=payout.merchant_id, reference=payout_id), now)
+    uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.FAIL),
+                              failure_reason=reason[:200],
+                              updated_at=now)
+    uow.alerts.raise_alert(now, "critical", "payout_failed",
+                           f"payout {payout_id} failed: {reason}", payout.merchant_id,
+                           f"payout-failed:{payout_id}:{payout.attempts}")
+    record(uow, who, "payout.fail", f"payouts/{payout_id}", now,
+           detail={"merchant_id": payout.merchant_id, "reason": reason[:200]})
+    return _payout_or_404(uow, payout_id)
 
 
 def retry_payout(ctx: ServiceContext, who: Principal, payout_id: str) -> PayoutRecord:
@@ -313,31 +327,37 @@ def retry_payout(ctx: ServiceContext, who: Principal, payout_id: str) -> PayoutR
     who.require_operator()
     now = ctx.now()
     with ctx.db.unit_of_work() as uow:
-        payout = _payout_or_404(uow, payout_id)
-        if not allows(payout.status, PayoutEvent.RETRY):
-            raise ConflictError(f"payout {payout_id} is {payout.status}")
-        merchant = uow.merchants.get(payout.merchant_id)
-        account = next((a for a in uow.settlement_accounts.list_for(payout.merchant_id)
-                        if a.verified and a.status == "active" and merchant is not None
-                        and holder_name_matches(a.holder_name, merchant.legal_name)), None)
-        if account is None:
-            raise ConflictError("the merchant still has no verified account in its own name")
-        payable = -uow.ledger.balance(Account(AccountType.MERCHANT_PAYABLE,
-                                              payout.merchant_id).code, payout.currency)
-        if payout.amount_minor > payable:
-            raise ConflictError(f"payout {payout.amount_minor} exceeds the payable {payable}")
-        batch = uow.settlement.batch(payout.batch_id)
-        if payout.status is PayoutStatus.BLOCKED and batch is not None and merchant is not None:
-            # Blocked by the checks before money leaves: they must all pass now, not only
-            # the account one (a retry is no way around them).
-            problems = verify_batch(uow, merchant, batch)
-            if problems:
-                raise ConflictError("the batch still fails its checks: " + "; ".join(problems))
-        uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.RETRY),
-                                  account_id=account.account_id,
-                                  attempts=payout.attempts + 1, failure_reason=None,
-                                  file_name=None, updated_at=now)
-        uow.settlement.set_batch(payout.batch_id, status=BatchStatus.SETTLED)
-        record(uow, who, "payout.retry", f"payouts/{payout_id}", now,
-               detail={"merchant_id": payout.merchant_id, "account_id": account.account_id})
-        return _payout_or_404(uow, payout_id)
+        return retry_in(uow, payout_id, who, now)
+
+
+def retry_in(uow: UnitOfWork, payout_id: str, who: Principal, now: datetime) -> PayoutRecord:
+    """:func:`retry_payout` inside the caller's unit of work (a returned payout's
+    re-settlement, asked for from the reconciliation queue): 一清 checks again."""
+    payout = _payout_or_404(uow, payout_id)
+    if not allows(payout.status, PayoutEvent.RETRY):
+        raise ConflictError(f"payout {payout_id} is {payout.status}")
+    merchant = uow.merchants.get(payout.merchant_id)
+    account = next((a for a in uow.settlement_accounts.list_for(payout.merchant_id)
+                    if a.verified and a.status == "active" and merchant is not None
+                    and holder_name_matches(a.holder_name, merchant.legal_name)), None)
+    if account is None:
+        raise ConflictError("the merchant still has no verified account in its own name")
+    payable = -uow.ledger.balance(Account(AccountType.MERCHANT_PAYABLE,
+                                          payout.merchant_id).code, payout.currency)
+    if payout.amount_minor > payable:
+        raise ConflictError(f"payout {payout.amount_minor} exceeds the payable {payable}")
+    batch = uow.settlement.batch(payout.batch_id)
+    if payout.status is PayoutStatus.BLOCKED and batch is not None and merchant is not None:
+        # Blocked by the checks before money leaves: they must all pass now, not only
+        # the account one (a retry is no way around them).
+        problems = verify_batch(uow, merchant, batch)
+        if problems:
+            raise ConflictError("the batch still fails its checks: " + "; ".join(problems))
+    uow.settlement.set_payout(payout_id, status=after(payout.status, PayoutEvent.RETRY),
+                              account_id=account.account_id,
+                              attempts=payout.attempts + 1, failure_reason=None,
+                              file_name=None, updated_at=now)
+    uow.settlement.set_batch(payout.batch_id, status=BatchStatus.SETTLED)
+    record(uow, who, "payout.retry", f"payouts/{payout_id}", now,
+           detail={"merchant_id": payout.merchant_id, "account_id": account.account_id})
+    return _payout_or_404(uow, payout_id)

@@ -31,8 +31,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
@@ -61,6 +62,8 @@ from autosettle.private_files import create_once
 from autosettle.store.engine import make_engine, normalize_url
 
 PIN_TRIES_MAX = 3
+CLEARED_TYPES: Final = frozenset({"sale", "completion", "void", "completion_void", "refund"})
+"""What the issuer puts on its clearing file (when approved and not reversed)."""
 RC = ResponseCode
 SECRET_BYTES: Final = 32
 HASH_VERSION: Final = "2"
@@ -110,6 +113,17 @@ sim_meta = Table(
     "sim_meta", sim_metadata,
     Column("name", String(30), primary_key=True),
     Column("value", String(64), nullable=False),
+)
+sim_clearing = Table(
+    # What the issuer keeps of each approved authorization for its clearing file (a table of
+    # its own, so older simulator files gain it through create_all).
+    "sim_clearing", sim_metadata,
+    Column("reference", String(64), primary_key=True),
+    Column("merchant_id", String(15), nullable=False),
+    Column("terminal_id", String(8), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("card_key", String(64), nullable=True),
 )
 sim_faults = Table(
     "sim_faults", sim_metadata,
@@ -231,6 +245,8 @@ class IssuerSimulator:
         sim_metadata.create_all(self._engine)
         self._adopt(_derive(secret, "key check").hex()[:32])
         self._lock = threading.Lock()
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """When the issuer saw an authorization (tests set the platform's fake clock)."""
 
     @staticmethod
     def _own_secret(url: str, key_file: Path | None) -> bytes:
@@ -441,6 +457,11 @@ class IssuerSimulator:
             original_reference=req.original_reference))
         if code is RC.APPROVED:
             self._shift(conn, key, balance_delta, hold_delta)
+            if req.txn_type in CLEARED_TYPES:
+                conn.execute(insert(sim_clearing).values(
+                    reference=req.reference, merchant_id=req.merchant_id,
+                    terminal_id=req.terminal_id, business_date=req.business_date.isoformat(),
+                    at=self.clock().astimezone(UTC).isoformat(), card_key=key))
         return ChannelAnswer(code, auth_code, req.reference, balance)
 
     def _decide(self, conn: Connection, req: ChannelRequest, key: str, card: Any,
@@ -512,3 +533,163 @@ class IssuerSimulator:
         conn.execute(_SHIFT, {"key": key, "balance_delta": balance_delta,
                               "hold_delta": hold_delta})
 
+
+
+# -- the clearing file (对账文件) ------------------------------------------------------------
+# The issuer writes, for a business date, an ACP-style detail file from its own records
+# (docs/reconciliation.md): one line per approved, unreversed sale, completion, void,
+# completion void or refund, in GBK, fixed width, with a header and trailer carrying the
+# count and total. Faults can be planted to exercise reconciliation.
+
+class ClearingFault(StrEnum):
+    MISSING = "missing"
+    """A line left out (we have it, the channel does not: ours only)."""
+    EXTRA = "extra"
+    """A line for something we never saw (theirs only)."""
+    AMOUNT = "amount"
+    """A changed amount (amount mismatch)."""
+    UNSEEN_REVERSAL = "unseen_reversal"
+    """A line for an authorization that was reversed: the issuer never saw the reversal
+    (status mismatch)."""
+    NEXT_DAY = "next_day"
+    """A line dated the next day (date mismatch)."""
+    FEE = "fee"
+    """A different fee (fee mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearingLine:
+    txn_type: str
+    reference: str
+    merchant_id: str
+    terminal_id: str
+    local_time: datetime
+    """Beijing wall-clock time; the file's MMDD is the clearing day."""
+    amount_minor: int
+    fee_minor: int | None
+    masked_pan: str
+    trace: str
+
+
+ACP_CODES: Final = {"sale": "S22", "completion": "S24", "void": "S31",
+                    "completion_void": "S32", "refund": "S33"}
+FeeFor = Callable[[str, str, int, str], "int | None"]
+"""(merchant id, transaction type, amount, card kind) -> the channel's fee, or None."""
+
+
+def plant_faults(lines: list[ClearingLine], faults: dict[ClearingFault, int],
+                 reversed_lines: list[ClearingLine], seed: int,
+                 ) -> tuple[list[ClearingLine], list[tuple[ClearingFault, str]]]:
+    """``lines`` with ``faults`` planted (how many of each); what was planted, as (fault,
+    reference). Each changed line is a different one."""
+    import random
+    from dataclasses import replace
+    from datetime import timedelta
+
+    rng = random.Random(seed)
+    out = list(lines)
+    planted: list[tuple[ClearingFault, str]] = []
+    # only sales are changed: a changed sale with voids or refunds of it would also break
+    # what those pair with
+    candidates = [i for i, line in enumerate(out) if line.txn_type == "sale"]
+    rng.shuffle(candidates)
+    drop: set[int] = set()
+    for fault in (ClearingFault.MISSING, ClearingFault.AMOUNT, ClearingFault.NEXT_DAY,
+                  ClearingFault.FEE):
+        for _ in range(faults.get(fault, 0)):
+            if not candidates:
+                raise ValueError(f"not enough lines to plant {fault.value}")
+            i = candidates.pop()
+            line = out[i]
+            if fault is ClearingFault.MISSING:
+                drop.add(i)
+            elif fault is ClearingFault.AMOUNT:
+                out[i] = replace(line, amount_minor=line.amount_minor + rng.randint(1, 500))
+            elif fault is ClearingFault.NEXT_DAY:
+                out[i] = replace(line, local_time=line.local_time + timedelta(days=1))
+            else:
+                out[i] = replace(line, fee_minor=(line.fee_minor or 0) + rng.randint(1, 50))
+            planted.append((fault, line.reference))
+    out = [line for i, line in enumerate(out) if i not in drop]
+    for n in range(faults.get(ClearingFault.EXTRA, 0)):
+        model = lines[rng.randrange(len(lines))] if lines else None
+        if model is None:
+            raise ValueError("no line to model an extra line on")
+        reference = f"x{seed:08d}{n:06d}".ljust(32, "0")[:32]
+        out.append(replace(model, txn_type="sale", reference=reference,
+                           amount_minor=rng.randint(100, 99_999), fee_minor=None,
+                           trace=f"{900000 + n:06d}"))
+        planted.append((ClearingFault.EXTRA, reference))
+    for line in reversed_lines[:faults.get(ClearingFault.UNSEEN_REVERSAL, 0)]:
+        out.append(line)
+        planted.append((ClearingFault.UNSEEN_REVERSAL, line.reference))
+    if faults.get(ClearingFault.UNSEEN_REVERSAL, 0) > len(reversed_lines):
+        raise ValueError("not enough reversed authorizations to plant unseen reversals")
+    return out, planted
+
+
+def acp_record_values(line: ClearingLine) -> dict[str, str]:
+    return {"txn_code": ACP_CODES[line.txn_type], "trace": line.trace,
+            "txn_time": f"{line.local_time:%m%d%H%M%S}", "account": line.masked_pan,
+            "amount": f"{line.amount_minor:012d}",
+            "order_ref": line.reference,
+            "fee": "" if line.fee_minor is None else f"{line.fee_minor:013d}",
+            "merchant_id": line.merchant_id, "terminal_id": line.terminal_id}
+
+
+def write_acp_file(path: Path, business_date: date, lines: list[ClearingLine]) -> Path:
+    """Write ``lines`` as the ACP detail file of ``business_date`` (GBK, header, trailer)."""
+    from autosettle.domain.recon_layouts import control_record, fixed_record
+    from autosettle.services.recon import builtin_sources
+
+    spec = builtin_sources()["acp"]
+    assert spec.header is not None and spec.trailer is not None
+    total = sum(line.amount_minor for line in lines)
+    with open(path, "wb") as handle:
+        handle.write(control_record(spec.header, business_date, len(lines), total) + b"\n")
+        for line in lines:
+            handle.write(fixed_record(spec, acp_record_values(line)) + b"\n")
+        handle.write(control_record(spec.trailer, business_date, len(lines), total) + b"\n")
+    return path
+
+
+def _clearing_rows(sim: IssuerSimulator, business_date: date) -> list[Any]:
+    a, c, k = sim_auths, sim_clearing, sim_cards
+    query = select(a.c.reference, a.c.txn_type, a.c.amount_minor, a.c.state,
+                   a.c.original_reference, c.c.merchant_id, c.c.terminal_id, c.c.at,
+                   k.c.masked, k.c.kind).select_from(
+        c.join(a, a.c.reference == c.c.reference).outerjoin(k, k.c.card_key == c.c.card_key)
+    ).where(c.c.business_date == business_date.isoformat()).order_by(c.c.at, c.c.reference)
+    with sim._engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+def clearing_lines(sim: IssuerSimulator, business_date: date, fee_for: FeeFor | None = None,
+                   ) -> tuple[list[ClearingLine], list[ClearingLine]]:
+    """The issuer's lines for ``business_date`` and, apart, the lines its reversed
+    authorizations would have had."""
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    live: list[ClearingLine] = []
+    gone: list[ClearingLine] = []
+    for n, row in enumerate(_clearing_rows(sim, business_date)):
+        at = datetime.fromisoformat(row.at).astimezone(shanghai).replace(tzinfo=None)
+        at = datetime.combine(business_date, at.time())
+        fee = fee_for(row.merchant_id, row.txn_type, row.amount_minor, row.kind or "other") \
+            if fee_for is not None else None
+        line = ClearingLine(row.txn_type, row.reference, row.merchant_id, row.terminal_id, at,
+                            row.amount_minor, fee, row.masked or "", f"{n + 1:06d}")
+        (live if row.state == "applied" else gone).append(line)
+    return live, gone
+
+
+def write_clearing_file(sim: IssuerSimulator, path: Path, business_date: date, *,
+                        faults: dict[ClearingFault, int] | None = None, seed: int = 0,
+                        fee_for: FeeFor | None = None) -> list[tuple[ClearingFault, str]]:
+    """Write the issuer's ACP detail file for ``business_date`` from its own records, with
+    ``faults`` planted; what was planted."""
+    live, gone = clearing_lines(sim, business_date, fee_for)
+    lines, planted = plant_faults(live, faults or {}, gone, seed)
+    write_acp_file(path, business_date, lines)
+    return planted

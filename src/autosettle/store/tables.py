@@ -695,3 +695,116 @@ console_sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_console_sessions_user", "user_id"),
 )
+
+
+# -- reconciliation (issue 12) ----------------------------------------------------------------
+# The other side's files as imported (one row per file, one per good line, one per
+# quarantined line), what a run found (matched pairs, discrepancies) and each business
+# date's state per channel. docs/reconciliation.md.
+
+recon_files = Table(
+    "recon_files", metadata,
+    Column("file_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("source", String(40), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("file_name", String(200), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("file_date", Date, nullable=True),
+    Column("line_count", Integer, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("bad_count", Integer, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Column("imported_by", String(100), nullable=False),
+    UniqueConstraint("source", "content_hash", name="uq_recon_files_hash"),
+    Index("ix_recon_files_date", "channel", "file_date"),
+)
+
+recon_lines = Table(
+    "recon_lines", metadata,
+    Column("line_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("file_id", BigInteger, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("file_date", Date, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("txn_type", String(20), nullable=True),
+    Column("line_date", Date, nullable=True),
+    Column("txn_at_s", BigInteger, nullable=True),
+    Column("merchant_id", String(15), nullable=True),
+    Column("terminal_id", String(8), nullable=True),
+    Column("order_ref", String(32), nullable=True),
+    Column("rrn", String(12), nullable=True),
+    Column("trace", String(6), nullable=True),
+    Column("batch_no", String(6), nullable=True),
+    Column("pan_last4", String(4), nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("result", String(10), nullable=True),
+    Column("reason", String(100), nullable=True),
+    Index("ix_recon_lines_day", "channel", "file_date"),
+    Index("ix_recon_lines_file", "file_id"),
+)
+
+recon_quarantine = Table(
+    # Bad lines of an imported file: the line number and why, never the line itself (an
+    # account field may hold a full card number).
+    "recon_quarantine", metadata,
+    Column("file_id", BigInteger, primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("reason", String(200), nullable=False),
+)
+
+recon_matches = Table(
+    "recon_matches", metadata,
+    Column("match_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("channel", String(20), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("merchant_id", String(15), nullable=True),
+    Column("txn_id", String(32), nullable=False),
+    Column("line_id", BigInteger, nullable=False),
+    Column("rule", String(10), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_recon_matches_day", "channel", "business_date"),
+)
+
+recon_discrepancies = Table(
+    "recon_discrepancies", metadata,
+    Column("discrepancy_id", BigIntId, primary_key=True, autoincrement=True),
+    Column("channel", String(20), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("klass", String(20), nullable=False),
+    Column("merchant_id", String(15), nullable=True),
+    Column("txn_id", String(32), nullable=True),
+    Column("line_id", BigInteger, nullable=True),
+    Column("our_amount_minor", BigInteger, nullable=True),
+    Column("their_amount_minor", BigInteger, nullable=True),
+    Column("our_fee_minor", BigInteger, nullable=True),
+    Column("their_fee_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("owner", String(100), nullable=True),
+    Column("resolution", String(20), nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("entry_key", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    CheckConstraint("state IN ('open', 'resolved')", name="state_known"),
+    Index("ix_recon_discrepancies_day", "channel", "business_date", "state"),
+    Index("ix_recon_discrepancies_txn", "txn_id"),
+)
+
+recon_days = Table(
+    "recon_days", metadata,
+    Column("channel", String(20), primary_key=True),
+    Column("business_date", Date, primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("matched_count", Integer, nullable=False),
+    Column("cleared_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("runs", Integer, nullable=False),
+    Column("run_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("closed_by", String(100), nullable=True),
+    CheckConstraint("state IN ('open', 'reconciled', 'closed')", name="state_known"),
+)

@@ -35,6 +35,7 @@ from autosettle.store.payments import (
     TransactionRepository,
 )
 from autosettle.store.printing import PrintingRepository
+from autosettle.store.recon import ReconRepository
 from autosettle.store.reports import ReportRepository
 from autosettle.store.risk import RiskRepository
 from autosettle.store.settlement import (
@@ -93,6 +94,7 @@ class UnitOfWork:
         self.reports = ReportRepository(conn)
         self.printing = PrintingRepository(conn)
         self.risk = RiskRepository(conn)
+        self.recon = ReconRepository(conn)
         return self
 
     @property

@@ -1,0 +1,166 @@
+"""The bulk matcher: our records and the other side's lines, as frames, in a few joins.
+
+1. **Keys**, in the source's order (e.g. order reference + terminal, then trace + batch +
+   terminal, then RRN + terminal): one-to-one pairs on equal keys. A key pair whose amounts
+   differ is first tried as **many-to-one**: a net line against our record and the voids and
+   refunds of it that no line names (their sum equals the line).
+2. **Tolerant rules** for what is left: same terminal, type and amount, same merchant and
+   card last 4 where both sides give them, times within the window; the closest pair wins,
+   one-to-one.
+3. Every pair is classified by the checks of :data:`autosettle.domain.recon.PAIR_CHECKS`,
+   in order (the same as :func:`autosettle.domain.recon.classify_pair`, column-wise);
+   lines left over are *theirs only*, our live records left over *ours only* (a reversed
+   record with no line is agreement, not a discrepancy).
+
+Input columns: ours as ``store.recon.OUR_COLUMNS``, theirs as ``store.recon.LINE_COLUMNS``
+(plus ``result`` for bank lines). Output: the matched pairs and the discrepancies, each a
+frame ready to store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from autosettle.domain.recon import SIGNS, TolerantRules
+
+_OUR_KEY = {"order_ref": "txn_id", "trace": "trace", "batch_no": "batch_no", "rrn": "rrn",
+            "terminal_id": "terminal_id", "merchant_id": "merchant_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    pairs: pl.DataFrame
+    """o_idx, t_idx, rule, klass: every pair, classified."""
+    ours: pl.DataFrame
+    theirs: pl.DataFrame
+    ours_only: pl.DataFrame
+    """o_idx of our live records no line pairs with."""
+    theirs_only: pl.DataFrame
+    """t_idx of the lines that pair with none of ours."""
+
+
+def _signed(frame: pl.DataFrame) -> pl.Expr:
+    sign = pl.col("txn_type").replace_strict(SIGNS, default=1, return_dtype=pl.Int64)
+    return (pl.col("amount_minor") * sign).alias("signed")
+
+
+def prepare_ours(ours: pl.DataFrame) -> pl.DataFrame:
+    return ours.with_row_index("o_idx").with_columns(
+        _signed(ours), (pl.col("status") != "reversed").alias("live"))
+
+
+def prepare_theirs(theirs: pl.DataFrame) -> pl.DataFrame:
+    live = (pl.col("result") != "returned").fill_null(True) if "result" in theirs.columns \
+        else pl.lit(True)
+    return theirs.with_row_index("t_idx").with_columns(_signed(theirs), live.alias("t_live"))
+
+
+def _one_to_one(cands: pl.DataFrame, order: str) -> pl.DataFrame:
+    """Greedy one-to-one: by ``order``, each line and each record used once."""
+    cands = cands.sort([order, "t_idx", "o_idx"])
+    cands = cands.unique("t_idx", keep="first", maintain_order=True)
+    return cands.unique("o_idx", keep="first", maintain_order=True)
+
+
+def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]],
+          rules: TolerantRules) -> MatchResult:
+    o = prepare_ours(ours)
+    t = prepare_theirs(theirs)
+    pairs: list[pl.DataFrame] = []
+    used_o = pl.Series("o_idx", [], pl.UInt32)
+    used_t = pl.Series("t_idx", [], pl.UInt32)
+    for key in keys:
+        left = t.filter(~pl.col("t_idx").is_in(used_t.implode()))
+        for k in key:
+            left = left.filter(pl.col(k).is_not_null())
+        if left.height == 0:
+            continue
+        right = o.filter(~pl.col("o_idx").is_in(used_o.implode()))
+        on_t = list(key)
+        on_o = [_OUR_KEY[k] for k in key]
+        found = left.select(["t_idx", *on_t]).join(
+            right.select(["o_idx", *on_o]), left_on=on_t, right_on=on_o, how="inner")
+        found = _one_to_one(found.select("t_idx", "o_idx").with_columns(
+            pl.lit(0).alias("_o")), "_o").drop("_o")
+        if found.height:
+            found = found.with_columns(pl.lit("key").alias("rule"))
+            pairs.append(found)
+            used_o = pl.concat([used_o, found["o_idx"]])
+            used_t = pl.concat([used_t, found["t_idx"]])
+    # many-to-one: a key pair whose line is the net of our record and its children
+    if pairs:
+        keyed = pl.concat(pairs)
+        amounts = keyed.join(t.select("t_idx", "signed"), on="t_idx").join(
+            o.select("o_idx", "txn_id", pl.col("signed").alias("o_signed")), on="o_idx")
+        differ = amounts.filter(pl.col("signed") != pl.col("o_signed"))
+        if differ.height:
+            children = o.filter(~pl.col("o_idx").is_in(used_o.implode()), pl.col("live"),
+                                pl.col("original_txn_id").is_not_null()).select(
+                pl.col("o_idx").alias("c_idx"), pl.col("original_txn_id").alias("txn_id"),
+                pl.col("signed").alias("c_signed"))
+            nets = differ.join(children, on="txn_id").group_by("t_idx").agg(
+                pl.col("c_idx"), pl.col("c_signed").sum().alias("c_sum"),
+                pl.col("signed").first(), pl.col("o_signed").first())
+            nets = nets.filter(pl.col("o_signed") + pl.col("c_sum") == pl.col("signed"))
+            if nets.height:
+                extra = nets.select("t_idx", pl.col("c_idx").alias("o_idx")).explode(
+                    "o_idx").with_columns(pl.lit("net").alias("rule"))
+                net_ids = nets["t_idx"].implode()
+                pairs = [p.with_columns(pl.when(pl.col("t_idx").is_in(net_ids))
+                                        .then(pl.lit("net")).otherwise(pl.col("rule"))
+                                        .alias("rule")) for p in pairs]
+                pairs.append(extra.with_columns(pl.col("o_idx").cast(pl.UInt32)))
+                used_o = pl.concat([used_o, extra["o_idx"].cast(pl.UInt32)])
+    # tolerant rules
+    left = t.filter(~pl.col("t_idx").is_in(used_t.implode()), pl.col("terminal_id").is_not_null())
+    right = o.filter(~pl.col("o_idx").is_in(used_o.implode()), pl.col("live"))
+    if left.height and right.height:
+        cands = left.select("t_idx", "terminal_id", "txn_type", "amount_minor", "merchant_id",
+                            "pan_last4", "txn_at_s").join(
+            right.select("o_idx", "terminal_id", "txn_type", "amount_minor",
+                         pl.col("merchant_id").alias("o_merchant"),
+                         pl.col("pan_last4").alias("o_last4"), "at_s"),
+            on=["terminal_id", "txn_type", "amount_minor"], how="inner")
+        cands = cands.filter(
+            pl.col("merchant_id").is_null() | (pl.col("merchant_id") == pl.col("o_merchant")),
+            pl.lit(not rules.use_last4) | pl.col("pan_last4").is_null()
+            | pl.col("o_last4").is_null() | (pl.col("pan_last4") == pl.col("o_last4")),
+        ).with_columns((pl.col("txn_at_s") - pl.col("at_s")).abs().alias("gap")).filter(
+            pl.col("gap").is_null() | (pl.col("gap") <= rules.time_window_s))
+        if cands.height:
+            found = _one_to_one(cands.with_columns(pl.col("gap").fill_null(0)), "gap")
+            found = found.select("t_idx", "o_idx").with_columns(pl.lit("tolerant").alias("rule"))
+            pairs.append(found)
+            used_o = pl.concat([used_o, found["o_idx"]])
+            used_t = pl.concat([used_t, found["t_idx"]])
+    all_pairs = pl.concat(pairs) if pairs else pl.DataFrame(
+        schema={"t_idx": pl.UInt32, "o_idx": pl.UInt32, "rule": pl.Utf8})
+    classified = classify(all_pairs, o, t)
+    ours_only = o.filter(~pl.col("o_idx").is_in(used_o.implode()), pl.col("live")).select("o_idx")
+    theirs_only = t.filter(~pl.col("t_idx").is_in(used_t.implode())).select("t_idx")
+    return MatchResult(classified, o, t, ours_only, theirs_only)
+
+
+def classify(pairs: pl.DataFrame, o: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
+    """``klass`` for every pair: the checks of ``PAIR_CHECKS``, in order, column-wise. A
+    net line's pairs are judged on the line's amount against the group's sum."""
+    joined = pairs.join(t.select("t_idx", pl.col("signed").alias("t_signed"), "line_date",
+                                 pl.col("fee_minor").alias("t_fee"), "t_live"), on="t_idx"
+                        ).join(o.select("o_idx", pl.col("signed").alias("o_signed"),
+                                        "business_date", pl.col("fee_minor").alias("o_fee"),
+                                        "live"), on="o_idx")
+    group_sum = pl.col("o_signed").sum().over("t_idx")
+    o_amount = pl.when(pl.col("rule") == "net").then(group_sum).otherwise(pl.col("o_signed"))
+    net_head = (pl.col("rule") != "net") | (pl.col("o_signed") == pl.col("o_signed").max().over(
+        "t_idx"))
+    return joined.with_columns(
+        pl.when(pl.col("live") != pl.col("t_live")).then(pl.lit("status_mismatch"))
+        .when(o_amount != pl.col("t_signed")).then(pl.lit("amount_mismatch"))
+        .when(pl.col("business_date") != pl.col("line_date")).then(pl.lit("date_mismatch"))
+        .when(net_head & pl.col("o_fee").is_not_null() & pl.col("t_fee").is_not_null()
+              & (pl.col("o_fee").abs() != pl.col("t_fee").abs()))
+        .then(pl.lit("fee_mismatch"))
+        .otherwise(pl.lit("matched")).alias("klass"))

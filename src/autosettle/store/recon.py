@@ -1,0 +1,410 @@
+"""Reconciliation storage: imported files and lines, matches, discrepancies, business dates.
+
+The bulk goes through columnar frames (polars), never a row object per line:
+
+* reading: one statement per frame; on PostgreSQL ``COPY (SELECT ..) TO STDOUT`` as CSV,
+  read by polars in one go; on SQLite the cursor's rows straight into a frame;
+* writing: on PostgreSQL ``COPY .. FROM STDIN`` of the frame as CSV; on SQLite the DB-API's
+  ``executemany`` on one prepared statement.
+
+Queries are SQLAlchemy Core statements rendered with their (trusted, typed) values inline,
+so one text serves both paths.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from autosettle.store.tables import (
+    recon_days,
+    recon_discrepancies,
+    recon_files,
+    recon_lines,
+    recon_matches,
+    recon_quarantine,
+    settlement_items,
+    transactions,
+)
+
+FINANCIAL_TYPES = ("sale", "completion", "void", "completion_void", "refund")
+LIVE_STATUSES = ("approved", "voided", "completed")
+"""Our financial records the channel should clear: approved (or since voided: the void is a
+record of its own). ``reversed`` records are read too, to tell a status mismatch."""
+
+LINE_COLUMNS = ("line_id", "file_id", "line_no", "txn_type", "line_date", "txn_at_s",
+                "merchant_id", "terminal_id", "order_ref", "rrn", "trace", "batch_no",
+                "pan_last4", "amount_minor", "fee_minor", "currency", "result", "reason")
+OUR_COLUMNS = ("txn_id", "merchant_id", "terminal_id", "txn_type", "status", "amount_minor",
+               "currency", "business_date", "rrn", "trace", "batch_no", "pan_last4",
+               "original_txn_id", "at_s", "fee_minor")
+SQLITE_CACHE_KIB = 128 * 1024
+READ_ROWS = 100_000
+WRITE_ROWS = 100_000
+"""Rows fetched at a time from SQLite (a frame per batch, not a Python row per line)."""
+_INTS = {"line_id", "file_id", "line_no", "txn_at_s", "amount_minor", "fee_minor", "at_s",
+         "discrepancy_id", "our_amount_minor", "their_amount_minor", "our_fee_minor",
+         "their_fee_minor", "match_id"}
+_DATES = {"line_date", "business_date", "file_date"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    file_id: int
+    source: str
+    channel: str
+    file_name: str
+    file_date: date | None
+    line_count: int
+    total_minor: int
+    bad_count: int
+    imported_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow:
+    channel: str
+    business_date: date
+    state: str
+    matched_count: int
+    cleared_minor: int
+    currency: str
+    runs: int
+    run_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscrepancyRow:
+    discrepancy_id: int
+    channel: str
+    business_date: date
+    klass: str
+    merchant_id: str | None
+    txn_id: str | None
+    line_id: int | None
+    our_amount_minor: int | None
+    their_amount_minor: int | None
+    our_fee_minor: int | None
+    their_fee_minor: int | None
+    currency: str
+    state: str
+    owner: str | None
+    resolution: str | None
+    note: str | None
+    entry_key: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class ReconRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+        self._cache_set = False
+
+    def _big_cache(self) -> None:
+        """SQLite: a page cache that holds a day's bulk writes. With the default (2 MiB) a
+        transaction of a million lines spills its pages to the WAL over and over (tens of
+        times the data written); set once per unit of work that writes in bulk."""
+        if not self._pg and not self._cache_set:
+            self._conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+            self._cache_set = True
+
+    # -- frames ---------------------------------------------------------------------------
+    def _sql(self, statement: Any) -> str:
+        return str(statement.compile(dialect=self._conn.dialect,
+                                     compile_kwargs={"literal_binds": True}))
+
+    def read_frame(self, statement: Select[Any], names: Sequence[str]) -> pl.DataFrame:
+        """The rows of ``statement`` as a frame with columns ``names`` (ints and dates typed,
+        the rest text)."""
+        return self.read_frame_sql(self._sql(statement), names)
+
+    def read_frame_sql(self, sql: str, names: Sequence[str]) -> pl.DataFrame:
+        """:meth:`read_frame` of a query's text."""
+        schema = {n: pl.Utf8 for n in names}
+        if self._pg:
+            raw = self._conn.connection.driver_connection
+            buffer = io.BytesIO()
+            with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                    f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+                for block in copy:
+                    buffer.write(block)
+            if buffer.tell() == 0:
+                frame = pl.DataFrame(schema=schema)
+            else:
+                buffer.seek(0)
+                frame = pl.read_csv(buffer, has_header=False, new_columns=list(names),
+                                    schema=schema)
+        else:
+            # the DB-API cursor of this transaction's connection, column by column: no
+            # row objects of SQLAlchemy's, no frame built row-wise
+            cursor = self._conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                sql)
+            typed = {n: (pl.Int64 if n in _INTS else pl.Utf8) for n in names}
+            parts = [pl.DataFrame(schema=typed)]
+            while rows := cursor.fetchmany(READ_ROWS):
+                columns = list(zip(*rows, strict=True))
+                parts.append(pl.DataFrame([pl.Series(n, c, dtype=typed[n], strict=False)
+                                           for n, c in zip(names, columns, strict=True)]))
+            cursor.close()
+            frame = pl.concat(parts, rechunk=False)
+        casts = [pl.col(n).cast(pl.Int64) for n in names if n in _INTS]
+        casts += [pl.col(n).str.slice(0, 10).str.to_date("%Y-%m-%d")
+                  for n in names if n in _DATES]
+        return frame.with_columns(casts) if casts else frame
+
+    def write_frame(self, table_name: str, frame: pl.DataFrame) -> None:
+        """Append ``frame``'s rows to ``table_name`` (columns by name)."""
+        if frame.height == 0:
+            return
+        self._big_cache()
+        names = frame.columns
+        frame = frame.with_columns(_utc_text(n, t, self._pg) for n, t in frame.schema.items()
+                                   if isinstance(t, pl.Datetime))
+        if self._pg:
+            raw = self._conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                    f"COPY {table_name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)",
+            ) as copy:
+                for start in range(0, frame.height, WRITE_ROWS):  # a slice at a time
+                    buffer = io.BytesIO()
+                    frame.slice(start, WRITE_ROWS).write_csv(buffer, include_header=False,
+                                                             null_value="")
+                    copy.write(buffer.getbuffer())
+            return
+        out = frame.with_columns([pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items()
+                                  if t == pl.Date])
+        # the DB-API's executemany on this transaction's connection takes the rows as an
+        # iterator: streamed from the frame, never a list of a million tuples
+        self._conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+            f"INSERT INTO {table_name} ({', '.join(names)}) VALUES "
+            f"({', '.join('?' * len(names))})", out.iter_rows())
+
+    # -- files ----------------------------------------------------------------------------
+    def file_by_hash(self, source: str, content_hash: str) -> FileRow | None:
+        row = self._conn.execute(select(*_file_cols()).where(
+            recon_files.c.source == source, recon_files.c.content_hash == content_hash)).first()
+        return FileRow(*row) if row else None
+
+    def add_file(self, *, source: str, channel: str, file_name: str, content_hash: str,
+                 file_date: date | None, line_count: int, total_minor: int, bad_count: int,
+                 at: datetime, by: str) -> int:
+        result = self._conn.execute(insert(recon_files).values(
+            source=source, channel=channel, file_name=file_name[:200],
+            content_hash=content_hash, file_date=file_date, line_count=line_count,
+            total_minor=total_minor, bad_count=bad_count, imported_at=at, imported_by=by,
+        ).returning(recon_files.c.file_id))
+        return int(result.scalar_one())
+
+    def set_file(self, file_id: int, **values: Any) -> None:
+        self._conn.execute(update(recon_files).where(recon_files.c.file_id == file_id)
+                           .values(**values))
+
+    def files(self, channel: str | None = None) -> list[FileRow]:
+        q = select(*_file_cols()).order_by(recon_files.c.file_id)
+        if channel:
+            q = q.where(recon_files.c.channel == channel)
+        return [FileRow(*r) for r in self._conn.execute(q)]
+
+    def add_quarantine(self, file_id: int, bad: Iterable[tuple[int, str]]) -> None:
+        rows = [{"file_id": file_id, "line_no": n, "reason": r[:200]} for n, r in bad]
+        if rows:
+            self._conn.execute(insert(recon_quarantine), rows)
+
+    def quarantined(self, file_id: int) -> list[tuple[int, str]]:
+        return [(r.line_no, r.reason) for r in self._conn.execute(
+            select(recon_quarantine).where(recon_quarantine.c.file_id == file_id)
+            .order_by(recon_quarantine.c.line_no))]
+
+    # -- the two sides --------------------------------------------------------------------
+    def lines(self, channel: str, file_date: date) -> pl.DataFrame:
+        """Every imported line of ``channel``'s files for ``file_date``."""
+        q = select(*[recon_lines.c[n] for n in LINE_COLUMNS]).where(
+            recon_lines.c.channel == channel, recon_lines.c.file_date == file_date)
+        return self.read_frame(q, LINE_COLUMNS)
+
+    def _epoch(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self._pg:
+            return cast(func.extract("epoch", column), BigInteger)
+        return cast(func.strftime("%s", column), BigInteger)
+
+    def our_records(self, channel: str, on: date,
+                    carried: Sequence[str] = ()) -> pl.DataFrame:
+        """Our financial records of ``channel`` for ``on`` (plus the ``carried`` txn ids of
+        earlier days still waiting for their line), with each one's fee from its
+        settlement item."""
+        t = transactions
+        i = settlement_items
+        which = t.c.business_date == on
+        if carried:
+            which = or_(which, t.c.txn_id.in_(list(carried)))
+        q = select(
+            t.c.txn_id, t.c.merchant_id, t.c.terminal_id, t.c.txn_type, t.c.status,
+            t.c.amount_minor, t.c.currency, t.c.business_date, t.c.rrn, t.c.stan,
+            t.c.batch_no, t.c.pan_last4, t.c.original_txn_id,
+            self._epoch(func.coalesce(t.c.answered_at, t.c.created_at)), i.c.fee_minor,
+        ).select_from(t.outerjoin(i, and_(
+            # a record's own item (one per record: its capture, void or refund), found by
+            # the unique (merchant, txn, kind) index; reversal items belong to reversals
+            i.c.merchant_id == t.c.merchant_id, i.c.txn_id == t.c.txn_id,
+            i.c.kind.in_(("capture", "void", "refund"))))).where(
+            which, t.c.channel == channel, t.c.txn_type.in_(FINANCIAL_TYPES),
+            t.c.status.in_((*LIVE_STATUSES, "reversed")))
+        return self.read_frame(q, OUR_COLUMNS)
+
+    def carried_txn_ids(self, channel: str, before: date) -> list[str]:
+        """Our records of earlier open days still reported ours-only (a late line may
+        clear them)."""
+        d = recon_discrepancies
+        return [r[0] for r in self._conn.execute(select(d.c.txn_id).where(
+            d.c.channel == channel, d.c.business_date < before, d.c.klass == "ours_only",
+            d.c.state == "open", d.c.txn_id.is_not(None)))]
+
+    def terminal_batches_of_day(self, on: date) -> list[tuple[str, str, str]]:
+        """(merchant, terminal, batch) of every terminal batch holding a record of ``on``."""
+        t = transactions
+        return [(r[0], r[1], r[2]) for r in self._conn.execute(
+            select(t.c.merchant_id, t.c.terminal_id, t.c.batch_no).where(
+                t.c.business_date == on).distinct().order_by(
+                t.c.merchant_id, t.c.terminal_id, t.c.batch_no))]
+
+    # -- results --------------------------------------------------------------------------
+    def replace_results(self, channel: str, on: date, matches: pl.DataFrame,
+                        found: pl.DataFrame) -> int:
+        """Replace the day's matches and open discrepancies with a new run's; a discrepancy
+        already resolved (same class, record and line) is not reported again. Returns how
+        many discrepancies were written."""
+        self._conn.execute(delete(recon_matches).where(
+            recon_matches.c.channel == channel, recon_matches.c.business_date == on))
+        d = recon_discrepancies
+        self._conn.execute(delete(d).where(d.c.channel == channel, d.c.business_date == on,
+                                           d.c.state == "open"))
+        self.write_frame("recon_matches", matches)
+        if found.height:
+            resolved = self.read_frame(select(d.c.klass, d.c.txn_id, d.c.line_id).where(
+                d.c.channel == channel, d.c.business_date == on), ("klass", "txn_id",
+                                                                   "line_id"))
+            if resolved.height:
+                found = found.join(resolved, on=["klass", "txn_id", "line_id"], how="anti",
+                                   nulls_equal=True)
+            self.write_frame("recon_discrepancies", found)
+        return found.height
+
+    def resolve_ours_only(self, channel: str, txn_ids: Sequence[str], note: str,
+                          at: datetime) -> list[int]:
+        """Auto-resolve earlier days' ours-only discrepancies of records that a later line
+        cleared; their ids."""
+        if not txn_ids:
+            return []
+        d = recon_discrepancies
+        where = and_(d.c.channel == channel, d.c.klass == "ours_only", d.c.state == "open",
+                     d.c.txn_id.in_(list(txn_ids)))
+        ids = [r[0] for r in self._conn.execute(select(d.c.discrepancy_id).where(where))]
+        if ids:
+            self._conn.execute(update(d).where(d.c.discrepancy_id.in_(ids)).values(
+                state="resolved", resolution="auto", owner="system", note=note[:500],
+                resolved_at=at))
+        return ids
+
+    def discrepancies(self, *, channel: str | None = None, on: date | None = None,
+                      state: str | None = None, klass: str | None = None,
+                      limit: int | None = 500) -> list[DiscrepancyRow]:
+        d = recon_discrepancies
+        q = select(d).order_by(d.c.discrepancy_id)
+        for column, value in ((d.c.channel, channel), (d.c.business_date, on),
+                              (d.c.state, state), (d.c.klass, klass)):
+            if value is not None:
+                q = q.where(column == value)
+        if limit is not None:
+            q = q.limit(limit)
+        return [DiscrepancyRow(*r) for r in self._conn.execute(q)]
+
+    def discrepancy(self, discrepancy_id: int, *, lock: bool = False) -> DiscrepancyRow | None:
+        q = select(recon_discrepancies).where(
+            recon_discrepancies.c.discrepancy_id == discrepancy_id)
+        if lock and self._pg:
+            q = q.with_for_update()
+        row = self._conn.execute(q).first()
+        return DiscrepancyRow(*row) if row else None
+
+    def set_discrepancy(self, discrepancy_id: int, **values: Any) -> None:
+        self._conn.execute(update(recon_discrepancies).where(
+            recon_discrepancies.c.discrepancy_id == discrepancy_id).values(**values))
+
+    def class_counts(self, channel: str, on: date) -> dict[tuple[str, str], tuple[int, int]]:
+        """(class, state) -> (count, sum of |their - our| amounts) of a day's
+        discrepancies."""
+        d = recon_discrepancies
+        diff = func.abs(func.coalesce(d.c.their_amount_minor, 0)
+                        - func.coalesce(d.c.our_amount_minor, 0))
+        rows = self._conn.execute(select(d.c.klass, d.c.state, func.count(),
+                                         func.coalesce(func.sum(diff), 0)).where(
+            d.c.channel == channel, d.c.business_date == on).group_by(d.c.klass, d.c.state))
+        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+
+    # -- days -----------------------------------------------------------------------------
+    def day(self, channel: str, on: date, *, lock: bool = False) -> DayRow | None:
+        q = select(recon_days).where(recon_days.c.channel == channel,
+                                     recon_days.c.business_date == on)
+        if lock and self._pg:
+            q = q.with_for_update()
+        row = self._conn.execute(q).first()
+        return DayRow(*row) if row else None
+
+    def days(self, channel: str | None = None) -> list[DayRow]:
+        q = select(recon_days).order_by(recon_days.c.business_date, recon_days.c.channel)
+        if channel:
+            q = q.where(recon_days.c.channel == channel)
+        return [DayRow(*r) for r in self._conn.execute(q)]
+
+    def save_day(self, channel: str, on: date, values: Mapping[str, Any]) -> None:
+        if self.day(channel, on) is None:
+            self._conn.execute(insert(recon_days).values(channel=channel, business_date=on,
+                                                         **values))
+        else:
+            self._conn.execute(update(recon_days).where(
+                recon_days.c.channel == channel, recon_days.c.business_date == on)
+                .values(**values))
+
+    def line(self, line_id: int) -> dict[str, Any] | None:
+        row = self._conn.execute(select(recon_lines).where(recon_lines.c.line_id == line_id)
+                                 ).first()
+        return dict(row._mapping) if row else None
+
+
+def _utc_text(name: str, dtype: Any, postgres: bool) -> pl.Expr:
+    """A datetime column as text in UTC, as ``UTCDateTime`` stores it: naive values are UTC
+    already; PostgreSQL gets the offset spelled out (whatever the session's time zone)."""
+    column = pl.col(name)
+    if dtype.time_zone is not None:
+        column = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return column.dt.strftime("%Y-%m-%d %H:%M:%S%.6f" + ("+00:00" if postgres else "")
+                              ).alias(name)
+
+
+def _file_cols() -> list[Any]:
+    c = recon_files.c
+    return [c.file_id, c.source, c.channel, c.file_name, c.file_date, c.line_count,
+            c.total_minor, c.bad_count, c.imported_at]

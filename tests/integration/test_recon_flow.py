@@ -1,0 +1,276 @@
+"""Reconciliation end to end on both databases: a day of real payments through the payment
+service, the issuer simulator's own clearing file with planted faults, import, match,
+resolve, close; the ledger after (docs/reconciliation.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from jobtools import CHANNEL_RECEIVABLE, add_merchant, balances, clock_at, ledger_balanced, mid
+from jobtools import pay as jt_pay
+
+from autosettle.domain.calendar import SHANGHAI
+from autosettle.domain.errors import AlreadyExists, ConflictError
+from autosettle.domain.transactions import TxnType
+from autosettle.services import recon, reversals
+from autosettle.services.context import SYSTEM, ServiceContext
+from autosettle.services.payments import OriginalRef
+from autosettle.simulators.issuer import ClearingFault, IssuerSimulator, write_clearing_file
+
+DAY = date(2026, 9, 18)
+CHANNEL = "issuer-sim"
+CLASS_OF = {ClearingFault.MISSING: "ours_only", ClearingFault.EXTRA: "theirs_only",
+            ClearingFault.AMOUNT: "amount_mismatch",
+            ClearingFault.UNSEEN_REVERSAL: "status_mismatch",
+            ClearingFault.NEXT_DAY: "date_mismatch", ClearingFault.FEE: "fee_mismatch"}
+
+
+def pay(ctx: ServiceContext, merchant_id: str, txn_type: TxnType, fen: int | None = None,
+        original: str | None = None) -> str:
+    return jt_pay(ctx, merchant_id, txn_type, fen, original=original)
+
+
+def make_day(ctx: ServiceContext, sim: IssuerSimulator, sales: int = 12) -> dict[str, list[str]]:
+    """Two merchants' sales on DAY, a void, a refund and two reversed sales."""
+    sim.clock = lambda: ctx.clock()
+    made: dict[str, list[str]] = {"sale": [], "void": [], "refund": [], "reversed": []}
+    merchants = [mid(1), mid(2)]
+    for m in merchants:
+        add_merchant(ctx, m)
+    start = datetime(2026, 9, 18, 10, 0, tzinfo=SHANGHAI)
+    for i in range(sales):
+        with clock_at(ctx, start + timedelta(minutes=3 * i)):
+            made["sale"].append(pay(ctx, merchants[i % 2], TxnType.SALE, 1_000 + 137 * i))
+    with clock_at(ctx, start + timedelta(hours=2)):
+        made["void"].append(pay(ctx, merchants[0], TxnType.VOID,
+                                original=made["sale"][0]))
+        made["refund"].append(pay(ctx, merchants[1], TxnType.REFUND, 500,
+                                  original=made["sale"][1]))
+        for n in range(2):
+            txn = pay(ctx, merchants[n], TxnType.SALE, 7_777 + n)
+            result = reversals.reverse(ctx, merchants[n], f"ST{merchants[n][-6:]}",
+                                       OriginalRef(txn_id=txn))
+            assert result.approved
+            sim.reverse(txn, "06")  # the reversal reached the issuer
+            made["reversed"].append(txn)
+    return made
+
+
+@pytest.fixture
+def day(ctx: ServiceContext, sim: IssuerSimulator) -> dict[str, list[str]]:
+    with clock_at(ctx, datetime(2026, 9, 18, 10, 0, tzinfo=SHANGHAI)):
+        return make_day(ctx, sim)
+
+
+def _found(ctx: ServiceContext) -> set[tuple[str, str]]:
+    """(class, our txn id or the line's order reference) of every discrepancy."""
+    out = set()
+    for d in recon.list_discrepancies(ctx, SYSTEM, channel=CHANNEL, on=DAY):
+        ref = d.txn_id
+        if ref is None:
+            line = recon.get_discrepancy(ctx, SYSTEM, d.discrepancy_id).line
+            assert line is not None
+            ref = line["order_ref"]
+        out.add((d.klass, ref))
+    return out
+
+
+def _import_and_run(ctx: ServiceContext, sim: IssuerSimulator, tmp_path: Path,
+                    faults: dict[ClearingFault, int], seed: int) -> list[tuple[ClearingFault, str]]:
+    path = tmp_path / f"INN{DAY:%y%m%d}01ZM_{seed}"
+    planted = write_clearing_file(sim, path, DAY, faults=faults, seed=seed,
+                                  fee_for=recon.fee_function(ctx))
+    result = recon.import_file(ctx, SYSTEM, path, "acp")
+    assert result.accepted and result.bad == []
+    recon.run_day(ctx, SYSTEM, DAY, CHANNEL)
+    return planted
+
+
+def test_a_clean_day_matches_everything(ctx: ServiceContext, sim: IssuerSimulator,
+                                        day: dict[str, list[str]], tmp_path: Path) -> None:
+    _import_and_run(ctx, sim, tmp_path, {}, seed=1)
+    assert _found(ctx) == set()
+    states = recon.day_states(ctx, SYSTEM)
+    # 12 sales, a void, a refund: every one matched; the reversed sales are agreement
+    assert states[0]["matched"] == 14
+    total = sum(b for k, b in balances(ctx).items() if k == CHANNEL_RECEIVABLE)
+    assert total == 0, "a clean day's receivable is cleared in full by the matched lines"
+    recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+
+
+@pytest.mark.parametrize("fault", list(ClearingFault))
+def test_each_planted_fault_is_found_and_nothing_else(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]], tmp_path: Path,
+        fault: ClearingFault) -> None:
+    planted = _import_and_run(ctx, sim, tmp_path, {fault: 1}, seed=7)
+    assert len(planted) == 1
+    assert _found(ctx) == {(CLASS_OF[f], ref) for f, ref in planted}
+
+
+def test_several_faults_at_once(ctx: ServiceContext, sim: IssuerSimulator,
+                                day: dict[str, list[str]], tmp_path: Path) -> None:
+    faults = {ClearingFault.MISSING: 2, ClearingFault.EXTRA: 2, ClearingFault.AMOUNT: 1,
+              ClearingFault.UNSEEN_REVERSAL: 2, ClearingFault.NEXT_DAY: 1,
+              ClearingFault.FEE: 2}
+    planted = _import_and_run(ctx, sim, tmp_path, faults, seed=11)
+    assert _found(ctx) == {(CLASS_OF[f], ref) for f, ref in planted}
+
+
+def test_resolved_day_balances_explains_the_receivable_and_closes(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    faults = {ClearingFault.MISSING: 1, ClearingFault.EXTRA: 1, ClearingFault.AMOUNT: 1,
+              ClearingFault.UNSEEN_REVERSAL: 1, ClearingFault.NEXT_DAY: 1,
+              ClearingFault.FEE: 1}
+    _import_and_run(ctx, sim, tmp_path, faults, seed=3)
+    before = balances(ctx)
+    assert before.get(CHANNEL_RECEIVABLE, 0) != 0
+    with pytest.raises(ConflictError, match="open discrepancies"):
+        recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+    opened = recon.list_discrepancies(ctx, SYSTEM, on=DAY, state="open")
+    # the date mismatch is benign (the money agrees): resolved by the run
+    assert {d.klass for d in opened} == {"ours_only", "theirs_only", "amount_mismatch",
+                                         "status_mismatch", "fee_mismatch"}
+    for d in opened:
+        recon.assign(ctx, SYSTEM, d.discrepancy_id, "ops-lee")
+        done = recon.resolve(ctx, SYSTEM, d.discrepancy_id, "adjust", f"adjusted {d.klass}")
+        assert done.state == "resolved" and done.entry_key is not None
+        assert done.owner == "ops-lee"
+    after = balances(ctx)
+    assert after.get(CHANNEL_RECEIVABLE, 0) == 0, "every fen explained"
+    assert ledger_balanced(ctx)
+    # the money: the bank got what the channel paid, adjustments took the differences
+    with ctx.db.unit_of_work() as uow:
+        lines = uow.recon.lines(CHANNEL, DAY)
+    paid = sum(a * (1 if t in ("sale", "completion") else -1)
+               for a, t in zip(lines["amount_minor"], lines["txn_type"], strict=True))
+    assert after.get("bank", 0) == paid
+    recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+    assert recon.close_day(ctx, SYSTEM, DAY, CHANNEL)["state"] == "closed"
+    # a closed date cannot change
+    with pytest.raises(ConflictError, match="closed"):
+        recon.run_day(ctx, SYSTEM, DAY, CHANNEL)
+    extra = tmp_path / "again"
+    write_clearing_file(sim, extra, DAY, faults={ClearingFault.EXTRA: 1}, seed=99)
+    with pytest.raises(ConflictError, match="closed"):
+        recon.import_file(ctx, SYSTEM, extra, "acp")
+    with ctx.db.unit_of_work() as uow:
+        actions = [e.action for e in uow.audit.recent(500)]
+    assert actions.count("recon.discrepancy.adjust") == len(opened)
+    assert {"recon.import", "recon.run", "recon.close", "recon.discrepancy.assign"} <= set(
+        actions)
+
+
+def test_the_same_file_twice_is_refused(ctx: ServiceContext, sim: IssuerSimulator,
+                                        day: dict[str, list[str]], tmp_path: Path) -> None:
+    path = tmp_path / "acp"
+    write_clearing_file(sim, path, DAY)
+    recon.import_file(ctx, SYSTEM, path, "acp")
+    copy = tmp_path / "acp-copy"
+    copy.write_bytes(path.read_bytes())
+    with pytest.raises(AlreadyExists, match="imported already"):
+        recon.import_file(ctx, SYSTEM, copy, "acp")
+
+
+def test_a_line_a_day_late_clears_the_earlier_ours_only(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    """Day 1's file lacks a sale; day 2's file carries it (dated day 1): the ours-only of
+    day 1 is auto-resolved, day 2 matches it and clears its money."""
+    planted = _import_and_run(ctx, sim, tmp_path, {ClearingFault.MISSING: 1}, seed=5)
+    late = planted[0][1]
+    from autosettle.simulators.issuer import clearing_lines, write_acp_file
+    lines, _ = clearing_lines(sim, DAY, recon.fee_function(ctx))
+    moved = [line for line in lines if line.reference == late]
+    path = tmp_path / "day2"
+    write_acp_file(path, DAY + timedelta(days=1), moved)
+    recon.import_file(ctx, SYSTEM, path, "acp")
+    recon.run_day(ctx, SYSTEM, DAY + timedelta(days=1), CHANNEL)
+    first = recon.list_discrepancies(ctx, SYSTEM, on=DAY)
+    assert [(d.klass, d.state, d.resolution) for d in first] == [
+        ("ours_only", "resolved", "auto")]
+    assert recon.list_discrepancies(ctx, SYSTEM, on=DAY + timedelta(days=1)) == []
+    states = {s["business_date"]: s for s in recon.day_states(ctx, SYSTEM)}
+    assert states[(DAY + timedelta(days=1)).isoformat()]["matched"] == 1
+    assert balances(ctx).get(CHANNEL_RECEIVABLE, 0) == 0
+    recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+
+
+CSV_NAMES = {"sale": "消费", "void": "撤销", "refund": "退货", "completion": "预授权完成"}
+
+
+def _statement(ctx: ServiceContext, path: Path, *, lose_rrn: str | None = None,
+               net: tuple[str, str] | None = None) -> Path:
+    """An acquirer's CSV statement of DAY made from our records: keyed by RRN; the record
+    ``lose_rrn`` comes with a wrong RRN and trace (left to the tolerant rules); ``net`` =
+    (sale, child) comes as one net line under the sale's RRN."""
+    from zoneinfo import ZoneInfo
+
+    with ctx.db.unit_of_work() as uow:
+        ours = uow.recon.our_records(CHANNEL, DAY).filter(pl.col("status") != "reversed")
+    rows = {r["txn_id"]: r for r in ours.iter_rows(named=True)}
+    if net is not None:
+        sale, child = rows[net[0]], rows.pop(net[1])
+        sale["amount_minor"] -= child["amount_minor"]
+    out = ["交易日期,交易时间,商户号,终端号,参考号,凭证号,批次号,卡号,交易类型,交易金额,手续费"]
+    total = 0
+    for r in rows.values():
+        at = datetime.fromtimestamp(r["at_s"], ZoneInfo("Asia/Shanghai"))
+        lost = r["txn_id"] == lose_rrn
+        rrn, trace = ("999999999999", "999999") if lost else (r["rrn"], r["trace"])
+        amount = r["amount_minor"]
+        total += amount
+        out.append(f"{at:%Y-%m-%d},{at:%H:%M:%S},{r['merchant_id']},{r['terminal_id']},{rrn},"
+                   f"{trace},{r['batch_no']},622202******{r['pan_last4']},"
+                   f"{CSV_NAMES[r['txn_type']]},{amount // 100}.{amount % 100:02d},")
+    out.append(f"合计,{len(rows)},{total // 100}.{total % 100:02d}")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_csv_statement_keyed_by_rrn_with_tolerant_and_net_lines(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    path = _statement(ctx, tmp_path / "stmt.csv", lose_rrn=day["sale"][3],
+                      net=(day["sale"][1], day["refund"][0]))
+    done = recon.import_file(ctx, SYSTEM, path, "statement-csv")
+    assert done.accepted and done.imported == 13
+    run = recon.run_day(ctx, SYSTEM, DAY, CHANNEL)
+    assert run.counts["matched"] == 14 and _found(ctx) == set()
+    with ctx.db.unit_of_work() as uow:
+        rules = dict(uow.connection.exec_driver_sql(
+            "SELECT txn_id, rule FROM recon_matches").fetchall())
+    assert rules[day["sale"][3]] == "tolerant"
+    assert rules[day["sale"][1]] == rules[day["refund"][0]] == "net"
+    assert balances(ctx).get(CHANNEL_RECEIVABLE, 0) == 0
+
+
+def test_terminal_batch_totals_against_our_transactions(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]]) -> None:
+    from dataclasses import replace
+
+    from autosettle.services import terminal_batches
+
+    with ctx.db.unit_of_work() as uow:
+        batches = uow.recon.terminal_batches_of_day(DAY)
+        totals = [terminal_batches.host_totals(uow.terminal_host.batch_lines(m, t, b, 10_000))
+                  for m, t, b in batches]
+    assert len(batches) == 2
+    (m0, t0, b0), (m1, t1, b1) = batches
+    terminal_batches.settle(ctx, m0, t0, b0, totals[0])   # balanced
+    wrong = replace(totals[1], domestic=replace(
+        totals[1].domestic, debit_amount_minor=totals[1].domestic.debit_amount_minor + 100))
+    terminal_batches.settle(ctx, m1, t1, b1, wrong)
+    run = recon.run_day(ctx, SYSTEM, DAY, "terminal")
+    assert (run.counts["matched"], run.counts["amount_mismatch"]) == (1, 1)
+    [d] = recon.list_discrepancies(ctx, SYSTEM, channel="terminal")
+    assert (d.klass, d.merchant_id) == ("amount_mismatch", m1)
+    assert d.their_amount_minor is not None and d.our_amount_minor is not None
+    assert d.their_amount_minor - d.our_amount_minor == 100
+    with pytest.raises(ConflictError, match="cannot be closed by adjust"):
+        recon.resolve(ctx, SYSTEM, d.discrepancy_id, "adjust", "no")
+    recon.resolve(ctx, SYSTEM, d.discrepancy_id, "accept", "the terminal miscounted")
+    recon.close_day(ctx, SYSTEM, DAY, "terminal")
