@@ -15,17 +15,28 @@ from autosettle.reports.charts import (
     Series,
     format_value,
     nice_ceiling,
+    nice_step,
     render_svg,
 )
 
 
 @given(st.integers(min_value=1, max_value=10**15))
-def test_nice_ceiling_is_the_first_round_value_at_or_above(value: int) -> None:
+def test_the_axis_top_is_four_round_steps_just_above_the_value(value: int) -> None:
     top = nice_ceiling(value)
-    assert top >= value
-    digits = str(top).rstrip("0")
-    assert digits in {"1", "2", "25", "5"}
-    assert top < value * 5 or value < 3
+    step, rest = divmod(top, 4)
+    assert rest == 0 and top >= value
+    assert str(step).rstrip("0") in {"1", "2", "25", "5"}
+    assert step == nice_step(-(-value // 4))  # the smallest such step
+    assert top < value * 3 or value < 4
+
+
+@given(st.integers(min_value=1, max_value=10**15))
+def test_nice_step_is_the_first_round_value_at_or_above(value: int) -> None:
+    step = nice_step(value)
+    assert step >= value and str(step).rstrip("0") in {"1", "2", "25", "5"}
+    powers = [10**k for k in range(len(str(step)) + 1)]
+    round_values = {p * k for p in powers for k in (1, 2, 5)} | {p * 25 for p in powers}
+    assert not any(value <= r < step for r in round_values)
 
 
 @given(st.integers(min_value=-10**12, max_value=10**12))
@@ -46,6 +57,9 @@ def test_svg_carries_every_exact_value_and_nothing_executable() -> None:
     line = render_svg(Chart(ChartKind.LINE, "t", ("a",), (Series("n", (9750,)),),
                             ChartUnit.BASIS_POINTS))
     assert "a n: 97.50%" in line
+    counts = render_svg(Chart(ChartKind.LINE, "n", ("a", "b"), (Series("n", (5, 3)),)))
+    ticks = re.findall(r'text-anchor="end" fill="#555">([^<]+)<', counts)
+    assert ticks == ["0", "2", "4", "6", "8"]  # four equal, whole steps
 
 
 def test_series_must_match_the_labels() -> None:

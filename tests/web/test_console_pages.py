@@ -180,3 +180,17 @@ def test_htmx_search_answers_the_results_only(console: TestClient, world: Consol
     bad = console.get("/console/transactions?amount=abc", headers={"HX-Request": "true"})
     assert bad.status_code == 400 and "<html" not in bad.text
     assert 'data-testid="error-banner"' in bad.text  # swapped in place (htmx-config)
+
+
+def test_statuses_and_types_read_in_the_users_language(
+        console: TestClient, world: ConsoleWorld, ctx: ServiceContext) -> None:
+    pay(ctx, world.m1, TxnType.SALE, 12_00)
+    login(console, "shop1")  # merchant users read Chinese by default
+    zh = console.get("/console/transactions").text
+    row = zh[zh.index('data-testid="txn-row"'):]
+    row = row[:row.index("</tr>")]
+    assert "<td>消费</td>" in row and ">成功</span>" in row
+    assert ">approved<" not in row and "<td>sale</td>" not in row
+    console.get("/console/lang/en")
+    en = console.get("/console/transactions").text
+    assert "<td>sale</td>" in en and ">approved</span>" in en

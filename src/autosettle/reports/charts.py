@@ -70,19 +70,23 @@ def axis_label(value: int, unit: ChartUnit) -> str:
     return f"{value:,}"
 
 
-def nice_ceiling(value: int) -> int:
-    """The smallest 1, 2, 2.5 or 5 × 10^k that is ≥ value (≥ 1): the top of the y axis."""
-    if value <= 0:
+def nice_step(value: int) -> int:
+    """The smallest 1, 2, 2.5 or 5 × 10^k that is ≥ value (≥ 1; 2.5 only where whole)."""
+    if value <= 1:
         return 1
     magnitude = 1
     while magnitude * 10 < value:
         magnitude *= 10
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            if step == 5 and magnitude >= 2 and magnitude * 5 // 2 >= value:
-                return magnitude * 5 // 2
-            return step * magnitude
-    return 10 * magnitude  # pragma: no cover - the loop always returns
+    steps = [magnitude, 2 * magnitude, 5 * magnitude, 10 * magnitude]
+    if magnitude >= 10:
+        steps.insert(2, 5 * magnitude // 2)
+    return next(step for step in steps if step >= value)
+
+
+def nice_ceiling(value: int) -> int:
+    """The top of the y axis: four equal nice steps (`nice_step`) reaching ≥ value, so every
+    one of the four gridlines falls on a whole, round value."""
+    return 4 * nice_step(-(-max(value, 0) // 4))
 
 
 def render_svg(chart: Chart, width: int = 640, height: int = 240) -> str:

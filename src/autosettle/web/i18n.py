@@ -107,3 +107,25 @@ def percent_bp(value: int | None) -> str:
     if value is None:
         return "—"
     return f"{value // 100}.{value % 100:02d}%"
+
+
+# Status and type values as the records carry them (lower-case enum values), shown through
+# the `status` macro and the transaction type cells.
+ZH.update({
+    # transactions
+    "pending": "处理中", "approved": "成功", "declined": "拒绝", "voided": "已撤销",
+    "reversed": "已冲正", "completed": "已完成", "cancelled": "已取消", "expired": "已过期",
+    "sale": "消费", "void": "撤销", "refund": "退货", "preauth": "预授权",
+    "preauth_void": "预授权撤销", "completion": "预授权完成",
+    "completion_void": "预授权完成撤销", "balance_inquiry": "余额查询",
+    # settlement items, batches and payouts
+    "capture": "入账", "rev-capture": "冲正入账", "rev-void": "冲正撤销",
+    "rev-refund": "冲正退货", "settled": "已结算", "payout_blocked": "出款受阻",
+    "blocked": "受阻", "sent": "已发送", "confirmed": "已到账", "failed": "失败",
+    # merchants, terminals, alerts, jobs
+    "active": "正常", "under_review": "审核中", "suspended": "已暂停", "closed": "已关闭",
+    "retired": "已停用", "silent": "静默", "info": "提示", "warning": "警告",
+    "error": "错误", "critical": "严重", "running": "运行中", "done": "完成",
+    "deferred": "已顺延", "abandoned": "已放弃", "superseded": "已取代",
+    "open": "未处理", "resolved": "已处理", "printed": "已打印",
+})
