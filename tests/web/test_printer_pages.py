@@ -6,8 +6,10 @@ the e-receipt link of a transaction."""
 
 from __future__ import annotations
 
+import html
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +78,10 @@ def printed_sale(ctx: ServiceContext, fen: int) -> str:
     return txn_id
 
 
+def columns(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
 def form_key(page: str, form: str) -> str:
     found = re.search(rf'data-testid="{form}">.*?name="request_key" value="([^"]+)"', page,
                       re.S)
@@ -108,7 +114,9 @@ def test_the_printer_page_shows_the_last_slips_and_isolation(
     assert page.status_code == 200
     slip = re.search(r'data-testid="slip-text"[^>]*>(.*?)</pre>', page.text, re.S)
     assert slip and "RMB 12.34" in slip.group(1)
-    assert max(len(line) for line in slip.group(1).splitlines()) <= 32
+    text = html.unescape(slip.group(1))
+    assert "华联超市" in text  # Chinese as it prints: two columns a character
+    assert max(columns(line) for line in text.splitlines()) <= 32
     assert f"/console/transactions/{txn_id}/receipt.png" in page.text
     assert 'data-testid="job-cancel"' not in page.text  # operators cancel
     assert console.get(f"/console/printers/{OTHER}").status_code == 404
