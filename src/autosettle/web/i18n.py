@@ -72,6 +72,19 @@ ZH: dict[str, str] = {
     "A maintenance window defers jobs to its end; merchants see it as a notice.":
         "维护窗口内的任务顺延至窗口结束；商户会收到通知。",
     "Reports will be downloadable here.": "报表将可在此下载。",
+    # printers (web/pages_printing.py)
+    "Printers": "打印机", "Printer": "打印机", "Interface": "接口", "Address": "地址",
+    "Width": "纸宽(列)", "Encoding": "编码", "Copies": "联数", "Enabled": "启用",
+    "yes": "是", "no": "否", "Pending": "待打印", "Stuck": "卡住", "Last printed": "最后打印",
+    "Check the printer": "打印机检测", "Print a test page": "打印测试页", "Check": "检测",
+    "The printer is ready.": "打印机正常。", "The printer is not ready.": "打印机异常。",
+    "Step": "步骤", "Result": "结果", "What is wrong": "问题", "What to do": "处理方法",
+    "ok": "通过", "warning": "提醒", "failed": "失败", "not_run": "未执行",
+    "Reprint": "重打印", "Reprint the last slip": "重打印最后一张",
+    "Reprint by trace": "按凭证号重打印", "Reprint by RRN": "按参考号重打印",
+    "Pending jobs": "待打印任务", "Next attempt": "下次尝试", "Created": "创建时间",
+    "Cancel": "取消", "duplicate": "重打印", "Last slips": "最近签购单",
+    "E-receipt": "电子签购单",
 }
 
 
