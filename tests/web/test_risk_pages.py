@@ -99,6 +99,8 @@ def test_another_merchants_risk_is_a_404_and_operator_pages_too(
         ctx: ServiceContext, console: TestClient, world: ConsoleWorld) -> None:
     merchant_rule(ctx, world.m1, "m1-max", 100_000, "review")
     on_review = txn_of(attempt(ctx, world.m1, 200_000))
+    theirs = risk.preregister(ctx, SYSTEM, world.m1, risk.NewPreregistration(
+        100_000, datetime(2026, 9, 18, 2, tzinfo=UTC), datetime(2026, 9, 18, 12, tzinfo=UTC)))
     _, csrf = login(console, "shop2")
     assert console.get(f"/console/risk?merchant_id={world.m1}").status_code == 404
     assert console.get(f"/console/transactions/{on_review}").status_code == 404
@@ -115,7 +117,9 @@ def test_another_merchants_risk_is_a_404_and_operator_pages_too(
     assert console.post("/console/risk/preregistrations", data={
         "csrf_token": csrf, "merchant_id": world.m1, "amount": "100.00",
         "valid_from": "2026-09-18T10:00", "valid_to": "2026-09-18T20:00"}).status_code == 404
-    assert risk.list_preregistrations(ctx, SYSTEM, world.m1) == []
+    assert console.post(f"/console/risk/preregistrations/{theirs.prereg_id}/cancel",
+                        data={"csrf_token": csrf}).status_code == 404
+    assert risk.list_preregistrations(ctx, SYSTEM, world.m1) == [theirs]
     assert risk.list_rules(ctx, SYSTEM, include_inactive=True) == before
     assert held(ctx, world.m1, on_review)
 
@@ -145,6 +149,13 @@ def test_a_pre_registration_through_the_form(
     page = console.get("/console/risk")
     assert f'data-prereg-id="{found.prereg_id}"' in page.text and "¥80,000.50" in page.text
     assert risk.list_preregistrations(ctx, SYSTEM, world.m2) == []
+    cancel = f"/console/risk/preregistrations/{found.prereg_id}/cancel"
+    assert console.post(cancel).status_code == 403
+    assert risk.list_preregistrations(ctx, SYSTEM, world.m1)[0].status == "open"
+    assert console.post(cancel, data={"csrf_token": csrf}, follow_redirects=False
+                        ).status_code == 303
+    assert risk.list_preregistrations(ctx, SYSTEM, world.m1)[0].status == "cancelled"
+    assert console.post(cancel, data={"csrf_token": csrf}).status_code == 409
     # the operator sees the merchant's page, and registers one for it
     console.cookies.clear()
     _, ops_csrf = login(console, "ops")
