@@ -639,3 +639,17 @@ def set_review_hold_by_id(ctx: ServiceContext, who: Principal, txn_id: str,
     if found is None:
         raise NotFoundError(f"transaction {txn_id} not found")
     return found.merchant_id, set_review_hold(ctx, who, found.merchant_id, txn_id, held)
+
+
+def decision_of(ctx: ServiceContext, who: Principal, merchant_id: str,
+                txn_id: str) -> ExplainedDecision | None:
+    """The risk decision of one transaction (and whether it is held), if one was written."""
+    who.require_merchant(merchant_id)
+    if who.terminal_id is not None:
+        raise NotFoundError(f"merchant {merchant_id} not found")
+    with ctx.db.unit_of_work() as uow:
+        found = uow.risk.decision(merchant_id, txn_id)
+        if found is None:
+            return None
+        held = uow.risk.held_txn_ids(merchant_id, [txn_id])
+    return ExplainedDecision(found, txn_id in held)

@@ -141,4 +141,23 @@ ZH.update({
     "error": "错误", "critical": "严重", "running": "运行中", "done": "完成",
     "deferred": "已顺延", "abandoned": "已放弃", "superseded": "已取代",
     "open": "未处理", "resolved": "已处理", "printed": "已打印",
+# The risk pages (web/pages_risk.py).
+ZH.update({
+    "Risk": "风控", "Merchant limits": "商户限额", "Review queue": "待审核交易",
+    "Flagged merchants": "可疑商户", "Rules": "风控规则", "Rule": "规则",
+    "Limits in force": "当前限额", "Limit": "限额", "Used": "已用", "Limit count": "限笔数",
+    "Used count": "已用笔数", "day": "当日", "month": "当月",
+    "Pre-registrations": "大额报备", "Pre-registration": "报备", "Valid from": "有效期自",
+    "Valid to": "有效期至", "Pre-register": "报备", "Cancel": "撤销",
+    "Risk decisions": "风控决定", "Decision": "决定", "Rules fired": "触发规则",
+    "Held": "暂缓结算", "Yes": "是", "Released": "已放行", "Release": "放行",
+    "Hold": "暂缓", "Refund": "退款", "Score": "评分", "Reasons": "原因",
+    "On review": "审核中", "Show released": "显示已放行", "Version": "版本",
+    "Scope": "范围", "Scope value": "范围取值", "Edit": "修改", "Active": "启用",
+    "Inactive": "停用", "built-in": "内置", "Save": "保存", "Deactivate": "停用",
+    "New rule": "新规则", "Parameters": "参数", "Add": "添加",
+    "Risk decision": "风控决定",
+    "Every change is a new version of the rule, effective at once and audited.":
+        "每次修改生成规则的新版本，立即生效并记入审计日志。",
+    "Parameters by kind: see docs/risk.md.": "各类规则的参数见 docs/risk.md。",
 })

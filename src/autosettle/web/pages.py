@@ -32,6 +32,7 @@ from autosettle.services import (
     ledger,
     maintenance,
     merchants,
+    risk,
     settlement_queries,
     terminal_status,
     transactions,
@@ -248,7 +249,10 @@ def transactions_csv(
 def transaction_detail(request: Request, txn_id: str) -> HTMLResponse:
     s = current(request)
     found = console_views.chain(context(request), s.principal, txn_id)
+    shown = found.shown.record
     return render(request, "transaction.html", chain=found,
+                  risk=risk.decision_of(context(request), s.principal, shown.merchant_id,
+                                        shown.txn_id),
                   code=_text(found.shown.record.response_code)
                   if found.shown.record.response_code else None)
 
