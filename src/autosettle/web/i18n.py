@@ -141,6 +141,8 @@ ZH.update({
     "error": "错误", "critical": "严重", "running": "运行中", "done": "完成",
     "deferred": "已顺延", "abandoned": "已放弃", "superseded": "已取代",
     "open": "未处理", "resolved": "已处理", "printed": "已打印",
+})
+
 # The risk pages (web/pages_risk.py).
 ZH.update({
     "Risk": "风控", "Merchant limits": "商户限额", "Review queue": "待审核交易",
@@ -148,7 +150,7 @@ ZH.update({
     "Limits in force": "当前限额", "Limit": "限额", "Used": "已用", "Limit count": "限笔数",
     "Used count": "已用笔数", "day": "当日", "month": "当月",
     "Pre-registrations": "大额报备", "Pre-registration": "报备", "Valid from": "有效期自",
-    "Valid to": "有效期至", "Pre-register": "报备", "Cancel": "撤销",
+    "Valid to": "有效期至", "Pre-register": "报备",
     "Risk decisions": "风控决定", "Decision": "决定", "Rules fired": "触发规则",
     "Held": "暂缓结算", "Yes": "是", "Released": "已放行", "Release": "放行",
     "Hold": "暂缓", "Refund": "退款", "Score": "评分", "Reasons": "原因",
