@@ -181,9 +181,8 @@ class LedgerRepository:
             return int(self._conn.execute(
                 select(func.coalesce(func.max(journal_entries.c.entry_id), 0))).scalar() or 0)
         row = self._conn.execute(text(
-            "SELECT coalesce(max(entry_id), 0), "
-            "array(SELECT pg_snapshot_xip(pg_current_snapshot()))::text "
-            "FROM journal_entries")).one()
+            "SELECT coalesce((SELECT max(entry_id) FROM journal_entries), 0), "
+            "array(SELECT pg_snapshot_xip(pg_current_snapshot()))::text")).one()
         mark, xip = int(row[0]), str(row[1])
         if xip == "{}":
             return mark
