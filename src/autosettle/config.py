@@ -77,6 +77,9 @@ class Settings(BaseSettings):
                              "an instance that died is taken over after it expires.")
     catchup_days_max: int = Field(default=7, ge=1, le=366, description="Missed daily runs "
                                   "caught up at start, at most this many days back.")
+    ledger_checkpoint_interval_s: int = Field(default=900, ge=10, le=86_400, description=(
+        "Seconds between ledger balance checkpoints (also written after each settlement "
+        "run)."))
     # -- receipts and printers (issue 14; docs/printers.md) --
     print_queue_enabled: bool = Field(default=True, description="Run the print queue inside "
                                       "`autosettle serve`: slips of terminals with a printer "

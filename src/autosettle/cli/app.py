@@ -4,7 +4,7 @@
 (apikeys.py), ``printers`` (printers.py), ``demo`` (demo.py),
 ``settle``/``payouts``/``calendar``/``maintenance``/``jobs`` (settlement.py), ``users``
 (users.py), ``terminal simulate`` (simulate.py), ``reports`` (reports.py), ``risk``
-(risk.py) and ``serve`` (serve.py).
+(risk.py), ``ledger`` (ledger.py) and ``serve`` (serve.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from autosettle.cli import (
     apikeys,
     db,
     demo,
+    ledger,
     merchants,
     printers,
     recon,
@@ -40,6 +41,7 @@ app.add_typer(settlement.app)  # settle, payouts, calendar, maintenance, jobs
 app.add_typer(simulate.app, name="terminal")
 app.add_typer(risk.app, name="risk")
 app.add_typer(recon.app, name="recon")
+app.add_typer(ledger.app, name="ledger")
 app.command("serve")(serve.serve)
 app.command("reports")(reports.reports)
 

@@ -12,6 +12,7 @@ from autosettle.cli.console import console, fail
 from autosettle.cli.wiring import channel_for, describe_channel
 from autosettle.config import get_settings
 from autosettle.domain.errors import AutosettleError
+from autosettle.jobs import ledger as ledger_jobs
 from autosettle.jobs import payments as payment_jobs
 from autosettle.jobs import print_queue as print_jobs
 from autosettle.jobs import settlement as settlement_jobs
@@ -90,7 +91,8 @@ def serve(
                        settings.demo_traffic_interval_s).start()
              if settings.demo_traffic_interval_s > 0 else None)
     # Settlement runs can be long: their own thread, so reversal retries never wait on them.
-    settlement_runner = JobRunner(settlement_jobs.tasks(ctx))
+    # The ledger's balance checkpoints in the same thread, so one follows each settlement run.
+    settlement_runner = JobRunner(settlement_jobs.tasks(ctx) + ledger_jobs.tasks(ctx))
     settlement_runner.start()
     # Printers answer within their timeout at best: their own thread, never in a payment's way.
     print_runner = JobRunner(print_jobs.tasks(ctx) if settings.print_queue_enabled else [])

@@ -23,3 +23,23 @@ class BalanceRow:
     account_code: str
     currency: str
     balance_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointWritten:
+    """What writing a ledger balance checkpoint did (docs/ledger.md)."""
+
+    through_entry_id: int
+    previous_entry_id: int
+    accounts: int
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointMismatch:
+    """An account whose checkpointed balance is not the sum of its lines."""
+
+    account_code: str
+    currency: str
+    checkpoint_minor: int
+    lines_minor: int

@@ -36,6 +36,7 @@ from autosettle.domain.settlement_records import (
     SettlementItem,
 )
 from autosettle.store.bulk import insert_rows
+from autosettle.store.ledger import derived_balances
 from autosettle.store.merchants import _account, merchant_from_row
 from autosettle.store.tables import (
     alerts,
@@ -195,14 +196,7 @@ class SettlementRepository:
     def account_balances(self, account_codes: Sequence[str]) -> dict[tuple[str, str], int]:
         """Ledger balances of several accounts, by (account code, currency); accounts
         without lines are missing (balance zero)."""
-        if not account_codes:
-            return {}
-        j = journal_lines.c
-        rows = self._conn.execute(
-            select(j.account_code, j.currency, func.sum(j.amount_minor))
-            .where(j.account_code.in_(sorted(set(account_codes))))
-            .group_by(j.account_code, j.currency))
-        return {(r[0], r[1]): int(r[2]) for r in rows}
+        return derived_balances(self._conn, account_codes=account_codes)  # checkpoints
 
     def entry_lines(self, entry_ids: Sequence[int]) -> dict[int, dict[tuple[str, str], int]]:
         """The net amount per (account code, currency) of each journal entry."""

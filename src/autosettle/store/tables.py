@@ -122,6 +122,21 @@ journal_lines = Table(
     Index("ix_journal_lines_merchant_entry", "merchant_id", "entry_id"),  # statements
 )
 
+# Ledger balance checkpoints (migration 0013): derived, rebuildable. Each checkpoint is the
+# balance of every account that has lines up to ``through_entry_id`` (a high-water mark of
+# journal entry ids below which every entry is committed); a balance is the newest
+# checkpoint plus the lines above its mark (docs/ledger.md, "Balance checkpoints").
+ledger_checkpoints = Table(
+    "ledger_checkpoints", metadata,
+    Column("through_entry_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_code", String(64), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("merchant_id", String(15), nullable=True),
+    Column("balance_minor", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_ledger_checkpoints_merchant", "merchant_id", "through_entry_id"),
+)
+
 idempotency_records = Table(
     "idempotency_records", metadata,
     Column("scope", String(100), primary_key=True),
