@@ -101,7 +101,7 @@ def _quote(path: str) -> str:
 
 def create_console(ctx: ServiceContext) -> FastAPI:
     """The console as an application of its own (mounted at ``/console``)."""
-    from autosettle.web import actions, pages
+    from autosettle.web import actions, pages, pages_recon
 
     console = FastAPI(title="autosettle console", openapi_url=None, docs_url=None,
                       redoc_url=None)
@@ -110,6 +110,7 @@ def create_console(ctx: ServiceContext) -> FastAPI:
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     console.include_router(pages.router)
     console.include_router(actions.router)
+    console.include_router(pages_recon.router)
     return console
 
 
