@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from consoletools import ConsoleWorld, login
 from fastapi.testclient import TestClient
-from jobtools import BANK, CHANNEL_RECEIVABLE, assert_balances, balances, clock_at, ledger_balanced, pay
+from jobtools import (
+    BANK,
+    CHANNEL_RECEIVABLE,
+    assert_balances,
+    balances,
+    clock_at,
+    ledger_balanced,
+    pay,
+)
 
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.ledger import Account, AccountType
