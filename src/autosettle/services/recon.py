@@ -622,12 +622,7 @@ def resolve(ctx: ServiceContext, who: Principal, discrepancy_id: int, action: st
     with ctx.db.unit_of_work() as uow:
         row = _open_row(uow, discrepancy_id)
         klass = ResultClass(row.klass)
-        allowed = allowed_resolutions(klass)
-        if row.channel == BANK_CHANNEL:
-            allowed = frozenset({Resolution.ACCEPTED, Resolution.RESETTLE_REQUESTED})
-        elif row.channel == TERMINAL_CHANNEL:
-            # the money is the channel's business: a terminal's totals explain, not move it
-            allowed = frozenset({Resolution.ACCEPTED})
+        allowed = allowed_for(row.channel, row.klass)
         if resolution not in allowed:
             raise ConflictError(f"a {klass.value} discrepancy cannot be closed by {action}; "
                                 f"allowed: {', '.join(sorted(a.value for a in allowed))}")
@@ -647,6 +642,28 @@ def resolve(ctx: ServiceContext, who: Principal, discrepancy_id: int, action: st
                             "our_amount_minor": row.our_amount_minor,
                             "their_amount_minor": row.their_amount_minor})
     return get_discrepancy(ctx, who, discrepancy_id)
+
+
+def allowed_for(channel: str, klass: str) -> frozenset[Resolution]:
+    """What an operator may do with a discrepancy of ``klass`` on ``channel`` (read helper
+    of :func:`resolve`, which enforces it; the console shows only these forms)."""
+    if channel == BANK_CHANNEL:
+        return frozenset({Resolution.ACCEPTED, Resolution.RESETTLE_REQUESTED})
+    if channel == TERMINAL_CHANNEL:
+        # the money is the channel's business: a terminal's totals explain, not move it
+        return frozenset({Resolution.ACCEPTED})
+    return allowed_resolutions(ResultClass(klass))
+
+
+def planned_adjustment(d: Discrepancy) -> JournalEntry | None:
+    """The balanced entry ``adjust`` would post for ``d`` (a read helper for the console's
+    preview), or None when there is nothing to adjust or adjusting is not allowed."""
+    if Resolution.ADJUSTED not in allowed_for(d.channel, d.klass) or d.state != State.OPEN:
+        return None
+    try:
+        return _adjustment(d)
+    except ConflictError:
+        return None
 
 
 def _adjustment(row: Any) -> JournalEntry:

@@ -101,7 +101,7 @@ def _quote(path: str) -> str:
 
 def create_console(ctx: ServiceContext) -> FastAPI:
     """The console as an application of its own (mounted at ``/console``)."""
-    from autosettle.web import actions, pages, pages_printing, pages_risk
+    from autosettle.web import actions, pages, pages_printing, pages_recon, pages_risk
 
     console = FastAPI(title="autosettle console", openapi_url=None, docs_url=None,
                       redoc_url=None)
@@ -112,6 +112,7 @@ def create_console(ctx: ServiceContext) -> FastAPI:
     console.include_router(actions.router)
     console.include_router(pages_printing.router)
     console.include_router(pages_risk.router)
+    console.include_router(pages_recon.router)
     return console
 
 

@@ -87,6 +87,22 @@ ZH: dict[str, str] = {
     "E-receipt": "电子签购单",
 }
 
+# the reconciliation pages (web/pages_recon.py)
+ZH.update({
+    "Reconciliation": "对账", "Discrepancy queue": "差错队列", "Discrepancy": "差错",
+    "Channel": "渠道", "Class": "类别", "State": "状态", "Open": "未处理",
+    "Open amount": "未处理金额", "Resolved amount": "已处理金额", "Matched": "已匹配",
+    "Cleared": "已清算", "Unresolved ageing": "未处理账龄", "Close date": "关闭对账日",
+    "The date cannot be closed": "该日期无法关闭",
+    "Nothing reconciled for this date.": "该日期尚无对账结果。",
+    "Reconciled days": "已对账日期", "Ours": "我方记录", "Theirs": "对方记录",
+    "Age (days)": "账龄（天）", "Resolution": "处理方式", "Ledger entry": "会计分录",
+    "Record": "记录", "Line": "对方明细", "Actions": "操作", "Assign owner": "指派处理人",
+    "Adjust": "调账", "Request refund": "申请退款", "Request re-settlement": "申请重新结算",
+    "Accept": "接受差异", "Reason code": "原因代码", "Debit": "借方", "Credit": "贷方",
+    "History": "处理记录", "found by the run": "对账发现",
+})
+
 
 def translator(lang: str) -> Callable[[str], str]:
     """``t(english)``: the text in ``lang``."""
