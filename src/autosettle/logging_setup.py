@@ -79,17 +79,25 @@ class _SafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
 UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
+def _is_basic(handler: logging.Handler) -> bool:
+    """A handler ``logging.basicConfig()`` installed: some libraries call it on import
+    (python-escpos does), which would print every record a second time, unfiltered."""
+    return (type(handler) is logging.StreamHandler and handler.formatter is not None
+            and handler.formatter._fmt == logging.BASIC_FORMAT)
+
+
 def configure_logging(level: str | int = logging.INFO,
                       stream: TextIO | None = None) -> logging.Handler:
     """Log to ``stream`` (stderr) in :data:`LOG_FORMAT` through :class:`SafeTextFilter`.
 
-    Replaces the handler an earlier call installed, puts the filter on any other handler
+    Replaces the handler an earlier call installed (and one a library's import put there
+    with ``logging.basicConfig()``), puts the filter on any other handler
     the root logger already has, and makes uvicorn's loggers propagate to the root (run
     uvicorn with ``log_config=None`` so it does not install handlers of its own).
     Returns the handler (a test removes it with ``logging.getLogger().removeHandler``).
     """
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _SafeHandler)]:
+    for old in [h for h in root.handlers if isinstance(h, _SafeHandler) or _is_basic(h)]:
         root.removeHandler(old)
     handler = _SafeHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))

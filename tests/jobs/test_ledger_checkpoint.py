@@ -200,3 +200,20 @@ def test_mark_waits_for_a_lower_id_in_flight(ctx: ServiceContext) -> None:
     assert_reads_equal_full_sums(ctx)
     with ctx.db.unit_of_work() as uow:
         assert uow.ledger.balance(ACCOUNTS[3].code, "CNY") == -333
+
+
+def test_checkpoint_after_a_settlement_run_fits_the_lease_table(ctx: ServiceContext) -> None:
+    """The run key after the longest real settlement key stays within the lease table's
+    limit (a longer one failed the job at every tick of `make run`)."""
+    from datetime import UTC, datetime
+
+    from autosettle.jobs.settlement import JOB_INTRADAY, intraday_key
+    from autosettle.services import leases
+
+    key = intraday_key(datetime(2026, 9, 18, 2, 30, tzinfo=UTC))
+    assert leases.run_once(ctx, JOB_INTRADAY, key, lambda: {}).status == "done"
+    ledger.post(ctx, entry(0, 3, 4200, "CNY"))
+    report = ledger_jobs.build_scheduler(ctx, owner="s1").tick()
+    after = [o for o in report.ran() if o.run_key == ledger_jobs.after_run_key(JOB_INTRADAY, key)]
+    assert len(after) == 1 and after[0].status == "done"
+    assert len(after[0].run_key) <= leases.RUN_KEY_LENGTH_MAX

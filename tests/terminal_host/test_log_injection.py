@@ -137,3 +137,25 @@ def test_api_and_uvicorn_loggers_write_through_the_filter(written: io.StringIO) 
     starts = _record_starts(written.getvalue())
     assert [line.split(": ", 1)[1] for line in starts] == [
         "path /x\\nERROR forged", "internal error: a\\r\\nb"]
+
+
+def test_a_librarys_basic_config_does_not_print_every_record_twice() -> None:
+    """python-escpos calls logging.basicConfig() on import: its plain handler is replaced."""
+    from autosettle.logging_setup import configure_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    basic = logging.StreamHandler(io.StringIO())
+    basic.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    root.addHandler(basic)
+    ours = io.StringIO()
+    handler = configure_logging(logging.INFO, stream=ours)
+    try:
+        logging.getLogger("autosettle.test").info("once")
+        assert basic not in root.handlers
+        assert ours.getvalue().count("once") == 1
+    finally:
+        root.removeHandler(handler)
+        for h in before:
+            if h not in root.handlers:
+                root.addHandler(h)

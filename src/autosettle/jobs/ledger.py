@@ -46,6 +46,12 @@ def _verify(ctx: ServiceContext) -> Mapping[str, Any]:
     return counts
 
 
+def after_run_key(job: str, last: str) -> str:
+    """The run key of the checkpoint after ``job``'s run ``last``: ``a<n>:<last>`` (the
+    job's place in AFTER_JOBS keeps it within the lease table's 40 characters)."""
+    return f"a{AFTER_JOBS.index(job)}:{last}"
+
+
 def checkpoint_planner(ctx: ServiceContext) -> Planner:
     """A checkpoint every interval and after the newest finished settlement run of each
     settlement job; a verification once a day."""
@@ -56,7 +62,7 @@ def checkpoint_planner(ctx: ServiceContext) -> Planner:
         for job in AFTER_JOBS:
             last = leases.last_done_key(ctx, job)
             if last is not None:
-                dues.append(Due(JOB_CHECKPOINT, f"after:{job}:{last}", run,
+                dues.append(Due(JOB_CHECKPOINT, after_run_key(job, last), run,
                                 after=(job, last)))
         dues.append(Due(JOB_VERIFY, now.astimezone(SHANGHAI).date().isoformat(),
                         functools.partial(_verify, ctx)))
