@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 
@@ -219,3 +219,28 @@ def ageing_bucket(days: int) -> str:
     if days <= 7:
         return "4-7d"
     return ">7d"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscrepancyRecord:
+    """A discrepancy as stored: the class, both sides' amounts and fees, its state."""
+
+    discrepancy_id: int
+    channel: str
+    business_date: date
+    klass: str
+    merchant_id: str | None
+    txn_id: str | None
+    line_id: int | None
+    our_amount_minor: int | None
+    their_amount_minor: int | None
+    our_fee_minor: int | None
+    their_fee_minor: int | None
+    currency: str
+    state: str
+    owner: str | None
+    resolution: str | None
+    note: str | None
+    entry_key: str | None
+    created_at: datetime
+    resolved_at: datetime | None

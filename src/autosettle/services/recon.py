@@ -22,7 +22,7 @@ import csv
 import hashlib
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -42,6 +42,7 @@ from autosettle.domain.payouts import PayoutStatus
 from autosettle.domain.recon import (
     AMOUNT_AGREES,
     DISCREPANCY_CLASSES,
+    DiscrepancyRecord,
     ReasonCode,
     Resolution,
     ResultClass,
@@ -510,36 +511,17 @@ def _row(klass: ResultClass, merchant_id: str, txn_id: str | None, ours: int | N
 # -- the discrepancy queue --------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class Discrepancy:
-    discrepancy_id: int
-    channel: str
-    business_date: date
-    klass: str
-    merchant_id: str | None
-    txn_id: str | None
-    line_id: int | None
-    our_amount_minor: int | None
-    their_amount_minor: int | None
-    our_fee_minor: int | None
-    their_fee_minor: int | None
-    currency: str
-    state: str
-    owner: str | None
-    resolution: str | None
-    note: str | None
-    entry_key: str | None
-    created_at: datetime
-    resolved_at: datetime | None
+class Discrepancy(DiscrepancyRecord):
+    """A discrepancy as the queue shows it: the stored record, its age and the other
+    side's line."""
+
     age_days: int
     line: dict[str, Any] | None = None
 
 
-def _view(row: Any, today: date, line: dict[str, Any] | None = None) -> Discrepancy:
-    values = {f: getattr(row, f) for f in (
-        "discrepancy_id", "channel", "business_date", "klass", "merchant_id", "txn_id",
-        "line_id", "our_amount_minor", "their_amount_minor", "our_fee_minor",
-        "their_fee_minor", "currency", "state", "owner", "resolution", "note", "entry_key",
-        "created_at", "resolved_at")}
+def _view(row: DiscrepancyRecord, today: date,
+          line: dict[str, Any] | None = None) -> Discrepancy:
+    values = {f.name: getattr(row, f.name) for f in fields(DiscrepancyRecord)}
     return Discrepancy(**values, age_days=age_days(row.created_at.date(), today), line=line)
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from autosettle.domain.recon import DiscrepancyRecord
 from autosettle.store.tables import (
     recon_days,
     recon_discrepancies,
@@ -93,28 +94,6 @@ class DayRow:
     closed_at: datetime | None
     closed_by: str | None
 
-
-@dataclass(frozen=True, slots=True)
-class DiscrepancyRow:
-    discrepancy_id: int
-    channel: str
-    business_date: date
-    klass: str
-    merchant_id: str | None
-    txn_id: str | None
-    line_id: int | None
-    our_amount_minor: int | None
-    their_amount_minor: int | None
-    our_fee_minor: int | None
-    their_fee_minor: int | None
-    currency: str
-    state: str
-    owner: str | None
-    resolution: str | None
-    note: str | None
-    entry_key: str | None
-    created_at: datetime
-    resolved_at: datetime | None
 
 
 class ReconRepository:
@@ -330,7 +309,7 @@ class ReconRepository:
 
     def discrepancies(self, *, channel: str | None = None, on: date | None = None,
                       state: str | None = None, klass: str | None = None,
-                      limit: int | None = 500) -> list[DiscrepancyRow]:
+                      limit: int | None = 500) -> list[DiscrepancyRecord]:
         d = recon_discrepancies
         q = select(d).order_by(d.c.discrepancy_id)
         for column, value in ((d.c.channel, channel), (d.c.business_date, on),
@@ -339,15 +318,15 @@ class ReconRepository:
                 q = q.where(column == value)
         if limit is not None:
             q = q.limit(limit)
-        return [DiscrepancyRow(*r) for r in self._conn.execute(q)]
+        return [DiscrepancyRecord(*r) for r in self._conn.execute(q)]
 
-    def discrepancy(self, discrepancy_id: int, *, lock: bool = False) -> DiscrepancyRow | None:
+    def discrepancy(self, discrepancy_id: int, *, lock: bool = False) -> DiscrepancyRecord | None:
         q = select(recon_discrepancies).where(
             recon_discrepancies.c.discrepancy_id == discrepancy_id)
         if lock and self._pg:
             q = q.with_for_update()
         row = self._conn.execute(q).first()
-        return DiscrepancyRow(*row) if row else None
+        return DiscrepancyRecord(*row) if row else None
 
     def set_discrepancy(self, discrepancy_id: int, **values: Any) -> None:
         self._conn.execute(update(recon_discrepancies).where(
