@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autosettle.domain.errors import ErrorCode
 
-CHANGES = frozenset({"POST", "PATCH", "PUT"})
+CHANGES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 Responses = dict[int | str, dict[str, Any]]
 
 
