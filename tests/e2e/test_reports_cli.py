@@ -9,12 +9,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from jobtools import add_merchant, add_sales, mid
+from jobtools import add_merchant, add_sales, cli_invoker, mid
 from openpyxl import load_workbook
 from reporttools import parse_csv, pdf_text
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from autosettle.cli import app
 from autosettle.cli import reports as cli_reports
 from autosettle.cli.wiring import channel_for
 from autosettle.config import get_settings
@@ -27,15 +26,7 @@ DAY = "2026-09-18"
 
 @pytest.fixture
 def cli(cli_data_dir: Path) -> Invoke:
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-    return invoke
+    return cli_invoker()
 
 
 @pytest.fixture

@@ -235,3 +235,22 @@ def advance_clock_to(ctx: ServiceContext, day: date, hour: int = 2) -> None:
     clock: Any = ctx.clock
     if clock() < target:
         clock.now = target
+
+
+def cli_invoker() -> Any:
+    """``invoke(*args, code=0)``: run the ``autosettle`` command in process with fresh
+    settings (the environment a fixture set) and assert its exit code."""
+    from typer.testing import CliRunner
+
+    from autosettle.cli import app
+    from autosettle.config import get_settings
+
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Any:
+        get_settings.cache_clear()
+        result = runner.invoke(app, list(args))
+        get_settings.cache_clear()
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        return result
+    return invoke

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jobtools import cli_invoker
 from sqlalchemy import update
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from autosettle.cli import app
 from autosettle.cli.wiring import channel_for
 from autosettle.config import get_settings
 from autosettle.domain.ledger import Account, AccountType, transfer
@@ -27,15 +27,7 @@ UNSETTLED = Account(AccountType.MERCHANT_UNSETTLED, MID)
 
 @pytest.fixture
 def cli(cli_data_dir: Path) -> Invoke:
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-    return invoke
+    return cli_invoker()
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from jobtools import (
     add_merchant,
     add_sales,
     assert_balances,
+    cli_invoker,
     merchant_payable,
     mid,
 )
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from autosettle.cli import app
 from autosettle.cli.wiring import channel_for
 from autosettle.config import get_settings
 from autosettle.domain.calendar import SHANGHAI, business_date
@@ -38,15 +38,7 @@ def data_dir(cli_data_dir: Path) -> Path:
 
 @pytest.fixture
 def cli(data_dir: Path) -> Invoke:
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-    return invoke
+    return cli_invoker()
 
 
 @pytest.fixture
