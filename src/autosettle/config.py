@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     risk_review_score: int = Field(default=60, ge=1, le=1000, description="A merchant-day "
                                    "cash-out score at or above this puts the merchant's "
                                    "settlement items of that day on review (held).")
+    risk_scoring_enabled: bool = Field(default=True, description="Score each closed "
+                                       "business date for cash-out in the scheduler "
+                                       "(`risk-score` job), before its T+1/D+1 settlement "
+                                       "run; that run waits for it.")
+    risk_scoring_time: time = Field(default=time(23, 30), description="When the `risk-score` "
+                                    "job scores the business date that closed last, "
+                                    "Asia/Shanghai: the first such time at or after the "
+                                    "date's cut-off.")
 
     # -- the web console (issue 11; docs/console.md) --
     console_session_idle_s: int = Field(default=1800, ge=60, le=86_400, description="A "

@@ -6,12 +6,16 @@ job                 when (Asia/Shanghai)                     run key
 ==================  =======================================  ==============================
 ``cutoff``          at the cut-off (``AUTOSETTLE_CUTOFF``)   the business date that begins
 ``settle-daily``    every day at ``AUTOSETTLE_SETTLEMENT_    the settlement date
-                    TIME``; missed days caught up at start
+                    TIME``; missed days caught up at start;
+                    after ``risk-score`` of the day before
 ``payouts-daily``   after ``settle-daily`` of the same date  the settlement date
 ``settle-intraday`` every ``AUTOSETTLE_INTRADAY_INTERVAL_S``  ``<date>:T0+D0@<HHMMSS>``
                     (T+0 only settles on workdays)
 ``payouts-intraday`` after ``settle-intraday`` of the slot   the slot's key
 ==================  =======================================  ==============================
+
+The cash-out scoring job ``risk-score`` (jobs/risk_scoring.py) is planned in the same
+scheduler, ahead of the daily settlement.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from autosettle.domain.calendar import SHANGHAI, business_date
+from autosettle.jobs import risk_scoring as risk_jobs
 from autosettle.jobs.runner import PeriodicTask
 from autosettle.jobs.scheduler import Due, Planner, Scheduler
 from autosettle.services import alerts, leases, maintenance, payouts, settlement
@@ -83,7 +88,8 @@ def daily_planner(ctx: ServiceContext) -> Planner:
         dues: list[tuple[date, int, Due]] = []
         for day in _dates_due(ctx, JOB_DAILY, latest):
             dues.append((day, 0, Due(JOB_DAILY, day.isoformat(), functools.partial(
-                _settle, ctx, day, NEXT_DAY, None), supersedes=True)))
+                _settle, ctx, day, NEXT_DAY, None), after=risk_jobs.gate(ctx, day),
+                supersedes=True)))
         for day in _dates_due(ctx, JOB_DAILY_PAYOUTS, latest):
             key = day.isoformat()
             dues.append((day, 1, Due(JOB_DAILY_PAYOUTS, key, functools.partial(
@@ -112,8 +118,10 @@ def intraday_planner(ctx: ServiceContext) -> Planner:
 
 
 def build_scheduler(ctx: ServiceContext, owner: str | None = None) -> Scheduler:
-    """The scheduler with every settlement job."""
-    return Scheduler(ctx, [cutoff_planner(ctx), daily_planner(ctx), intraday_planner(ctx)],
+    """The scheduler with every settlement job, and the cash-out scoring ahead of the daily
+    settlement that waits for it (jobs/risk_scoring.py)."""
+    return Scheduler(ctx, [cutoff_planner(ctx), *risk_jobs.planners(ctx), daily_planner(ctx),
+                           intraday_planner(ctx)],
                      lease_s=ctx.settings.job_lease_s, owner=owner)
 
 

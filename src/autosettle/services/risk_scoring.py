@@ -4,14 +4,15 @@
 (``domain.risk_scoring``: transparent signals, reasons with numbers), stores the scores, and
 puts a merchant whose score reaches ``risk_review_score`` on review: its settlement items of
 that day are held (the issue-4 hold flag), so its next settlement leaves them out until an
-operator releases them (:func:`release_merchant_day`). Run it after the cut-off
-(``autosettle risk score --date``, ``POST /v1/risk/scores/run``).
+operator releases them (:func:`release_merchant_day`). Run it after the cut-off: the
+scheduler does (``jobs/risk_scoring.py``), and so may ``autosettle risk score --date`` and
+``POST /v1/risk/scores/run``. Scoring a date again changes nothing (:func:`_rescored`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from autosettle.domain import risk as rk
 from autosettle.domain import risk_scoring as sc
@@ -50,6 +51,7 @@ def score_day(ctx: ServiceContext, who: Principal, day: date) -> list[ScoreRecor
         for row in rows:
             (today if row.business_date == day else past)[row.merchant_id].append(row)
         out: list[ScoreRecord] = []
+        changed = 0
         for merchant_id in sorted(today):
             merchant = uow.merchants.get(merchant_id)
             if merchant is None:
@@ -57,12 +59,12 @@ def score_day(ctx: ServiceContext, who: Principal, day: date) -> list[ScoreRecor
             result = sc.score_day(_day_txns(today[merchant_id]),
                                   single_limit_of(rules, merchant),
                                   _history(past[merchant_id]))
-            on_review = result.score >= threshold
-            found = ScoreRecord(merchant_id, day, result.score,
-                                [r.as_dict() for r in result.reasons], on_review, None, None,
-                                now)
-            uow.risk.put_score(found)
-            if on_review:
+            found, new = _rescored(uow.risk.scores(day, None, merchant_id), merchant_id,
+                                   day, result, threshold, now)
+            if new:  # new or changed; the same score is left as it was
+                uow.risk.put_score(found)
+                changed += 1
+            if found.on_review:
                 held = uow.risk.hold_merchant_day(merchant_id, day, True)
                 uow.alerts.raise_alert(
                     now, "warning", "risk_cash_out",
@@ -71,8 +73,32 @@ def score_day(ctx: ServiceContext, who: Principal, day: date) -> list[ScoreRecor
                     merchant_id, dedup_key=f"risk-score:{merchant_id}:{day}")
             out.append(found)
         audit(uow, who, "risk_score.run", f"risk_scores/{day}", now,
-              detail={"merchants": len(out), "on_review": sum(s.on_review for s in out)})
+              detail={"merchants": len(out), "on_review": sum(s.on_review for s in out),
+                      "changed": changed})
     return sorted(out, key=lambda s: (-s.score, s.merchant_id))
+
+
+def _rescored(before: list[ScoreRecord], merchant_id: str, day: date, result: sc.DayScore,
+              threshold: int, now: datetime) -> tuple[ScoreRecord, bool]:
+    """The score to keep for a merchant-day scored (again) at ``now``, and whether it is
+    new (to store).
+
+    Scoring a date again changes nothing that is still true (the scheduler's job after a
+    crash, ``autosettle risk score`` after the job): the same score and reasons keep their
+    record, time included. A day an operator released stays released, whatever the new
+    score: the operator's decision stands and its items are not held again.
+    """
+    reasons = [r.as_dict() for r in result.reasons]
+    previous = before[0] if before else None
+    released = previous is not None and previous.released_at is not None
+    on_review = result.score >= threshold and not released
+    if previous is not None and (previous.score, previous.reasons, previous.on_review) == (
+            result.score, reasons, on_review):
+        return previous, False
+    return ScoreRecord(merchant_id, day, result.score, reasons, on_review,
+                       previous.released_at if previous is not None and released else None,
+                       previous.released_by if previous is not None and released else None,
+                       now), True
 
 
 def _day_txns(rows: list[ScoredTxn]) -> list[sc.DayTxn]:
