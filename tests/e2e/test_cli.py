@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from apitools import row_counts
+from jobtools import cli_invoker
 from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner, Result
 
@@ -36,14 +37,10 @@ def db_path(cli_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def cli(db_path: Path) -> Invoke:
-    runner = CliRunner()
+    run = cli_invoker()
 
     def invoke(*args: str, ok: bool = True) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        if ok:
-            assert result.exit_code == 0, (args, result.output, result.exception)
+        result: Result = run(*args, code=0 if ok else None)
         return result
 
     return invoke

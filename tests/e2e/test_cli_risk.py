@@ -8,10 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
-
-from autosettle.cli.app import app
-from autosettle.config import get_settings
+from jobtools import cli_invoker
+from typer.testing import Result
 
 MID = "898310099990001"
 Invoke = Callable[..., Result]
@@ -20,14 +18,10 @@ Invoke = Callable[..., Result]
 @pytest.fixture
 def cli(cli_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     monkeypatch.setenv("AUTOSETTLE_DATABASE_URL", f"sqlite:///{cli_data_dir}/autosettle.db")
-    runner = CliRunner()
+    run = cli_invoker()
 
     def invoke(*args: str, ok: bool = True) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        if ok:
-            assert result.exit_code == 0, (args, result.output, result.exception)
+        result: Result = run(*args, code=0 if ok else None)
         return result
 
     invoke("db", "upgrade")

@@ -9,10 +9,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from jobtools import cli_invoker
+from typer.testing import Result
 
-from autosettle.cli import app
-from autosettle.config import get_settings
 from autosettle.simulators.issuer import ClearingLine, write_acp_file
 
 Invoke = Callable[..., Result]
@@ -22,15 +21,7 @@ DAY = date(2026, 9, 18)
 @pytest.fixture
 def cli(cli_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     monkeypatch.setenv("AUTOSETTLE_DATABASE_URL", f"sqlite:///{cli_data_dir / 'a.db'}")
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        assert result.exit_code == code, (args, result.output, result.exception)
-        return result
-
+    invoke: Invoke = cli_invoker()
     invoke("db", "upgrade")
     return invoke
 

@@ -238,8 +238,9 @@ def advance_clock_to(ctx: ServiceContext, day: date, hour: int = 2) -> None:
 
 
 def cli_invoker() -> Any:
-    """``invoke(*args, code=0)``: run the ``autosettle`` command in process with fresh
-    settings (the environment a fixture set) and assert its exit code."""
+    """``invoke(*args, code=0, stdin=None)``: run the ``autosettle`` command in process with
+    fresh settings (the environment a fixture set), ``stdin`` as its standard input, and
+    assert its exit code (``code=None``: any; the caller looks at the result)."""
     from typer.testing import CliRunner
 
     from autosettle.cli import app
@@ -247,10 +248,11 @@ def cli_invoker() -> Any:
 
     runner = CliRunner()
 
-    def invoke(*args: str, code: int = 0) -> Any:
+    def invoke(*args: str, code: int | None = 0, stdin: str | None = None) -> Any:
         get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
+        result = runner.invoke(app, list(args), input=stdin)
         get_settings.cache_clear()
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert code is None or result.exit_code == code, (
+            args, result.stdout, result.stderr, result.exception)
         return result
     return invoke

@@ -7,11 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jobtools import cli_invoker
 from printtools import FakePrinter, PrinterState, decode_escpos
-from typer.testing import CliRunner, Result
-
-from autosettle.cli import app
-from autosettle.config import get_settings
+from typer.testing import Result
 
 Invoke = Callable[..., Result]
 DEMO_MID, DEMO_TID = "898310054110001", "HL000001"
@@ -21,15 +19,7 @@ DEMO_MID, DEMO_TID = "898310054110001", "HL000001"
 def cli(cli_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     monkeypatch.setenv("AUTOSETTLE_DATABASE_URL", f"sqlite:///{cli_data_dir / 'a.db'}")
     monkeypatch.setenv("AUTOSETTLE_PRINTER_TIMEOUT_S", "1")
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args))
-        get_settings.cache_clear()
-        assert result.exit_code == code, (args, result.output, result.exception)
-        return result
-
+    invoke: Invoke = cli_invoker()
     invoke("db", "upgrade")
     invoke("demo", "seed", "--once")
     return invoke

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from consoletools import login
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner, Result
+from jobtools import cli_invoker
+from typer.testing import Result
 
 from autosettle.api.app import create_app
-from autosettle.cli.app import app
 from autosettle.config import get_settings
 from autosettle.services import console_sessions
 from autosettle.services.context import build_context
@@ -26,14 +26,10 @@ SECRET = "s3cret password here"
 @pytest.fixture
 def cli(cli_data_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     monkeypatch.setenv("AUTOSETTLE_DATABASE_URL", db_url)
-    runner = CliRunner()
+    run = cli_invoker()
 
     def invoke(*args: str, stdin: str | None = None, ok: bool = True) -> Result:
-        get_settings.cache_clear()
-        result = runner.invoke(app, list(args), input=stdin)
-        get_settings.cache_clear()
-        if ok:
-            assert result.exit_code == 0, (args, result.output, result.exception)
+        result: Result = run(*args, code=0 if ok else None, stdin=stdin)
         return result
 
     return invoke
