@@ -52,6 +52,8 @@ FEE_SCHEDULES = "tests/integration/test_fee_schedules.py::"
 CURSORS = "tests/integration/test_settlement_cursors.py::"
 PAYMENTS = "tests/integration/test_payments_flow.py::"
 SCHEDULER = "tests/jobs/test_scheduler.py::"
+RISK_SCORE = "src/autosettle/services/risk_scoring.py"
+RISK_JOB = "tests/jobs/test_risk_scoring_scheduled.py::"
 
 MUTANTS = [
     Mutant('C1', 'cut-off', CAL, [
@@ -330,6 +332,17 @@ MUTANTS = [
         ('        if current["status"] == DONE:\n',
          '        if False:\n'),
     ], 'tests/jobs/test_leases.py::test_a_run_happens_once_and_is_recorded'),
+    Mutant('J7', 'the daily run waits for the cash-out scoring', JOBS, [
+        ('after=risk_jobs.gate(ctx, day),', 'after=None,'),
+    ], RISK_JOB + 'test_settlement_waits_while_the_scoring_is_held_by_another_instance'),
+    Mutant('J8', 'the scoring is planned ahead of the daily run', JOBS, [
+        ('[cutoff_planner(ctx), *risk_jobs.planners(ctx), daily_planner(ctx),',
+         '[cutoff_planner(ctx), daily_planner(ctx), *risk_jobs.planners(ctx),'),
+    ], RISK_JOB + 'test_after_downtime_the_missed_date_is_scored_before_its_settlement_runs'),
+    Mutant('J9', 'scoring a date again changes nothing', RISK_SCORE, [
+        ('    if previous is not None and (previous.score,',
+         '    if False and (previous.score,'),
+    ], RISK_JOB + 'test_scoring_the_date_again_changes_nothing'),
     Mutant('L1', 'capture posting', PM, [
         ('                lines = [Line.debit(RECEIVABLE, amount), '
          'Line.credit(unsettled, amount)]\n',
