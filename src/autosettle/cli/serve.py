@@ -66,9 +66,8 @@ def serve(
         console.print(f"scheduler     T+1/D+1 daily at {settings.settlement_time:%H:%M}, "
                       f"T+0/D+0 every {settings.intraday_interval_s} s (Asia/Shanghai)")
         if settings.risk_scoring_enabled:
-            console.print(f"risk scoring  each business date at "
-                          f"{settings.risk_scoring_time:%H:%M} after its cut-off, before its "
-                          "T+1/D+1 settlement (docs/risk.md)")
+            console.print(f"risk scoring  cash-out, each business date at "
+                          f"{settings.risk_scoring_time:%H:%M} (before its T+1/D+1 run)")
     if settings.demo_traffic_interval_s > 0 and settings.print_queue_enabled:
         from autosettle.simulators.fleet import demo_terminals
 
