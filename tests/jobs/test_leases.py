@@ -10,7 +10,8 @@ import pytest
 from jobtools import ClockLike
 
 from autosettle.domain.errors import ValidationError
-from autosettle.services import leases
+from autosettle.services import alerts, leases
+from autosettle.services.context import SYSTEM as OPERATOR
 from autosettle.services.context import ServiceContext
 
 JOB = "test-job"
@@ -77,6 +78,27 @@ def test_a_failed_run_is_recorded_and_retried_after_the_delay(
     clock.advance(seconds=11)
     assert leases.run_once(ctx, JOB, KEY, flaky, lease_s=60, owner="a").status == "done"
     assert len(attempts) == 2
+
+
+def test_a_failed_run_raises_one_alert_however_often_it_is_retried(
+        ctx: ServiceContext, clock: ClockLike) -> None:
+    def broken() -> dict[str, int]:
+        raise RuntimeError("bank file missing")
+
+    for _ in range(3):
+        assert leases.run_once(ctx, JOB, KEY, broken, lease_s=60, retry_after_s=10,
+                               owner="a").status == "failed"
+        clock.advance(seconds=11)
+    raised = [a for a in alerts.list_alerts(ctx, OPERATOR) if a.kind == "job_failed"]
+    assert len(raised) == 1
+    assert raised[0].severity == "error"
+    assert f"{JOB}" in raised[0].message and KEY in raised[0].message
+    assert "bank file missing" in raised[0].message
+    # another run of the same job is another alert
+    assert leases.run_once(ctx, JOB, "2026-09-19", broken, lease_s=60,
+                           owner="a").status == "failed"
+    assert len([a for a in alerts.list_alerts(ctx, OPERATOR)
+                if a.kind == "job_failed"]) == 2
 
 
 def test_a_deferred_run_waits_for_the_end_of_the_window(ctx: ServiceContext,

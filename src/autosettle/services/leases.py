@@ -40,6 +40,7 @@ from autosettle.domain.calendar import SettlementCycle
 from autosettle.domain.errors import ConflictError, ValidationError
 from autosettle.domain.jobs import JobRun, JobStatus
 from autosettle.services import maintenance
+from autosettle.services.alerts import raise_alert
 from autosettle.services.audit import record
 from autosettle.services.business_dates import require_run_date
 from autosettle.services.context import Principal, ServiceContext
@@ -167,6 +168,20 @@ class _Heartbeat:
                               self._args[2])
 
 
+def _alert_failure(ctx: ServiceContext, job_name: str, run_key: str, failure: str) -> None:
+    """One ``error`` alert per failed run (retries of the same run raise no second one): a
+    failed run may hold back the runs that wait for it (settlement waits for the scoring of
+    the day before), so operators must hear of it, not only the log. When the database is
+    what failed, the alert cannot be written either; the log has it."""
+    try:
+        raise_alert(ctx, "error", "job_failed",
+                    f"job {job_name} run {run_key} failed: {failure}"[:500],
+                    dedup_key=f"job-failed:{job_name}:{run_key}"[:120])
+    except Exception:
+        log.exception("could not raise the alert for the failed job %s/%s", job_name,
+                      run_key)
+
+
 def run_once(ctx: ServiceContext, job_name: str, run_key: str, fn: JobFn,
              lease_s: float = LEASE_S_DEFAULT, owner: str | None = None,
              retry_after_s: float | None = None) -> RunOutcome:
@@ -195,6 +210,7 @@ def run_once(ctx: ServiceContext, job_name: str, run_key: str, fn: JobFn,
         retry = ctx.now() + timedelta(seconds=lease_s if retry_after_s is None
                                       else retry_after_s)
         _finish(ctx, job_name, run_key, me, FAILED, {}, failure, retry)
+        _alert_failure(ctx, job_name, run_key, failure)
         return RunOutcome(job_name, run_key, FAILED, me, {}, failure, took_over)
     error_value = counts.get("error")
     error = str(error_value) if error_value else None
