@@ -22,7 +22,7 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
@@ -44,7 +44,6 @@ from autosettle.store.tables import (
     settlement_items,
     transactions,
 )
-from autosettle.store.types import UTCDateTime
 
 _RULE_STAMP = (select(risk_rules.c.stamp).order_by(risk_rules.c.seq.desc()).limit(1)
                .scalar_subquery())
@@ -71,21 +70,17 @@ def _reserve_sql(rows: int) -> Any:
         "RETURNING key, bucket, amount_minor, txn_count")
 
 
-_RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 7)}
+_RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 9)}  # 6 counters, 2 velocity
 
 
-def _velocity_sql(anywhere: tuple[bool, ...]) -> Any:
-    sums = ", ".join(
-        f"SUM(CASE WHEN created_at >= :s{i}{'' if flag else ' AND merchant_id = :m'} "
-        "THEN 1 ELSE 0 END)" for i, flag in enumerate(anywhere))
-    return text(f"SELECT {sums} FROM transactions WHERE card_token = :t AND created_at >= "
-                ":since AND txn_type IN ('sale', 'preauth') AND status IN ('approved', "
-                "'pending')").bindparams(
-        bindparam("since", type_=UTCDateTime),
-        *[bindparam(f"s{i}", type_=UTCDateTime) for i in range(len(anywhere))])
+def _velocity_sql(windows: int) -> Any:
+    sums = ", ".join(f"SUM(CASE WHEN key = :k{i} AND bucket >= :s{i} THEN txn_count ELSE 0 END)"
+                     for i in range(windows))
+    return text(f"SELECT {sums} FROM risk_counters WHERE key IN (:any, :here) AND "
+                "bucket >= :since")
 
 
-_VELOCITY: dict[tuple[bool, ...], Any] = {}
+_VELOCITY: dict[int, Any] = {}
 
 
 def _rule(row: Any) -> Rule:
@@ -162,20 +157,22 @@ class RiskRepository:
             or_(*[and_(c.key == k.key, c.bucket == k.bucket) for k in keys])))
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
-    def recent_counts(self, card_token: str, merchant_id: str,
-                      windows: Sequence[tuple[datetime, bool]]) -> list[int]:
-        """Velocity, in one statement: for each ``(since, anywhere)`` window, the card's
-        counted transactions (sales, pre-authorizations; approved or in flight) since then,
-        at this merchant or anywhere."""
-        params: dict[str, Any] = {"t": card_token, "m": merchant_id,
+    def velocity_counts(self, keys: Sequence[CounterKey],
+                        windows: Sequence[tuple[str, bool]]) -> list[int]:
+        """Velocity, in one statement on the card's velocity buckets (``keys``: anywhere,
+        at this merchant; :func:`~autosettle.domain.risk.velocity_keys`): for each
+        ``(since bucket, anywhere)`` window, the counted transactions in the buckets since
+        then (this one included once reserved). Read after the reservation has locked the
+        card's counter rows, it sees every committed predecessor (docs/risk.md)."""
+        anywhere, here = keys[0].key, keys[1].key
+        params: dict[str, Any] = {"any": anywhere, "here": here,
                                   "since": min(s for s, _ in windows)}
-        for i, (since, _) in enumerate(windows):
+        for i, (since, flag) in enumerate(windows):
+            params[f"k{i}"] = anywhere if flag else here
             params[f"s{i}"] = since
-        key = tuple(anywhere for _, anywhere in windows)
-        statement = _VELOCITY.get(key)
+        statement = _VELOCITY.get(len(windows))
         if statement is None:
-            statement = _velocity_sql(key)
-            _VELOCITY[key] = statement
+            statement = _VELOCITY.setdefault(len(windows), _velocity_sql(len(windows)))
         row = self._conn.execute(statement, params).one()
         return [int(v or 0) for v in row]
 
