@@ -588,7 +588,8 @@ def limits_of(rules: rk.RuleSet, merchant: Merchant, keys: Sequence[rk.CounterKe
                                           None, rule.action.value, p.get("amount_minor"),
                                           p.get("count"), None, None, {}))
                     continue
-                key = next(k for k in keys if k.period is not None and k.period.value == p["period"])
+                key = next(k for k in keys
+                           if k.period is not None and k.period.value == p["period"])
                 amount, count = used.get(key.pair, (0, 0))
                 out.append(LimitUsage(rule.ref, rule.kind.value, "merchant", p["period"], None,
                                       rule.action.value, p.get("amount_minor"), p.get("count"),
