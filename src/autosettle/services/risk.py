@@ -4,10 +4,11 @@ operator's views.
 
 The check (:func:`check_payment`) runs inside the payment's first unit of work, after the
 business rules (``services.payments``), for the REST API and the ISO 8583 host alike. It
-costs a sale no statement when no cumulative limit applies and the cached rule set is
-current; otherwise **one**: the conditional upsert that reserves room in the counters
-(``store.risk``). A velocity rule adds one count; declines, reviews and alerts add the
-decision row (and a refusal gives back what it took). The rule set is read again only
+costs a counted sale **one** statement when the cached rule set is current: the
+conditional upsert that reserves room in the counters and the card's velocity buckets
+(``store.risk``). Velocity adds one count, read after that upsert has locked the card's
+rows (race-free), and only when the card's month count could exceed a velocity limit;
+declines, reviews and alerts add the decision row (and a refusal gives back what it took). The rule set is read again only
 when the newest rule version's stamp, read with the payment's context, changes.
 """
 
