@@ -8,8 +8,9 @@ costs a counted sale **one** statement when the cached rule set is current: the
 conditional upsert that reserves room in the counters and the card's velocity buckets
 (``store.risk``). Velocity adds one count, read after that upsert has locked the card's
 rows (race-free), and only when the card's month count could exceed a velocity limit;
-declines, reviews and alerts add the decision row (and a refusal gives back what it took). The rule set is read again only
-when the newest rule version's stamp, read with the payment's context, changes.
+declines, reviews and alerts add the decision row (and a refusal gives back what it
+took). The rule set is read again only when the newest rule version's stamp, read with
+the payment's context, changes.
 """
 
 from __future__ import annotations
