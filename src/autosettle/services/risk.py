@@ -140,20 +140,25 @@ def check_payment(uow: UnitOfWork, context: PaymentContext, attempt: rk.Attempt,
     return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, prereg, ())
 
 
-def reserve(uow: UnitOfWork, checked: Checked) -> Checked:
+def reserve(uow: UnitOfWork, checked: Checked,
+            record: TransactionRecord | None = None) -> Checked:
     """Take the payment's room in the cumulative counters and its card's velocity buckets
     (one statement), all or nothing; then, with the card's counter rows locked, count
     velocity (one statement, only when a velocity rule is in force); the final outcome. A
-    refusal by an amount limit may still be lifted by a pre-registration."""
+    refusal by an amount limit may still be lifted by a pre-registration. ``record``: the
+    payment's record, inserted here (with the reservation, one statement on PostgreSQL)."""
     p = checked.pending
     if p is None:
+        if record is not None:
+            uow.transactions.add(record)
         return checked
     attempt, hits, prereg = p.attempt, list(p.hits), p.prereg
     assert attempt.amount_minor is not None
     keys = rk.counter_keys(attempt.merchant_id, attempt.terminal_id, attempt.card_token,
                            p.today)
     buckets = rk.velocity_keys(attempt.merchant_id, attempt.card_token, p.now)
-    taken = _reserve(uow, p.rules, attempt, keys, buckets, prereg[1] if prereg else 0)
+    taken = _reserve(uow, p.rules, attempt, keys, buckets, prereg[1] if prereg else 0,
+                     record)
     if isinstance(taken, rk.Hit) and prereg is None and \
             taken.code is rk.RC.EXCEEDS_AMOUNT_LIMIT:
         prereg = uow.risk.use_preregistration(attempt.merchant_id, attempt.terminal_id,
@@ -197,7 +202,8 @@ def _velocity_hits(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
 
 def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
              keys: Sequence[rk.CounterKey], buckets: Sequence[rk.CounterKey],
-             allowance: int) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
+             allowance: int, record: TransactionRecord | None = None
+             ) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
     """Room in every counter, all or nothing (the velocity buckets, unlimited, in the same
     statement): the totals after, or why not."""
     assert attempt.amount_minor is not None
@@ -206,9 +212,11 @@ def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
     for limit in limits:  # a fresh counter row is inserted unchecked: check it here
         hit = rk.counter_hit(limit, amount, 1)
         if hit is not None:
+            if record is not None:
+                uow.transactions.add(record)
             return hit
     limits.extend(rk.CounterLimit(k, None, None) for k in buckets)
-    taken = uow.risk.reserve(limits, amount)
+    taken = uow.risk.reserve(limits, amount, record=record)
     if len(taken) == len(limits):
         return taken
     missed = [lim for lim in limits if lim.key.pair not in taken]

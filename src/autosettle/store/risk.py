@@ -22,10 +22,11 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
+from autosettle.domain.payment_records import TransactionRecord
 from autosettle.domain.risk import CounterKey, CounterLimit, Rule
 from autosettle.domain.risk_records import (
     DecisionRecord,
@@ -54,9 +55,9 @@ def rule_stamp_column() -> Any:
     return _RULE_STAMP.label("risk_stamp")
 
 
-def _reserve_sql(rows: int) -> Any:
+def _upsert_text(rows: int) -> str:
     values = ", ".join(f"(:k{i}, :b{i}, :amount, :count, :la{i}, :lc{i})" for i in range(rows))
-    return text(
+    return (
         "INSERT INTO risk_counters (key, bucket, amount_minor, txn_count, limit_amount_minor, "
         f"limit_count) VALUES {values} ON CONFLICT (key, bucket) DO UPDATE SET "
         "amount_minor = risk_counters.amount_minor + excluded.amount_minor, "
@@ -70,7 +71,25 @@ def _reserve_sql(rows: int) -> Any:
         "RETURNING key, bucket, amount_minor, txn_count")
 
 
+def _reserve_sql(rows: int) -> Any:
+    return text(_upsert_text(rows))
+
+
+_TXN_COLUMNS = tuple(c.name for c in transactions.c)
+
+
+def _reserve_with_record_sql(rows: int) -> Any:
+    """PostgreSQL: the payment's record inserted by a data-modifying CTE of the reservation
+    itself (one statement instead of two; the CTE runs whatever the upsert finds)."""
+    columns = ", ".join(_TXN_COLUMNS)
+    values = ", ".join(f":t_{name}" for name in _TXN_COLUMNS)
+    return text(f"WITH new_txn AS (INSERT INTO transactions ({columns}) VALUES ({values})) "
+                f"{_upsert_text(rows)}").bindparams(
+        *[bindparam(f"t_{c.name}", type_=c.type) for c in transactions.c])
+
+
 _RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 9)}  # 6 counters, 2 velocity
+_RESERVE_WITH_RECORD = {rows: _reserve_with_record_sql(rows) for rows in range(1, 9)}
 
 
 def _velocity_sql(windows: int) -> Any:
@@ -125,15 +144,36 @@ class RiskRepository:
                                 "(edited meanwhile): reload and retry") from exc
 
     # -- counters ---------------------------------------------------------------------------
-    def reserve(self, limits: Sequence[CounterLimit], amount_minor: int,
-                count: int = 1) -> dict[tuple[str, str], tuple[int, int]]:
+    def reserve(self, limits: Sequence[CounterLimit], amount_minor: int, count: int = 1,
+                record: TransactionRecord | None = None
+                ) -> dict[tuple[str, str], tuple[int, int]]:
         """Take ``amount_minor`` and ``count`` in every counter whose limits allow it (one
-        statement); the totals after, of those that took it. The others are unchanged."""
+        statement); the totals after, of those that took it. The others are unchanged.
+        ``record``: the payment's record, inserted first (on PostgreSQL in the same
+        statement); :class:`AlreadyExists` when its trace or idempotency key is taken."""
         params: dict[str, Any] = {"amount": amount_minor, "count": count}
         for i, limit in enumerate(limits):
-            params |= {f"k{i}": limit.key.key, f"b{i}": limit.key.bucket,
-                       f"la{i}": limit.amount_minor, f"lc{i}": limit.count}
-        rows = self._conn.execute(_RESERVE[len(limits)], params)
+            params[f"k{i}"] = limit.key.key
+            params[f"b{i}"] = limit.key.bucket
+            params[f"la{i}"] = limit.amount_minor
+            params[f"lc{i}"] = limit.count
+        statement = _RESERVE[len(limits)]
+        if record is not None:
+            if self._conn.dialect.name != "postgresql":
+                from autosettle.store.payments import TransactionRepository  # imports us
+
+                TransactionRepository(self._conn).add(record)
+            else:
+                statement = _RESERVE_WITH_RECORD[len(limits)]
+                for name in _TXN_COLUMNS:
+                    params[f"t_{name}"] = getattr(record, name)
+        try:
+            rows = self._conn.execute(statement, params).all()
+        except IntegrityError as exc:
+            if record is None:
+                raise
+            raise AlreadyExists(f"transaction {record.txn_id} clashes with a stored one "
+                                f"(trace {record.batch_no}/{record.stan})") from exc
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
     def release(self, keys: Sequence[CounterKey], amount_minor: int, count: int) -> None:
