@@ -11,7 +11,13 @@ takes room in every counter a transaction moves with **one** statement::
 On PostgreSQL the conflicting row is locked and the WHERE is evaluated on its latest committed
 version, so two sales can never both take the last room; SQLite has one writer at a time. A
 counter missing from RETURNING had no room; the caller gives back what the others took
-(:meth:`release`) in the same transaction, so a refusal changes nothing.
+(:meth:`release`) in the same transaction, so a refusal changes nothing. On PostgreSQL the
+payment's pending record is inserted by a data-modifying CTE of the same statement (the
+insert runs whatever the upsert finds), so risk control adds no statement to a sale there.
+
+Velocity buckets (``v:``/``w:`` keys, one row per card and second) ride in the same upsert
+without limits; :meth:`velocity_counts` sums them, in a new statement after the upsert has
+locked the card's counter rows, so it sees every committed sale of the card (docs/risk.md).
 """
 
 from __future__ import annotations
