@@ -1,5 +1,6 @@
 """Risk counters under concurrency: 100 sales released together at one merchant near its
-daily limit never approve one fen beyond it, and refuse nothing that fitted.
+daily limit never approve one fen beyond it, and refuse nothing that fitted; sales of one
+card released together against a velocity rule of K per M minutes approve exactly K.
 
 The room is reserved by one conditional upsert (``store.risk``): on PostgreSQL the row lock
 and the re-checked WHERE decide, SQLite serialises writers. The PostgreSQL case runs
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import pytest
 from paytools import DEBIT, MID, PIN, assert_ledger_balanced, sale, seed_shop, unsettled
 
 from autosettle.domain.response_codes import ResponseCode as RC
-from autosettle.services import risk
+from autosettle.services import merchants, risk
 from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 
@@ -29,6 +31,10 @@ SQLITE_ROUNDS = 2
 DAY_LIMIT = 100_000
 PREFILL = 90_000
 SEED = 13
+VELOCITY_SALES = 30
+VELOCITY_COUNT = 7
+VELOCITY_MINUTES = 10
+PG_VELOCITY_ROUNDS = 5
 
 
 def _together(calls: list[Callable[[], T]]) -> list[T]:
@@ -73,5 +79,38 @@ def test_100_concurrent_sales_never_pass_the_daily_limit(
                        and k.period.value == "day")
             assert uow.risk.usage([day])[day.pair] == (total, 1 + len(approved))
         expected_unsettled += total
+    assert unsettled(ctx) == expected_unsettled
+    assert_ledger_balanced(ctx)
+
+
+@pytest.mark.parametrize("anywhere", [False, True])
+def test_concurrent_sales_of_one_card_approve_exactly_the_velocity_limit(
+        ctx: ServiceContext, sim: IssuerSimulator, clock: Any, anywhere: bool) -> None:
+    """Velocity is counted after the reservation has locked the card's counter rows: every
+    sale of the card sees each one committed before it, so exactly K pass per window."""
+    seed_shop(ctx, sim, balance_minor=10**12)
+    sim.add_card(DEBIT, balance_minor=10**12, pin=PIN)
+    terminals = [f"HL{n:06d}" for n in range(2, 2 + VELOCITY_SALES)]  # no shared batch row
+    for terminal_id in terminals:
+        merchants.add_terminal(ctx, SYSTEM, MID, merchants.NewTerminal(terminal_id))
+    risk.put_rule(ctx, SYSTEM, "vel", risk.RuleInput(
+        "velocity", "merchant", "decline",
+        {"count": VELOCITY_COUNT, "minutes": VELOCITY_MINUTES, "anywhere": anywhere}, MID))
+    expected_unsettled = 0
+    for _ in range(PG_VELOCITY_ROUNDS if ctx.db.is_postgres else SQLITE_ROUNDS):
+        clock.advance(minutes=VELOCITY_MINUTES + 1)  # the window starts empty
+        amounts = list(range(101, 101 + VELOCITY_SALES))
+        results = _together([lambda fen=fen, tid=tid: sale(ctx, fen, terminal_id=tid)
+                              for fen, tid in zip(amounts, terminals, strict=True)])
+        approved = [fen for fen, r in zip(amounts, results, strict=True)
+                    if r.response_code is RC.APPROVED]
+        refused = [r for r in results if r.response_code is RC.EXCEEDS_FREQUENCY_LIMIT]
+        assert len(approved) == VELOCITY_COUNT, sorted({r.response_code for r in results})
+        assert len(refused) == VELOCITY_SALES - VELOCITY_COUNT
+        assert all(r.record is not None and r.record.refusal_reason == "velocity"
+                   for r in refused)
+        expected_unsettled += sum(approved)
+        clock.advance(seconds=VELOCITY_MINUTES * 60 - 1)  # still in the window: refused
+        assert sale(ctx, 100).response_code is RC.EXCEEDS_FREQUENCY_LIMIT
     assert unsettled(ctx) == expected_unsettled
     assert_ledger_balanced(ctx)

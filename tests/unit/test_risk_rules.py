@@ -3,7 +3,7 @@ precedence, window edges, block lists, counter keys and limits."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -108,6 +108,36 @@ def test_counter_keys_are_sorted_and_follow_day_and_month(day: date,
     assert [k.pair for k in keys] == sorted(k.pair for k in keys)
     assert len(keys) == (6 if token else 4)
     assert {k.bucket for k in keys} == {f"D{day.isoformat()}", f"M{day.isoformat()[:7]}"}
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 12, 31),
+                    timezones=st.just(UTC)),
+       st.text("0123456789abcdef", min_size=64, max_size=64))
+def test_velocity_buckets_sort_after_the_counters_and_fit_the_key_column(
+        at: datetime, token: str) -> None:
+    keys = rk.counter_keys(MID, TID, token, at.date())
+    buckets = rk.velocity_keys(MID, token, at)
+    pairs = [k.pair for k in [*keys, *buckets]]
+    assert pairs == sorted(pairs)  # one lock order for the one upsert
+    assert all(len(k.key) <= 80 and len(k.bucket) <= 12 for k in buckets)
+    assert {k.bucket for k in buckets} == {rk.velocity_bucket(at)}
+    assert rk.velocity_bucket(at) < rk.velocity_bucket(at + timedelta(seconds=1))
+
+
+@pytest.mark.parametrize(("today", "now", "month_count", "minutes", "cannot"), [
+    (date(2026, 9, 18), datetime(2026, 9, 18, 4, tzinfo=UTC), 5, 10, True),
+    (date(2026, 9, 18), datetime(2026, 9, 18, 4, tzinfo=UTC), 6, 10, False),  # over count
+    (date(2026, 9, 30), datetime(2026, 9, 30, 4, tzinfo=UTC), 1, 10, False),  # month's end
+    (date(2026, 9, 1), datetime(2026, 8, 31, 16, 5, tzinfo=UTC), 1, 10, False),  # August
+    (date(2026, 9, 1), datetime(2026, 8, 31, 16, 15, tzinfo=UTC), 1, 10, True),
+])
+def test_velocity_is_skipped_only_while_the_month_count_bounds_it(
+        today: date, now: datetime, month_count: int, minutes: int, cannot: bool) -> None:
+    token = "ab" * 32
+    velocity = rule("v", "velocity", {"count": 5, "minutes": minutes})
+    totals = {(f"c:{token}", f"M{today.isoformat()[:7]}"): (100, month_count)}
+    assert rk.velocity_cannot_fire([velocity], token, today, now, totals) is cannot
+    assert not rk.velocity_cannot_fire([velocity], token, today, now, {})
 
 
 @given(st.integers(1, 10**12 - 1), st.integers(0, 10**12), st.integers(0, 10**6))

@@ -23,12 +23,14 @@ rest is decided here from one :class:`Attempt`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import ValidationError
 from autosettle.domain.merchants import MerchantType
 from autosettle.domain.response_codes import ResponseCode
@@ -585,9 +587,9 @@ def velocity_hit(rule: Rule, recent: int) -> Hit | None:
 @dataclass(frozen=True, slots=True)
 class CounterKey:
     subject: Subject
-    period: Period
-    key: str  # "m:<merchant>", "t:<merchant>/<terminal>", "c:<card token>"
-    bucket: str  # "D2026-12-04" or "M2026-12"
+    period: Period | None  # None: a velocity bucket (one second of one card)
+    key: str  # "m:<merchant>", "t:<merchant>/<terminal>", "c:<card token>", "v:", "w:"
+    bucket: str  # "D2026-12-04" or "M2026-12"; "S<epoch seconds>" for velocity
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -605,6 +607,43 @@ def counter_keys(merchant_id: str, terminal_id: str, card_token: str | None,
         subjects[Subject.CARD] = f"c:{card_token}"
     keys = [CounterKey(s, p, k, b) for s, k in subjects.items() for p, b in buckets.items()]
     return sorted(keys, key=lambda c: c.pair)
+
+
+def velocity_bucket(at: datetime) -> str:
+    """The second ``at`` falls in, as a velocity bucket (fixed width: sorts as it counts)."""
+    return f"S{math.floor(at.timestamp()):010d}"
+
+
+def velocity_keys(merchant_id: str, card_token: str | None,
+                  at: datetime) -> list[CounterKey]:
+    """The velocity buckets one counted transaction of a card moves: its second, anywhere
+    (``v:<token>``) and at this merchant (``w:<merchant>/<token>``, the token cut to 60 hex
+    digits to fit the key column); sorted, after every cumulative counter key."""
+    if not card_token:
+        return []
+    bucket = velocity_bucket(at)
+    return [CounterKey(Subject.CARD, None, f"v:{card_token}", bucket),
+            CounterKey(Subject.CARD, None, f"w:{merchant_id}/{card_token[:60]}", bucket)]
+
+
+def velocity_cannot_fire(velocity: Sequence[Rule], card_token: str, today: date,
+                         now: datetime,
+                         totals: Mapping[tuple[str, str], tuple[int, int]]) -> bool:
+    """True when no velocity rule can fire, known from the reservation's own totals: the
+    card's counted transactions of the business month (this one included, under the row
+    lock) bound every window that starts in the same month, since the month counter and
+    the velocity buckets move together. So a card below its velocity limits this month
+    costs no velocity statement. Not on a month's last business day (a concurrent sale
+    after the cutoff counts in the next month's counter)."""
+    used = totals.get((f"c:{card_token}", f"M{today.isoformat()[:7]}"))
+    if used is None or (today + timedelta(days=1)).month != today.month:
+        return False
+    for rule in velocity:
+        start = (now - timedelta(minutes=int(rule.params["minutes"]))).astimezone(SHANGHAI)
+        if (start.year, start.month) != (today.year, today.month) or \
+                used[1] > int(rule.params["count"]):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,8 +664,9 @@ def counter_limits(rules: RuleSet, a: Attempt, keys: Sequence[CounterKey],
     cumulative = [r for r in rules.plan(a).cumulative if r.action is Action.DECLINE]
     out: list[CounterLimit] = []
     for key in keys:
+        period = key.period.value if key.period is not None else None
         mine = [r for r in cumulative if r.params["subject"] == key.subject.value
-                and r.params["period"] == key.period.value]
+                and r.params["period"] == period]
         by_amount = [r for r in mine if "amount_minor" in r.params]
         by_count = [r for r in mine if "count" in r.params]
         amount = min((int(r.params["amount_minor"]) for r in by_amount), default=None)
@@ -640,6 +680,8 @@ def counter_limits(rules: RuleSet, a: Attempt, keys: Sequence[CounterKey],
 def counter_hit(limit: CounterLimit, amount_after: int, count_after: int) -> Hit | None:
     """Why a reservation that would bring a counter to these totals is refused."""
     period = limit.key.period
+    if period is None:  # a velocity bucket carries no limit
+        return None
     who = {Subject.MERCHANT: ("merchant", "商户"), Subject.TERMINAL: ("terminal", "终端"),
            Subject.CARD: ("card", "卡片")}[limit.key.subject]
     span = ("daily", "日") if period is Period.DAY else ("monthly", "月")
@@ -667,7 +709,7 @@ def soft_counter_hits(rules: RuleSet, a: Attempt,
     for key in keys:
         amount, count = totals.get(key.pair, (0, 0))
         for rule in soft:
-            if rule.params["subject"] != key.subject.value or \
+            if key.period is None or rule.params["subject"] != key.subject.value or \
                     rule.params["period"] != key.period.value:
                 continue
             hit = counter_hit(CounterLimit(key, rule.params.get("amount_minor"),

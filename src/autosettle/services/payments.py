@@ -359,10 +359,12 @@ def _prepare(ctx: ServiceContext, req: PaymentRequest, fingerprint: str,
                              refusal_reason=decision.reason, answered_at=now)
             uow.transactions.add(record)
             return PaymentResult(decision.code, record, decision.message)
-        uow.transactions.add(record)
-        if checked.pending is not None:
-            # Last, so the counter rows stay locked only until the commit that follows.
-            checked = risk.reserve(uow, checked)
+        if checked.pending is None:
+            uow.transactions.add(record)
+        else:
+            # The record goes in with the reservation (one statement on PostgreSQL), last,
+            # so the counter rows stay locked only until the commit that follows.
+            checked = risk.reserve(uow, checked, record)
             if checked.declined:
                 refused = _decline_of(checked)
                 uow.transactions.update(record.merchant_id, record.txn_id,

@@ -4,11 +4,13 @@ operator's views.
 
 The check (:func:`check_payment`) runs inside the payment's first unit of work, after the
 business rules (``services.payments``), for the REST API and the ISO 8583 host alike. It
-costs a sale no statement when no cumulative limit applies and the cached rule set is
-current; otherwise **one**: the conditional upsert that reserves room in the counters
-(``store.risk``). A velocity rule adds one count; declines, reviews and alerts add the
-decision row (and a refusal gives back what it took). The rule set is read again only
-when the newest rule version's stamp, read with the payment's context, changes.
+costs a counted sale **one** statement when the cached rule set is current: the
+conditional upsert that reserves room in the counters and the card's velocity buckets
+(``store.risk``). Velocity adds one count, read after that upsert has locked the card's
+rows (race-free), and only when the card's month count could exceed a velocity limit;
+declines, reviews and alerts add the decision row (and a refusal gives back what it
+took). The rule set is read again only when the newest rule version's stamp, read with
+the payment's context, changes.
 """
 
 from __future__ import annotations
@@ -114,11 +116,12 @@ def attempt_for(context: PaymentContext, txn_type: TxnType, terminal_id: str,
 
 def check_payment(uow: UnitOfWork, context: PaymentContext, attempt: rk.Attempt,
                   txn_id: str, last4: str | None, today: date, now: datetime) -> Checked:
-    """Decide on one payment, everything but the cumulative counters: block lists,
-    allowed methods, time windows, single limits (a pre-registration may lift them, used
-    once), velocity (one statement). A counted payment that passes comes back ``pending``:
-    the caller inserts its record and then calls :func:`reserve`, so the counter rows are
-    locked only from the reservation to the commit."""
+    """Decide on one payment, everything but the counters: block lists, allowed methods,
+    time windows, single limits (a pre-registration may lift them, used once); no
+    statement unless a pre-registration is needed. A counted payment that passes comes back
+    ``pending``: the caller inserts its record and then calls :func:`reserve` (cumulative
+    limits and velocity), so the counter rows are locked only from the reservation to the
+    commit."""
     rules = rule_set(uow, context.risk_stamp)
     hits = rk.static_hits(rules, attempt)
     prereg: tuple[int, int] | None = None
@@ -131,43 +134,44 @@ def check_payment(uow: UnitOfWork, context: PaymentContext, attempt: rk.Attempt,
             hits = rk.static_hits(rules, attempt, allowance_minor=prereg[1])
     if any(h.action is rk.Action.DECLINE for h in hits):
         return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, prereg, ())
-    velocity = rk.velocity_rules(rules, attempt)
-    if velocity:  # every velocity rule in one statement
-        assert attempt.card_token is not None
-        recent = uow.risk.recent_counts(attempt.card_token, attempt.merchant_id, [
-            (now - timedelta(minutes=int(r.params["minutes"])), bool(r.params.get("anywhere")))
-            for r in velocity])
-        for rule, count in zip(velocity, recent, strict=True):
-            hit = rk.velocity_hit(rule, count)
-            if hit is not None:
-                hits.append(hit)
-    if any(h.action is rk.Action.DECLINE for h in hits):
-        if prereg is not None:
-            uow.risk.cancel_preregistration_use(prereg[0])
-        return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, None, ())
     if attempt.txn_type in rk.COUNTED_TYPES and attempt.amount_minor is not None:
         return Checked(rk.decide(hits), (), _Pending(rules, attempt, txn_id, last4, today,
                                                      now, tuple(hits), prereg))
     return _finish(uow, attempt, txn_id, rk.decide(hits), today, now, prereg, ())
 
 
-def reserve(uow: UnitOfWork, checked: Checked) -> Checked:
-    """Take the payment's room in the cumulative counters (one statement), all or nothing;
-    the final outcome. A refusal may still be lifted by a pre-registration."""
+def reserve(uow: UnitOfWork, checked: Checked,
+            record: TransactionRecord | None = None) -> Checked:
+    """Take the payment's room in the cumulative counters and its card's velocity buckets
+    (one statement), all or nothing; then, with the card's counter rows locked, count
+    velocity (one statement, only when a velocity rule is in force); the final outcome. A
+    refusal by an amount limit may still be lifted by a pre-registration. ``record``: the
+    payment's record, inserted here (with the reservation, one statement on PostgreSQL)."""
     p = checked.pending
     if p is None:
+        if record is not None:
+            uow.transactions.add(record)
         return checked
     attempt, hits, prereg = p.attempt, list(p.hits), p.prereg
     assert attempt.amount_minor is not None
     keys = rk.counter_keys(attempt.merchant_id, attempt.terminal_id, attempt.card_token,
                            p.today)
-    taken = _reserve(uow, p.rules, attempt, keys, prereg[1] if prereg else 0)
+    buckets = rk.velocity_keys(attempt.merchant_id, attempt.card_token, p.now)
+    taken = _reserve(uow, p.rules, attempt, keys, buckets, prereg[1] if prereg else 0,
+                     record)
     if isinstance(taken, rk.Hit) and prereg is None and \
             taken.code is rk.RC.EXCEEDS_AMOUNT_LIMIT:
         prereg = uow.risk.use_preregistration(attempt.merchant_id, attempt.terminal_id,
                                               p.last4, attempt.amount_minor, p.now, p.txn_id)
         if prereg is not None:
-            taken = _reserve(uow, p.rules, attempt, keys, prereg[1])
+            taken = _reserve(uow, p.rules, attempt, keys, buckets, prereg[1])
+    if not isinstance(taken, rk.Hit):
+        fast = _velocity_hits(uow, p.rules, attempt, buckets, p.today, p.now, taken)
+        hits.extend(fast)
+        if any(h.action is rk.Action.DECLINE for h in fast):
+            uow.risk.release([*keys, *buckets], attempt.amount_minor, 1)
+            taken = next(h for h in fast if h.action is rk.Action.DECLINE)
+            hits.remove(taken)
     if isinstance(taken, rk.Hit):
         if prereg is not None:
             uow.risk.cancel_preregistration_use(prereg[0])
@@ -175,21 +179,44 @@ def reserve(uow: UnitOfWork, checked: Checked) -> Checked:
                        None, ())
     hits.extend(rk.soft_counter_hits(p.rules, attempt, taken, keys))
     return _finish(uow, attempt, p.txn_id, rk.decide(hits, prereg[0] if prereg else None),
-                   p.today, p.now, prereg, tuple(keys))
+                   p.today, p.now, prereg, (*keys, *buckets))
+
+
+def _velocity_hits(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
+                   buckets: Sequence[rk.CounterKey], today: date, now: datetime,
+                   totals: dict[tuple[str, str], tuple[int, int]]) -> list[rk.Hit]:
+    """Every velocity rule in force, in one statement over the card's buckets (this
+    transaction's included: it was just reserved). Race-free: the reservation locked the
+    card's own counter rows, so a concurrent sale of the card waits for this one's commit,
+    and the count, a new statement, sees every sale of the card that committed before."""
+    velocity = rk.velocity_rules(rules, attempt)
+    if not velocity or not buckets or attempt.card_token is None or \
+            rk.velocity_cannot_fire(velocity, attempt.card_token, today, now, totals):
+        return []
+    counts = uow.risk.velocity_counts(buckets, [
+        (rk.velocity_bucket(now - timedelta(minutes=int(r.params["minutes"]))),
+         bool(r.params.get("anywhere"))) for r in velocity])
+    return [hit for rule, count in zip(velocity, counts, strict=True)
+            if (hit := rk.velocity_hit(rule, count - 1)) is not None]
 
 
 def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
-             keys: Sequence[rk.CounterKey],
-             allowance: int) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
-    """Room in every counter, all or nothing: the totals after, or why not."""
+             keys: Sequence[rk.CounterKey], buckets: Sequence[rk.CounterKey],
+             allowance: int, record: TransactionRecord | None = None
+             ) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
+    """Room in every counter, all or nothing (the velocity buckets, unlimited, in the same
+    statement): the totals after, or why not."""
     assert attempt.amount_minor is not None
     amount = attempt.amount_minor
     limits = rk.counter_limits(rules, attempt, keys, allowance)
     for limit in limits:  # a fresh counter row is inserted unchecked: check it here
         hit = rk.counter_hit(limit, amount, 1)
         if hit is not None:
+            if record is not None:
+                uow.transactions.add(record)
             return hit
-    taken = uow.risk.reserve(limits, amount)
+    limits.extend(rk.CounterLimit(k, None, None) for k in buckets)
+    taken = uow.risk.reserve(limits, amount, record=record)
     if len(taken) == len(limits):
         return taken
     missed = [lim for lim in limits if lim.key.pair not in taken]
@@ -231,8 +258,10 @@ def _finish(uow: UnitOfWork, attempt: rk.Attempt, txn_id: str, outcome: rk.Outco
 # -- giving room back ---------------------------------------------------------------------------
 
 def _keys_of(record: TransactionRecord) -> list[rk.CounterKey]:
-    return rk.counter_keys(record.merchant_id, record.terminal_id, record.card_token,
-                           record.business_date)
+    """The counters and velocity buckets a counted record took room in."""
+    return [*rk.counter_keys(record.merchant_id, record.terminal_id, record.card_token,
+                             record.business_date),
+            *rk.velocity_keys(record.merchant_id, record.card_token, record.created_at)]
 
 
 def _counted(record: TransactionRecord) -> bool:
@@ -569,7 +598,8 @@ def limits_of(rules: rk.RuleSet, merchant: Merchant, keys: Sequence[rk.CounterKe
                                           None, rule.action.value, p.get("amount_minor"),
                                           p.get("count"), None, None, {}))
                     continue
-                key = next(k for k in keys if k.period.value == p["period"])
+                key = next(k for k in keys
+                           if k.period is not None and k.period.value == p["period"])
                 amount, count = used.get(key.pair, (0, 0))
                 out.append(LimitUsage(rule.ref, rule.kind.value, "merchant", p["period"], None,
                                       rule.action.value, p.get("amount_minor"), p.get("count"),

@@ -11,7 +11,13 @@ takes room in every counter a transaction moves with **one** statement::
 On PostgreSQL the conflicting row is locked and the WHERE is evaluated on its latest committed
 version, so two sales can never both take the last room; SQLite has one writer at a time. A
 counter missing from RETURNING had no room; the caller gives back what the others took
-(:meth:`release`) in the same transaction, so a refusal changes nothing.
+(:meth:`release`) in the same transaction, so a refusal changes nothing. On PostgreSQL the
+payment's pending record is inserted by a data-modifying CTE of the same statement (the
+insert runs whatever the upsert finds), so risk control adds no statement to a sale there.
+
+Velocity buckets (``v:``/``w:`` keys, one row per card and second) ride in the same upsert
+without limits; :meth:`velocity_counts` sums them, in a new statement after the upsert has
+locked the card's counter rows, so it sees every committed sale of the card (docs/risk.md).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, t
 from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
+from autosettle.domain.payment_records import TransactionRecord
 from autosettle.domain.risk import CounterKey, CounterLimit, Rule
 from autosettle.domain.risk_records import (
     DecisionRecord,
@@ -44,7 +51,6 @@ from autosettle.store.tables import (
     settlement_items,
     transactions,
 )
-from autosettle.store.types import UTCDateTime
 
 _RULE_STAMP = (select(risk_rules.c.stamp).order_by(risk_rules.c.seq.desc()).limit(1)
                .scalar_subquery())
@@ -55,9 +61,9 @@ def rule_stamp_column() -> Any:
     return _RULE_STAMP.label("risk_stamp")
 
 
-def _reserve_sql(rows: int) -> Any:
+def _upsert_text(rows: int) -> str:
     values = ", ".join(f"(:k{i}, :b{i}, :amount, :count, :la{i}, :lc{i})" for i in range(rows))
-    return text(
+    return (
         "INSERT INTO risk_counters (key, bucket, amount_minor, txn_count, limit_amount_minor, "
         f"limit_count) VALUES {values} ON CONFLICT (key, bucket) DO UPDATE SET "
         "amount_minor = risk_counters.amount_minor + excluded.amount_minor, "
@@ -71,21 +77,35 @@ def _reserve_sql(rows: int) -> Any:
         "RETURNING key, bucket, amount_minor, txn_count")
 
 
-_RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 7)}
+def _reserve_sql(rows: int) -> Any:
+    return text(_upsert_text(rows))
 
 
-def _velocity_sql(anywhere: tuple[bool, ...]) -> Any:
-    sums = ", ".join(
-        f"SUM(CASE WHEN created_at >= :s{i}{'' if flag else ' AND merchant_id = :m'} "
-        "THEN 1 ELSE 0 END)" for i, flag in enumerate(anywhere))
-    return text(f"SELECT {sums} FROM transactions WHERE card_token = :t AND created_at >= "
-                ":since AND txn_type IN ('sale', 'preauth') AND status IN ('approved', "
-                "'pending')").bindparams(
-        bindparam("since", type_=UTCDateTime),
-        *[bindparam(f"s{i}", type_=UTCDateTime) for i in range(len(anywhere))])
+_TXN_COLUMNS = tuple(c.name for c in transactions.c)
 
 
-_VELOCITY: dict[tuple[bool, ...], Any] = {}
+def _reserve_with_record_sql(rows: int) -> Any:
+    """PostgreSQL: the payment's record inserted by a data-modifying CTE of the reservation
+    itself (one statement instead of two; the CTE runs whatever the upsert finds)."""
+    columns = ", ".join(_TXN_COLUMNS)
+    values = ", ".join(f":t_{name}" for name in _TXN_COLUMNS)
+    return text(f"WITH new_txn AS (INSERT INTO transactions ({columns}) VALUES ({values})) "
+                f"{_upsert_text(rows)}").bindparams(
+        *[bindparam(f"t_{c.name}", type_=c.type) for c in transactions.c])
+
+
+_RESERVE = {rows: _reserve_sql(rows) for rows in range(1, 9)}  # 6 counters, 2 velocity
+_RESERVE_WITH_RECORD = {rows: _reserve_with_record_sql(rows) for rows in range(1, 9)}
+
+
+def _velocity_sql(windows: int) -> Any:
+    sums = ", ".join(f"SUM(CASE WHEN key = :k{i} AND bucket >= :s{i} THEN txn_count ELSE 0 END)"
+                     for i in range(windows))
+    return text(f"SELECT {sums} FROM risk_counters WHERE key IN (:any, :here) AND "
+                "bucket >= :since")
+
+
+_VELOCITY: dict[int, Any] = {}
 
 
 def _rule(row: Any) -> Rule:
@@ -130,15 +150,36 @@ class RiskRepository:
                                 "(edited meanwhile): reload and retry") from exc
 
     # -- counters ---------------------------------------------------------------------------
-    def reserve(self, limits: Sequence[CounterLimit], amount_minor: int,
-                count: int = 1) -> dict[tuple[str, str], tuple[int, int]]:
+    def reserve(self, limits: Sequence[CounterLimit], amount_minor: int, count: int = 1,
+                record: TransactionRecord | None = None
+                ) -> dict[tuple[str, str], tuple[int, int]]:
         """Take ``amount_minor`` and ``count`` in every counter whose limits allow it (one
-        statement); the totals after, of those that took it. The others are unchanged."""
+        statement); the totals after, of those that took it. The others are unchanged.
+        ``record``: the payment's record, inserted first (on PostgreSQL in the same
+        statement); :class:`AlreadyExists` when its trace or idempotency key is taken."""
         params: dict[str, Any] = {"amount": amount_minor, "count": count}
         for i, limit in enumerate(limits):
-            params |= {f"k{i}": limit.key.key, f"b{i}": limit.key.bucket,
-                       f"la{i}": limit.amount_minor, f"lc{i}": limit.count}
-        rows = self._conn.execute(_RESERVE[len(limits)], params)
+            params[f"k{i}"] = limit.key.key
+            params[f"b{i}"] = limit.key.bucket
+            params[f"la{i}"] = limit.amount_minor
+            params[f"lc{i}"] = limit.count
+        statement = _RESERVE[len(limits)]
+        if record is not None:
+            if self._conn.dialect.name != "postgresql":
+                from autosettle.store.payments import TransactionRepository  # imports us
+
+                TransactionRepository(self._conn).add(record)
+            else:
+                statement = _RESERVE_WITH_RECORD[len(limits)]
+                for name in _TXN_COLUMNS:
+                    params[f"t_{name}"] = getattr(record, name)
+        try:
+            rows = self._conn.execute(statement, params).all()
+        except IntegrityError as exc:
+            if record is None:
+                raise
+            raise AlreadyExists(f"transaction {record.txn_id} clashes with a stored one "
+                                f"(trace {record.batch_no}/{record.stan})") from exc
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
     def release(self, keys: Sequence[CounterKey], amount_minor: int, count: int) -> None:
@@ -162,20 +203,22 @@ class RiskRepository:
             or_(*[and_(c.key == k.key, c.bucket == k.bucket) for k in keys])))
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
-    def recent_counts(self, card_token: str, merchant_id: str,
-                      windows: Sequence[tuple[datetime, bool]]) -> list[int]:
-        """Velocity, in one statement: for each ``(since, anywhere)`` window, the card's
-        counted transactions (sales, pre-authorizations; approved or in flight) since then,
-        at this merchant or anywhere."""
-        params: dict[str, Any] = {"t": card_token, "m": merchant_id,
+    def velocity_counts(self, keys: Sequence[CounterKey],
+                        windows: Sequence[tuple[str, bool]]) -> list[int]:
+        """Velocity, in one statement on the card's velocity buckets (``keys``: anywhere,
+        at this merchant; :func:`~autosettle.domain.risk.velocity_keys`): for each
+        ``(since bucket, anywhere)`` window, the counted transactions in the buckets since
+        then (this one included once reserved). Read after the reservation has locked the
+        card's counter rows, it sees every committed predecessor (docs/risk.md)."""
+        anywhere, here = keys[0].key, keys[1].key
+        params: dict[str, Any] = {"any": anywhere, "here": here,
                                   "since": min(s for s, _ in windows)}
-        for i, (since, _) in enumerate(windows):
+        for i, (since, flag) in enumerate(windows):
+            params[f"k{i}"] = anywhere if flag else here
             params[f"s{i}"] = since
-        key = tuple(anywhere for _, anywhere in windows)
-        statement = _VELOCITY.get(key)
+        statement = _VELOCITY.get(len(windows))
         if statement is None:
-            statement = _velocity_sql(key)
-            _VELOCITY[key] = statement
+            statement = _VELOCITY.setdefault(len(windows), _velocity_sql(len(windows)))
         row = self._conn.execute(statement, params).one()
         return [int(v or 0) for v in row]
 
