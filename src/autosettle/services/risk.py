@@ -311,6 +311,27 @@ def _on_reversed(uow: UnitOfWork, reversed_record: TransactionRecord,
         uow.risk.reserve([rk.CounterLimit(k, None, None) for k in keys], amount, count)
 
 
+# -- pruning the velocity buckets -----------------------------------------------------------------
+
+VELOCITY_KEPT = timedelta(minutes=rk.VELOCITY_MINUTES_MAX) + timedelta(days=1)
+"""How long a velocity bucket is kept: the longest window a velocity rule may have, and a
+day more. A give-back to a pruned bucket changes nothing (it updates, never inserts)."""
+PRUNE_CHUNK = 10_000
+
+
+def prune_velocity_buckets(ctx: ServiceContext, now: datetime | None = None) -> int:
+    """Delete the velocity buckets no window can reach any more, a chunk per unit of work
+    (a card makes about two a second while it pays); the number deleted."""
+    before = rk.velocity_bucket((now or ctx.now()) - VELOCITY_KEPT)
+    total = 0
+    while True:
+        with ctx.db.unit_of_work() as uow:
+            deleted = uow.risk.prune_velocity_buckets(before, PRUNE_CHUNK)
+        total += deleted
+        if deleted < PRUNE_CHUNK:
+            return total
+
+
 # -- the rule editor (operators) ----------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,19 @@ from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
@@ -194,6 +206,17 @@ class RiskRepository:
             else func.greatest(c.amount_minor - amount_minor, 0),
             txn_count=func.max(c.txn_count - count, 0)
             if self._conn.dialect.name == "sqlite" else func.greatest(c.txn_count - count, 0)))
+
+    def prune_velocity_buckets(self, before: str, limit: int) -> int:
+        """Delete up to ``limit`` velocity buckets (``S<epoch seconds>``) older than
+        ``before``; the day and month counters (``D``/``M`` buckets sort below ``S``) stay."""
+        c = risk_counters.c
+        old = select(c.key, c.bucket).where(c.bucket >= "S", c.bucket < before).limit(limit)
+        if self._conn.dialect.name != "sqlite":
+            old = old.with_for_update(skip_locked=True)
+        result = self._conn.execute(
+            delete(risk_counters).where(tuple_(c.key, c.bucket).in_(old)))
+        return int(result.rowcount or 0)
 
     def usage(self, keys: Sequence[CounterKey]) -> dict[tuple[str, str], tuple[int, int]]:
         if not keys:
