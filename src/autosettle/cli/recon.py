@@ -2,7 +2,8 @@
 
 * ``recon import FILE --source acp|statement-csv|bank [--date D]`` (with a progress bar)
 * ``recon run --date D [--channel issuer-sim|bank]``
-* ``recon discrepancies [--date D] [--state open|resolved] [--class C]``
+* ``recon discrepancies [--date D] [--state open|resolved] [--class C] [--owner NAME]
+  [--after ID] [--limit N]``
 * ``recon assign ID --owner NAME`` / ``recon resolve ID --action adjust|accept|refund|resettle
   --reason TEXT``
 * ``recon close --date D [--channel C]``
@@ -116,11 +117,16 @@ def discrepancies(
     channel: Annotated[str | None, typer.Option()] = None,
     state: Annotated[str | None, typer.Option(help="open or resolved")] = None,
     klass: Annotated[str | None, typer.Option("--class")] = None,
+    owner: Annotated[str | None, typer.Option(help="only this owner's")] = None,
+    after: Annotated[int | None, typer.Option(help="ids above this one (the next page)")]
+    = None,
+    limit: Annotated[int, typer.Option(min=1, max=5000)] = 500,
     as_json: JsonFlag = False,
 ) -> None:
-    """The discrepancy queue: age, owner, state, both amounts."""
+    """The discrepancy queue in id order: age, owner, state, both amounts."""
     rows = recon.list_discrepancies(context(), SYSTEM, channel=channel, on=_day(on),
-                                    state=state, klass=klass)
+                                    state=state, klass=klass, owner=owner, after=after,
+                                    limit=limit)
     if as_json:
         emit_json(rows)
         return

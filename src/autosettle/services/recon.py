@@ -527,16 +527,23 @@ def _view(row: DiscrepancyRecord, today: date,
 
 def list_discrepancies(ctx: ServiceContext, who: Principal, *, channel: str | None = None,
                        on: date | None = None, state: str | None = None,
-                       klass: str | None = None, limit: int = 500) -> list[Discrepancy]:
+                       klass: str | None = None, owner: str | None = None,
+                       after: int | None = None, limit: int = 500) -> list[Discrepancy]:
+    """The queue in id order, at most ``limit`` (1..5000) after id ``after``: every filter
+    (owner too) is the store's SQL, so a page is right however many rows there are."""
     who.require_operator()
     if state is not None and state not in (s.value for s in State):
         raise ValidationError(f"state must be open or resolved, got {state!r}")
     if klass is not None and klass not in (c.value for c in DISCREPANCY_CLASSES):
         raise ValidationError(f"unknown class {klass!r}")
+    if owner is not None and not 1 <= len(owner) <= 100:
+        raise ValidationError("owner must be 1..100 characters")
+    if not 1 <= limit <= 5000:
+        raise ValidationError("limit must be 1..5000")
     today = ctx.now().date()
     with ctx.db.unit_of_work() as uow:
         rows = uow.recon.discrepancies(channel=channel, on=on, state=state, klass=klass,
-                                       limit=limit)
+                                       owner=owner, after_id=after, limit=limit)
     return [_view(r, today) for r in rows]
 
 

@@ -309,13 +309,17 @@ class ReconRepository:
 
     def discrepancies(self, *, channel: str | None = None, on: date | None = None,
                       state: str | None = None, klass: str | None = None,
+                      owner: str | None = None, after_id: int | None = None,
                       limit: int | None = 500) -> list[DiscrepancyRecord]:
+        """The queue in id order, every filter in SQL; a page starts after ``after_id``."""
         d = recon_discrepancies
         q = select(d).order_by(d.c.discrepancy_id)
         for column, value in ((d.c.channel, channel), (d.c.business_date, on),
-                              (d.c.state, state), (d.c.klass, klass)):
+                              (d.c.state, state), (d.c.klass, klass), (d.c.owner, owner)):
             if value is not None:
                 q = q.where(column == value)
+        if after_id is not None:
+            q = q.where(d.c.discrepancy_id > after_id)
         if limit is not None:
             q = q.limit(limit)
         return [DiscrepancyRecord(*r) for r in self._conn.execute(q)]

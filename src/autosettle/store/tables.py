@@ -160,6 +160,7 @@ audit_log = Table(
     Column("outcome", String(20), nullable=False),
     Column("detail", Text, nullable=True),
     Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_resource", "resource", "audit_id"),  # an object's history (0014)
 )
 
 APPEND_ONLY_TABLES = ("journal_entries", "journal_lines", "audit_log")
@@ -807,6 +808,7 @@ recon_discrepancies = Table(
     CheckConstraint("state IN ('open', 'resolved')", name="state_known"),
     Index("ix_recon_discrepancies_day", "channel", "business_date", "state"),
     Index("ix_recon_discrepancies_txn", "txn_id"),
+    Index("ix_recon_discrepancies_owner", "owner", "discrepancy_id"),  # queue by owner (0014)
 )
 
 recon_days = Table(

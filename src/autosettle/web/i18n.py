@@ -179,3 +179,12 @@ ZH.update({
         "每次修改生成规则的新版本，立即生效并记入审计日志。",
     "Parameters by kind: see docs/risk.md.": "各类规则的参数见 docs/risk.md。",
 })
+
+# The reconciliation pages, second part: the queue's pager, a day's and a discrepancy's
+# states and resolutions (shown through the status badge), the history's details.
+ZH.update({
+    "First page": "第一页", "reconciled": "已对账", "adjusted": "已调账",
+    "accepted": "已接受差异", "refund_requested": "已申请退款",
+    "resettle_requested": "已申请重新结算", "auto": "自动处理",
+    "not on their side": "对方无此记录",
+})

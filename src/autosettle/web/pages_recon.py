@@ -9,21 +9,20 @@ from __future__ import annotations
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from autosettle.domain.errors import ConflictError, NotFoundError, ValidationError
 from autosettle.domain.recon import DISCREPANCY_CLASSES, Resolution, State
-from autosettle.services import console_views, recon
+from autosettle.services import audit, recon
 from autosettle.services.console_sessions import ConsoleSession
 from autosettle.web.app import PREFIX, render
 from autosettle.web.auth import context, current, require_csrf
 
 router = APIRouter()
 PAGE = 50
-OWNER_SCAN_MAX = 10_000
 Q = Annotated[str | None, Query(max_length=200)]
 FormText = Annotated[str | None, Form(max_length=500)]
 
@@ -42,8 +41,6 @@ ACTIONS = {Resolution.ADJUSTED: "adjust", Resolution.REFUND_REQUESTED: "refund",
 ACTION_LABELS = {"adjust": "Adjust", "refund": "Request refund",
                  "resettle": "Request re-settlement", "accept": "Accept"}
 AGEING = ("0-1d", "2-3d", "4-7d", ">7d")
-AUDIT_ACTIONS = ("recon.discrepancy.assign",
-                 *(f"recon.discrepancy.{a}" for a in ACTIONS.values()))
 
 
 def _blank(value: str | None) -> str | None:
@@ -144,37 +141,24 @@ def recon_close(request: Request, csrf_token: FormText = None, channel: FormText
 @router.get("/recon/discrepancies", response_class=HTMLResponse)
 def recon_queue(request: Request, date: Q = None, channel: Q = None, klass: Q = None,
                 state: Q = None, owner: Q = None,
-                page: Annotated[int, Query(ge=0, le=10_000)] = 0) -> HTMLResponse:
+                after: Annotated[int | None, Query(ge=0)] = None) -> HTMLResponse:
+    """The queue in id order, a page of ``PAGE`` after id ``after``; every filter (the owner
+    too) is SQL, so the pages are right however many discrepancies there are."""
     s = _operator(request)
-    on = _date(date, "date")
-    who_owns = _blank(owner)
-    wanted = (page + 1) * PAGE + 1
     found = recon.list_discrepancies(
-        context(request), s.principal, channel=_blank(channel), on=on,
+        context(request), s.principal, channel=_blank(channel), on=_date(date, "date"),
         state=_choice(state, STATES, "state"), klass=_choice(klass, CLASSES, "class"),
-        limit=OWNER_SCAN_MAX if who_owns else wanted)
-    if who_owns:
-        found = [d for d in found if d.owner == who_owns]
-    items = found[page * PAGE:(page + 1) * PAGE]
-    more = len(found) > (page + 1) * PAGE
+        owner=_blank(owner), after=after, limit=PAGE + 1)
+    items = found[:PAGE]
+    next_after = items[-1].discrepancy_id if len(found) > PAGE else None
     filters = {"date": date or "", "channel": channel or "", "klass": klass or "",
                "state": state or "", "owner": owner or ""}
     return render(request, "recon_discrepancies.html", items=items, filters=filters,
-                  page=page, more=more, classes=CLASSES, states=STATES, labels=CLASS_LABELS)
+                  after=after, next_after=next_after, classes=CLASSES, states=STATES,
+                  labels=CLASS_LABELS)
 
 
 # -- one discrepancy --------------------------------------------------------------------------
-
-def _history(request: Request, s: ConsoleSession, discrepancy_id: int) -> list[Any]:
-    """The audit records of this discrepancy, oldest first."""
-    resource = f"recon/discrepancies/{discrepancy_id}"
-    events = []
-    for action in AUDIT_ACTIONS:
-        page = console_views.audit_log(context(request), s.principal, None,
-                                       console_views.PAGE_MAX, action=action)
-        events += [e for _, e in page.items if e.resource == resource]
-    return sorted(events, key=lambda e: e.at)
-
 
 @router.get("/recon/discrepancies/{discrepancy_id}", response_class=HTMLResponse)
 def recon_discrepancy(request: Request, discrepancy_id: int) -> HTMLResponse:
@@ -191,7 +175,8 @@ def recon_discrepancy(request: Request, discrepancy_id: int) -> HTMLResponse:
         ours_link = f"{PREFIX}/transactions/{d.txn_id}"
     return render(request, "recon_discrepancy.html", d=d, labels=CLASS_LABELS,
                   actions=actions, action_labels=ACTION_LABELS, entry=entry, ours_link=ours_link,
-                  history=_history(request, s, discrepancy_id))
+                  history=audit.history(context(request), s.principal,
+                                        f"recon/discrepancies/{discrepancy_id}"))
 
 
 @router.post("/recon/discrepancies/{discrepancy_id}/assign")

@@ -91,6 +91,8 @@ class DiscrepancyPublic(BaseModel):
 
 class DiscrepancyList(BaseModel):
     items: list[DiscrepancyPublic]
+    next_after: int | None = Field(
+        None, description="more rows: ask again with after=this id; null on the last page")
 
 
 class Assign(Strict):
@@ -137,12 +139,18 @@ def list_discrepancies(
     channel: Annotated[str | None, Query(pattern=CHANNEL_PATTERN)] = None,
     state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
     klass: Annotated[str | None, Query(pattern=CLASS_PATTERN)] = None,
+    owner: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    after: Annotated[int | None, Query(ge=0, description="the previous page's next_after")]
+    = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> DiscrepancyList:
-    """The discrepancy queue, oldest first."""
+    """The discrepancy queue, oldest first (id order), every filter applied by the database;
+    page with ``after`` = the previous page's ``next_after``."""
     rows = recon.list_discrepancies(ctx, who, channel=channel, on=business_date, state=state,
-                                    klass=klass, limit=limit)
-    return DiscrepancyList(items=[DiscrepancyPublic.of(d) for d in rows])
+                                    klass=klass, owner=owner, after=after, limit=limit + 1)
+    page = rows[:limit]
+    return DiscrepancyList(items=[DiscrepancyPublic.of(d) for d in page],
+                           next_after=page[-1].discrepancy_id if len(rows) > limit else None)
 
 
 @router.get("/discrepancies/{discrepancy_id}", response_model=DiscrepancyPublic)
