@@ -186,5 +186,5 @@ ZH.update({
     "First page": "第一页", "reconciled": "已对账", "adjusted": "已调账",
     "accepted": "已接受差异", "refund_requested": "已申请退款",
     "resettle_requested": "已申请重新结算", "auto": "自动处理",
-    "not on their side": "对方无此记录",
+    "not on their side": "对方无此记录", "Assigned to": "处理人",
 })
