@@ -216,7 +216,10 @@ def _reference(path: Path, db: Database) -> tuple[float, int]:
                         cut("amount").cast(pl.Int64), cut("fee").cast(pl.Int64, strict=False),
                         cut("txn_time"))
     with db.unit_of_work() as uow:
-        ours = uow.recon.our_records(CHANNEL, DAY)
+        # (the store reads the terminal as a categorical: as text again, for a join of text
+        # to text as before)
+        ours = uow.recon.our_records(CHANNEL, DAY).with_columns(
+            pl.col("terminal_id").cast(pl.Utf8))
     joined = theirs.join(ours, left_on=["order_ref", "terminal_id"],
                          right_on=["txn_id", "terminal_id"], how="full")
     return time.perf_counter() - t0, joined.height

@@ -248,20 +248,26 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
             require_open_day(day.state, channel, on)
         t0 = tick()
         carried = uow.recon.carried_txn_ids(channel, on)
-        ours = uow.recon.our_records(channel, on, carried)
+        reversals = uow.recon.carried_reversals(channel, on)
+        ours = uow.recon.our_records(channel, on, [*carried, *(r[0] for r in reversals)])
         theirs = uow.recon.lines(channel, on)
         t1 = tick()
         result = match(ours, theirs, keys, rules)
-        matches, found = _result_frames(result, channel, on, now)
+        reversed_late = _reversed_late(result, reversals, on)
+        matches, found = _result_frames(result, channel, on, now, reversed_late)
         ours_count, theirs_count, cur = ours.height, theirs.height, currency(
             _currency(ours, theirs))
         del ours, theirs  # the prepared copies in ``result`` are all that is needed now
         t2 = tick()
         written = uow.recon.replace_results(channel, on, matches, found)
-        late = result.pairs.join(result.ours.select("o_idx", "txn_id", "business_date"),
-                                 on="o_idx").filter(pl.col("business_date") < on)
-        auto = uow.recon.resolve_ours_only(channel, late["txn_id"].to_list(),
+        paired = result.pairs["o_idx"]
+        late = paired.filter(result.ours["business_date"].gather(paired) < on)
+        auto = uow.recon.resolve_ours_only(channel, result.ours["txn_id"].gather(late).to_list(),
                                            f"its line came on {on.isoformat()}", now)
+        auto += uow.recon.resolve_ours_only(
+            channel, result.ours["txn_id"].gather(reversed_late["o_idx"]).to_list(),
+            f"the channel's line of {on.isoformat()} reverses it; the money agrees", now,
+            klass="status_mismatch", before=on)
         cleared = _cleared(matches, found)
         before = day.cleared_minor if day is not None else 0
         runs = (day.runs if day is not None else 0) + 1
@@ -315,8 +321,34 @@ _DISC_SCHEMA = ("channel", "business_date", "klass", "merchant_id", "txn_id", "l
                 "resolved_at")
 
 
-def _result_frames(result: Any, channel: str, on: date,
-                   now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _reversed_late(result: Any, reversals: list[tuple[str, int]], on: date) -> pl.DataFrame:
+    """(o_idx, t_idx) of the benign "reversal cleared the next day": an earlier day's
+    status mismatch (the channel cleared a sale we had reversed) whose record now pairs
+    with a line of ``on`` taking the same money back."""
+    empty = pl.DataFrame(schema={"o_idx": pl.UInt32, "t_idx": pl.UInt32})
+    if not reversals:
+        return empty
+    pairs = result.pairs.filter(pl.col("klass") == "status_mismatch").select("o_idx", "t_idx")
+    if pairs.height == 0:
+        return empty
+    earlier = pl.DataFrame({"txn_id": [r[0] for r in reversals],
+                            "cleared": [r[1] for r in reversals]},
+                           schema={"txn_id": pl.Utf8, "cleared": pl.Int64})
+    o, t = result.ours, result.theirs
+    pairs = pairs.with_columns(
+        o["txn_id"].gather(pairs["o_idx"]).alias("txn_id"),
+        o["business_date"].gather(pairs["o_idx"]).alias("business_date"),
+        o["live"].gather(pairs["o_idx"]).alias("live"),
+        t["signed"].gather(pairs["t_idx"]).alias("t_signed"))
+    found: pl.DataFrame = pairs.join(earlier, on="txn_id").filter(
+        pl.col("business_date") < on, ~pl.col("live"),
+        pl.col("t_signed") + pl.col("cleared") == 0).select("o_idx", "t_idx")
+    return found
+
+
+def _result_frames(result: Any, channel: str, on: date, now: datetime,
+                   reversed_late: pl.DataFrame | None = None,
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
     o = result.ours.select("o_idx", "txn_id", pl.col("merchant_id").alias("o_merchant"),
                            pl.col("signed").alias("o_signed"), pl.col("fee_minor").alias(
                                "o_fee"), pl.col("currency").alias("o_cur"))
@@ -324,16 +356,30 @@ def _result_frames(result: Any, channel: str, on: date,
                              pl.col("signed").alias("t_signed"),
                              pl.col("fee_minor").alias("t_fee"),
                              pl.col("currency").alias("t_cur"), "result", "reason")
-    pairs = result.pairs.select("o_idx", "t_idx", "rule", "klass").join(o, on="o_idx").join(
-        t, on="t_idx")
-    matched = pairs.filter(pl.col("klass") == "matched")
-    matches = matched.select(
-        pl.lit(channel).alias("channel"), pl.lit(on, pl.Date).alias("business_date"),
-        pl.col("o_merchant").alias("merchant_id"), "txn_id", "line_id", "rule",
-        pl.col("o_signed").alias("amount_minor"), pl.col("o_cur").alias("currency"))
+    # the matched pairs (nearly all of a day) take only the columns a match row stores,
+    # gathered by index; the few others are joined with everything a discrepancy needs
+    matched = result.pairs.filter(pl.col("klass") == "matched")
+    mo, mt = matched["o_idx"], matched["t_idx"]
+    matches = pl.DataFrame([
+        pl.Series("channel", [channel], pl.Utf8).extend_constant(channel, matched.height - 1)
+        if matched.height else pl.Series("channel", [], pl.Utf8),
+        pl.Series("business_date", [on], pl.Date).extend_constant(on, matched.height - 1)
+        if matched.height else pl.Series("business_date", [], pl.Date),
+        o["o_merchant"].gather(mo).alias("merchant_id"), o["txn_id"].gather(mo),
+        t["line_id"].gather(mt), matched["rule"], o["o_signed"].gather(mo).alias(
+            "amount_minor"), o["o_cur"].gather(mo).alias("currency")])
+    del matched, mo, mt
+    pairs = result.pairs.filter(pl.col("klass") != "matched").select(
+        "o_idx", "t_idx", "rule", "klass").join(o, on="o_idx").join(t, on="t_idx")
+    late_ids = (reversed_late["t_idx"] if reversed_late is not None
+                else pl.Series("t_idx", [], pl.UInt32))
+    reversal = (pl.col("klass") == "status_mismatch") & pl.col("t_idx").is_in(
+        late_ids.implode())
     created = now.replace(tzinfo=None)
-    benign = (pl.col("klass") == "date_mismatch")
-    note = pl.when(benign).then(pl.lit("cleared on another day; the money agrees")).when(
+    benign = (pl.col("klass") == "date_mismatch") | reversal
+    note = pl.when(reversal).then(pl.lit(
+        "the channel cleared it the day before and reverses it with this line; the money "
+        "agrees")).when(benign).then(pl.lit("cleared on another day; the money agrees")).when(
         pl.col("result") == "returned").then(pl.concat_str(
             [pl.lit("returned by the bank:"), pl.col("reason")], separator=" ",
             ignore_nulls=True)).otherwise(pl.lit(None, pl.Utf8))

@@ -47,15 +47,25 @@ def _signed(frame: pl.DataFrame) -> pl.Expr:
     return (pl.col("amount_minor") * sign).alias("signed")
 
 
+SMALL = ("merchant_id", "terminal_id", "txn_type", "currency", "batch_no", "pan_last4")
+"""Columns compared across the sides: categorical on both (the store reads them so)."""
+
+
+def _small(frame: pl.DataFrame) -> list[pl.Expr]:
+    return [pl.col(c).cast(pl.Categorical) for c in SMALL
+            if c in frame.columns and frame.schema[c] != pl.Categorical]
+
+
 def prepare_ours(ours: pl.DataFrame) -> pl.DataFrame:
     return ours.with_row_index("o_idx").with_columns(
-        _signed(ours), (pl.col("status") != "reversed").alias("live"))
+        *_small(ours), _signed(ours), (pl.col("status") != "reversed").alias("live"))
 
 
 def prepare_theirs(theirs: pl.DataFrame) -> pl.DataFrame:
     live = (pl.col("result") != "returned").fill_null(True) if "result" in theirs.columns \
         else pl.lit(True)
-    return theirs.with_row_index("t_idx").with_columns(_signed(theirs), live.alias("t_live"))
+    return theirs.with_row_index("t_idx").with_columns(*_small(theirs), _signed(theirs),
+                                                       live.alias("t_live"))
 
 
 def _one_to_one(cands: pl.DataFrame, order: str) -> pl.DataFrame:
@@ -63,6 +73,44 @@ def _one_to_one(cands: pl.DataFrame, order: str) -> pl.DataFrame:
     cands = cands.sort([order, "t_idx", "o_idx"])
     cands = cands.unique("t_idx", keep="first", maintain_order=True)
     return cands.unique("o_idx", keep="first", maintain_order=True)
+
+
+def _unused(frame: pl.DataFrame, index: str, used: pl.Series) -> pl.DataFrame:
+    """The rows of ``frame`` whose ``index`` is not in ``used`` (``frame`` should hold only
+    the columns the caller needs: the filter copies them)."""
+    if used.len() == 0:
+        return frame
+    return frame.filter(~pl.col(index).is_in(used.implode()))
+
+
+KEY_SEED = 0x5EED
+VERIFY_ROWS = 250_000
+
+
+def _key_hash(columns: Sequence[str]) -> pl.Expr:
+    """One 64-bit hash of a key's columns (the same values give the same hash on both
+    sides: the struct's fields are named by position, not by the side's column names)."""
+    return pl.struct([pl.col(c).alias(f"k{n}") for n, c in enumerate(columns)]).hash(
+        KEY_SEED).alias("_h")
+
+
+def _key_join(left: pl.DataFrame, right: pl.DataFrame, on_t: list[str], on_o: list[str],
+              t: pl.DataFrame, o: pl.DataFrame) -> pl.DataFrame:
+    """(t_idx, o_idx) of every pair whose key columns are equal: a join on the keys' hashes
+    (a table of integers, not of a million strings on each side), then every candidate's
+    columns compared for real, a slice at a time, so that a hash collision pairs nothing."""
+    cands = left.select("t_idx", _key_hash(on_t)).join(
+        right.select("o_idx", _key_hash(on_o)), on="_h", how="inner").drop("_h")
+    kept = []
+    for start in range(0, cands.height, VERIFY_ROWS):
+        part = cands.slice(start, VERIFY_ROWS)
+        same = pl.Series(values=[True] * part.height, dtype=pl.Boolean)
+        for ct, co in zip(on_t, on_o, strict=True):
+            same = same & (t[ct].gather(part["t_idx"]) == o[co].gather(part["o_idx"]))
+        kept.append(part.filter(same.fill_null(False)))
+    if not kept:
+        return cands
+    return pl.concat(kept)
 
 
 def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]],
@@ -73,16 +121,16 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
     used_o = pl.Series("o_idx", [], pl.UInt32)
     used_t = pl.Series("t_idx", [], pl.UInt32)
     for key in keys:
-        left = t.filter(~pl.col("t_idx").is_in(used_t.implode()))
-        for k in key:
-            left = left.filter(pl.col(k).is_not_null())
-        if left.height == 0:
-            continue
-        right = o.filter(~pl.col("o_idx").is_in(used_o.implode()))
         on_t = list(key)
         on_o = [_OUR_KEY[k] for k in key]
-        found = left.select(["t_idx", *on_t]).join(
-            right.select(["o_idx", *on_o]), left_on=on_t, right_on=on_o, how="inner")
+        # only the key's columns are copied (never the whole frame of either side)
+        left = _unused(t.select(["t_idx", *on_t]), "t_idx", used_t).filter(
+            *[pl.col(k).is_not_null() for k in key])
+        if left.height == 0:
+            continue
+        right = _unused(o.select(["o_idx", *on_o]), "o_idx", used_o)
+        found = _key_join(left, right, on_t, on_o, t, o)
+        del left, right
         found = _one_to_one(found.select("t_idx", "o_idx").with_columns(
             pl.lit(0).alias("_o")), "_o").drop("_o")
         if found.height:
@@ -97,8 +145,9 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
             o.select("o_idx", "txn_id", pl.col("signed").alias("o_signed")), on="o_idx")
         differ = amounts.filter(pl.col("signed") != pl.col("o_signed"))
         if differ.height:
-            children = o.filter(~pl.col("o_idx").is_in(used_o.implode()), pl.col("live"),
-                                pl.col("original_txn_id").is_not_null()).select(
+            children = _unused(o.select("o_idx", "live", "original_txn_id", "signed"),
+                               "o_idx", used_o).filter(
+                pl.col("live"), pl.col("original_txn_id").is_not_null()).select(
                 pl.col("o_idx").alias("c_idx"), pl.col("original_txn_id").alias("txn_id"),
                 pl.col("signed").alias("c_signed"))
             nets = differ.join(children, on="txn_id").group_by("t_idx").agg(
@@ -115,15 +164,15 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
                 pairs.append(extra.with_columns(pl.col("o_idx").cast(pl.UInt32)))
                 used_o = pl.concat([used_o, extra["o_idx"].cast(pl.UInt32)])
     # tolerant rules
-    left = t.filter(~pl.col("t_idx").is_in(used_t.implode()), pl.col("terminal_id").is_not_null())
-    right = o.filter(~pl.col("o_idx").is_in(used_o.implode()), pl.col("live"))
+    left = _unused(t.select("t_idx", "terminal_id", "txn_type", "amount_minor", "merchant_id",
+                            "pan_last4", "txn_at_s"), "t_idx", used_t).filter(
+        pl.col("terminal_id").is_not_null())
+    right = _unused(o.select("o_idx", "terminal_id", "txn_type", "amount_minor",
+                             pl.col("merchant_id").alias("o_merchant"),
+                             pl.col("pan_last4").alias("o_last4"), "at_s", "live"),
+                    "o_idx", used_o).filter(pl.col("live")).drop("live")
     if left.height and right.height:
-        cands = left.select("t_idx", "terminal_id", "txn_type", "amount_minor", "merchant_id",
-                            "pan_last4", "txn_at_s").join(
-            right.select("o_idx", "terminal_id", "txn_type", "amount_minor",
-                         pl.col("merchant_id").alias("o_merchant"),
-                         pl.col("pan_last4").alias("o_last4"), "at_s"),
-            on=["terminal_id", "txn_type", "amount_minor"], how="inner")
+        cands = left.join(right, on=["terminal_id", "txn_type", "amount_minor"], how="inner")
         cands = cands.filter(
             pl.col("merchant_id").is_null() | (pl.col("merchant_id") == pl.col("o_merchant")),
             pl.lit(not rules.use_last4) | pl.col("pan_last4").is_null()
@@ -139,8 +188,9 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
     all_pairs = pl.concat(pairs) if pairs else pl.DataFrame(
         schema={"t_idx": pl.UInt32, "o_idx": pl.UInt32, "rule": pl.Utf8})
     classified = classify(all_pairs, o, t)
-    ours_only = o.filter(~pl.col("o_idx").is_in(used_o.implode()), pl.col("live")).select("o_idx")
-    theirs_only = t.filter(~pl.col("t_idx").is_in(used_t.implode())).select("t_idx")
+    ours_only = _unused(o.select("o_idx", "live"), "o_idx", used_o).filter(
+        pl.col("live")).select("o_idx")
+    theirs_only = _unused(t.select("t_idx"), "t_idx", used_t)
     return MatchResult(classified, o, t, ours_only, theirs_only)
 
 

@@ -14,7 +14,7 @@ so one text serves both paths.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -58,10 +58,16 @@ LINE_COLUMNS = ("line_id", "file_id", "line_no", "txn_type", "line_date", "txn_a
 OUR_COLUMNS = ("txn_id", "merchant_id", "terminal_id", "txn_type", "status", "amount_minor",
                "currency", "business_date", "rrn", "trace", "batch_no", "pan_last4",
                "original_txn_id", "at_s", "fee_minor")
+SMALL_COLUMNS = frozenset({"merchant_id", "terminal_id", "txn_type", "status", "currency",
+                           "batch_no", "pan_last4", "result", "reason"})
+"""Columns of few distinct values, read as categoricals (four bytes a row instead of a
+sixteen-byte string view: a day of a million rows on each side is held in memory)."""
 SQLITE_CACHE_KIB = 128 * 1024
-READ_ROWS = 100_000
-WRITE_ROWS = 100_000
+READ_ROWS = 20_000
 """Rows fetched at a time from SQLite (a frame per batch, not a Python row per line)."""
+READ_BYTES = 8 * 1024 * 1024
+"""CSV bytes of PostgreSQL's COPY parsed at a time."""
+WRITE_ROWS = 100_000
 _INTS = {"line_id", "file_id", "line_no", "txn_at_s", "amount_minor", "fee_minor", "at_s",
          "discrepancy_id", "our_amount_minor", "their_amount_minor", "our_fee_minor",
          "their_fee_minor", "match_id"}
@@ -115,38 +121,57 @@ class ReconRepository:
         return str(statement.compile(dialect=self._conn.dialect,
                                      compile_kwargs={"literal_binds": True}))
 
-    def read_frame(self, statement: Select[Any], names: Sequence[str]) -> pl.DataFrame:
+    def read_frame(self, statement: Select[Any], names: Sequence[str],
+                   small: Collection[str] = ()) -> pl.DataFrame:
         """The rows of ``statement`` as a frame with columns ``names`` (ints and dates typed,
-        the rest text)."""
-        return self.read_frame_sql(self._sql(statement), names)
+        the ``small`` ones categorical, the rest text)."""
+        return self.read_frame_sql(self._sql(statement), names, small)
 
-    def read_frame_sql(self, sql: str, names: Sequence[str]) -> pl.DataFrame:
+    def read_frame_sql(self, sql: str, names: Sequence[str],
+                       small: Collection[str] = ()) -> pl.DataFrame:
         """:meth:`read_frame` of a query's text."""
-        schema = {n: pl.Utf8 for n in names}
+        schema: dict[str, Any] = {n: (pl.Categorical if n in small else pl.Utf8)
+                                  for n in names}
         if self._pg:
             raw = self._conn.connection.driver_connection
-            buffer = io.BytesIO()
+            parts = [pl.DataFrame(schema=schema)]
+
+            def parse(data: bytes | bytearray) -> None:
+                parts.append(pl.read_csv(io.BytesIO(data), has_header=False,
+                                         new_columns=list(names), schema=schema))
+
+            # the CSV a few megabytes at a time, cut after a line end outside quotes (an
+            # even number of quote characters before it): never the whole text in memory
+            pending = bytearray()
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
                     f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
                 for block in copy:
-                    buffer.write(block)
-            if buffer.tell() == 0:
-                frame = pl.DataFrame(schema=schema)
-            else:
-                buffer.seek(0)
-                frame = pl.read_csv(buffer, has_header=False, new_columns=list(names),
-                                    schema=schema)
+                    pending += block
+                    if len(pending) < READ_BYTES:
+                        continue
+                    cut = pending.rfind(b"\n") + 1
+                    if cut and pending.count(b'"', 0, cut) % 2 == 0:
+                        parse(pending[:cut])
+                        del pending[:cut]
+            if pending:
+                parse(pending)
+            frame = pl.concat(parts, rechunk=False)
         else:
             # the DB-API cursor of this transaction's connection, column by column: no
             # row objects of SQLAlchemy's, no frame built row-wise
             cursor = self._conn.connection.driver_connection.execute(  # type: ignore[union-attr]
                 sql)
             typed = {n: (pl.Int64 if n in _INTS else pl.Utf8) for n in names}
-            parts = [pl.DataFrame(schema=typed)]
+            parts = [pl.DataFrame(schema=typed).cast({n: pl.Categorical for n in small
+                                                      if n in typed})]
             while rows := cursor.fetchmany(READ_ROWS):
                 columns = list(zip(*rows, strict=True))
-                parts.append(pl.DataFrame([pl.Series(n, c, dtype=typed[n], strict=False)
-                                           for n, c in zip(names, columns, strict=True)]))
+                del rows
+                parts.append(pl.DataFrame([
+                    pl.Series(n, c, dtype=typed[n], strict=False).cast(schema[n])
+                    if n in small else pl.Series(n, c, dtype=typed[n], strict=False)
+                    for n, c in zip(names, columns, strict=True)]))
+                del columns
             cursor.close()
             frame = pl.concat(parts, rechunk=False)
         casts = [pl.col(n).cast(pl.Int64) for n in names if n in _INTS]
@@ -222,7 +247,7 @@ class ReconRepository:
         """Every imported line of ``channel``'s files for ``file_date``."""
         q = select(*[recon_lines.c[n] for n in LINE_COLUMNS]).where(
             recon_lines.c.channel == channel, recon_lines.c.file_date == file_date)
-        return self.read_frame(q, LINE_COLUMNS)
+        return self.read_frame(q, LINE_COLUMNS, SMALL_COLUMNS)
 
     def _epoch(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         if self._pg:
@@ -251,7 +276,7 @@ class ReconRepository:
             i.c.kind.in_(("capture", "void", "refund"))))).where(
             which, t.c.channel == channel, t.c.txn_type.in_(FINANCIAL_TYPES),
             t.c.status.in_((*LIVE_STATUSES, "reversed")))
-        return self.read_frame(q, OUR_COLUMNS)
+        return self.read_frame(q, OUR_COLUMNS, SMALL_COLUMNS)
 
     def carried_txn_ids(self, channel: str, before: date) -> list[str]:
         """Our records of earlier open days still reported ours-only (a late line may
@@ -260,6 +285,18 @@ class ReconRepository:
         return [r[0] for r in self._conn.execute(select(d.c.txn_id).where(
             d.c.channel == channel, d.c.business_date < before, d.c.klass == "ours_only",
             d.c.state == "open", d.c.txn_id.is_not(None)))]
+
+    def carried_reversals(self, channel: str, before: date) -> list[tuple[str, int]]:
+        """(txn id, the channel's amount) of earlier days' status mismatches (a line for a
+        record we reversed) still open, or closed by the system: the channel's reversal
+        line may come a day later (and a run of that day may be repeated)."""
+        d = recon_discrepancies
+        return [(r[0], int(r[1])) for r in self._conn.execute(select(
+            d.c.txn_id, d.c.their_amount_minor).where(
+            d.c.channel == channel, d.c.business_date < before,
+            d.c.klass == "status_mismatch", d.c.txn_id.is_not(None),
+            d.c.their_amount_minor.is_not(None),
+            or_(d.c.state == "open", d.c.resolution == "auto")))]
 
     def terminal_batches_of_day(self, on: date) -> list[tuple[str, str, str]]:
         """(merchant, terminal, batch) of every terminal batch holding a record of ``on``."""
@@ -280,6 +317,11 @@ class ReconRepository:
         d = recon_discrepancies
         self._conn.execute(delete(d).where(d.c.channel == channel, d.c.business_date == on,
                                            d.c.state == "open"))
+        if self._pg and matches.height:
+            # the ids of the day's matches taken in one step, not a sequence call per row
+            first = self._reserve_ids("recon_matches", "match_id", matches.height)
+            matches = matches.with_columns(
+                pl.int_range(first, first + matches.height, dtype=pl.Int64).alias("match_id"))
         self.write_frame("recon_matches", matches)
         if found.height:
             resolved = self.read_frame(select(d.c.klass, d.c.txn_id, d.c.line_id).where(
@@ -291,15 +333,35 @@ class ReconRepository:
             self.write_frame("recon_discrepancies", found)
         return found.height
 
+    def _reserve_ids(self, table: str, column: str, count: int) -> int:
+        """PostgreSQL: the first of ``count`` consecutive new ids of ``table.column``'s
+        sequence. Sequences are not transactional: the step (next value, then moved on by
+        ``count``) is guarded by an advisory lock that every writer of the table takes (the
+        results of a run are its only writer); the lock is released at once."""
+        sequence = self._conn.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{table}', '{column}')").scalar_one()
+        lock = f"SELECT %s(hashtext('{sequence}'))"
+        self._conn.exec_driver_sql(lock % "pg_advisory_lock")
+        try:
+            first = int(self._conn.exec_driver_sql(
+                f"SELECT nextval('{sequence}')").scalar_one())
+            self._conn.exec_driver_sql(f"SELECT setval('{sequence}', {first + count - 1})")
+        finally:
+            self._conn.exec_driver_sql(lock % "pg_advisory_unlock")
+        return first
+
     def resolve_ours_only(self, channel: str, txn_ids: Sequence[str], note: str,
-                          at: datetime) -> list[int]:
-        """Auto-resolve earlier days' ours-only discrepancies of records that a later line
-        cleared; their ids."""
+                          at: datetime, *, klass: str = "ours_only",
+                          before: date | None = None) -> list[int]:
+        """Auto-resolve earlier days' open discrepancies of ``klass`` (ours-only records a
+        later line cleared; status mismatches a later line reversed); their ids."""
         if not txn_ids:
             return []
         d = recon_discrepancies
-        where = and_(d.c.channel == channel, d.c.klass == "ours_only", d.c.state == "open",
+        where = and_(d.c.channel == channel, d.c.klass == klass, d.c.state == "open",
                      d.c.txn_id.in_(list(txn_ids)))
+        if before is not None:
+            where = and_(where, d.c.business_date < before)
         ids = [r[0] for r in self._conn.execute(select(d.c.discrepancy_id).where(where))]
         if ids:
             self._conn.execute(update(d).where(d.c.discrepancy_id.in_(ids)).values(

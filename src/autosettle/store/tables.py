@@ -780,7 +780,7 @@ recon_matches = Table(
     Column("rule", String(10), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Index("ix_recon_matches_day", "channel", "business_date"),
+    Index("ix_recon_matches_day", "channel", "business_date", postgresql_using="brin"),
 )
 
 recon_discrepancies = Table(
