@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from importlib import resources
@@ -64,6 +64,7 @@ from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.recon_match import match
 from autosettle.services.recon_parse import ParseReport, parse_file
+from autosettle.store.recon import MATCH_LINE_COLUMNS
 from autosettle.store.uow import UnitOfWork
 
 BANK_CHANNEL = "bank"
@@ -250,16 +251,18 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
         carried = uow.recon.carried_txn_ids(channel, on)
         reversals = uow.recon.carried_reversals(channel, on)
         ours = uow.recon.our_records(channel, on, [*carried, *(r[0] for r in reversals)])
-        theirs = uow.recon.lines(channel, on)
+        theirs = uow.recon.lines(channel, on, MATCH_LINE_COLUMNS)
         t1 = tick()
         result = match(ours, theirs, keys, rules)
-        reversed_late = _reversed_late(result, reversals, on)
-        matches, found = _result_frames(result, channel, on, now, reversed_late)
         ours_count, theirs_count, cur = ours.height, theirs.height, currency(
             _currency(ours, theirs))
-        del ours, theirs  # the prepared copies in ``result`` are all that is needed now
+        del ours, theirs  # the narrowed copies in ``result`` are all that is needed now
+        result = result.narrow()
+        reversed_late = _reversed_late(result, reversals, on)
+        matches, found = _result_frames(result, channel, on, now, reversed_late)
         t2 = tick()
-        written = uow.recon.replace_results(channel, on, matches, found)
+        written = uow.recon.replace_results(channel, on, matches.frames(), found,
+                                            match_count=matches.height)
         paired = result.pairs["o_idx"]
         late = paired.filter(result.ours["business_date"].gather(paired) < on)
         auto = uow.recon.resolve_ours_only(channel, result.ours["txn_id"].gather(late).to_list(),
@@ -268,7 +271,7 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
             channel, result.ours["txn_id"].gather(reversed_late["o_idx"]).to_list(),
             f"the channel's line of {on.isoformat()} reverses it; the money agrees", now,
             klass="status_mismatch", before=on)
-        cleared = _cleared(matches, found)
+        cleared = _cleared(matches.amount_minor(), found)
         before = day.cleared_minor if day is not None else 0
         runs = (day.runs if day is not None else 0) + 1
         entry = clearing_entry(f"recon:{channel}:{on.isoformat()}:cleared:{runs}",
@@ -307,10 +310,10 @@ def _class_counts(pairs: pl.DataFrame, ours_only: int, theirs_only: int) -> dict
     return counts
 
 
-def _cleared(matches: pl.DataFrame, found: pl.DataFrame) -> int:
-    """What the channel pays for the day: matched pairs, plus pairs whose money agrees
-    but whose fee or day does not."""
-    total = int(matches["amount_minor"].sum() or 0)
+def _cleared(matched_minor: int, found: pl.DataFrame) -> int:
+    """What the channel pays for the day: matched pairs (``matched_minor``), plus pairs
+    whose money agrees but whose fee or day does not."""
+    total = matched_minor
     agree = found.filter(pl.col("klass").is_in([c.value for c in AMOUNT_AGREES]))
     return total + int(agree["their_amount_minor"].sum() or 0)
 
@@ -346,9 +349,49 @@ def _reversed_late(result: Any, reversals: list[tuple[str, int]], on: date) -> p
     return found
 
 
+MATCH_SLICE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRows:
+    """A run's matched pairs; their rows as ``recon_matches`` stores them are made a slice
+    at a time (:meth:`frames`) as they are written, never all at once: a day of a million
+    matches is held as two indices and a rule each."""
+
+    pairs: pl.DataFrame
+    """o_idx, t_idx, rule."""
+    result: Any
+    channel: str
+    on: date
+
+    @property
+    def height(self) -> int:
+        return self.pairs.height
+
+    def amount_minor(self) -> int:
+        return int(self.result.ours["signed"].gather(self.pairs["o_idx"]).sum() or 0)
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        for start in range(0, self.height, MATCH_SLICE):
+            yield self._rows(self.pairs.slice(start, MATCH_SLICE))
+
+    def frame(self) -> pl.DataFrame:
+        return self._rows(self.pairs)
+
+    def _rows(self, part: pl.DataFrame) -> pl.DataFrame:
+        o, t = self.result.ours, self.result.theirs
+        mo, mt = part["o_idx"], part["t_idx"]
+        return part.with_columns(
+            pl.lit(self.channel).alias("channel"), pl.lit(self.on, pl.Date).alias(
+                "business_date")).select("channel", "business_date").with_columns(
+            o["merchant_id"].gather(mo), o["txn_id"].gather(mo), t["line_id"].gather(mt),
+            part["rule"], o["signed"].gather(mo).alias("amount_minor"),
+            o["currency"].gather(mo))
+
+
 def _result_frames(result: Any, channel: str, on: date, now: datetime,
                    reversed_late: pl.DataFrame | None = None,
-                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+                   ) -> tuple[MatchRows, pl.DataFrame]:
     o = result.ours.select("o_idx", "txn_id", pl.col("merchant_id").alias("o_merchant"),
                            pl.col("signed").alias("o_signed"), pl.col("fee_minor").alias(
                                "o_fee"), pl.col("currency").alias("o_cur"))
@@ -358,17 +401,8 @@ def _result_frames(result: Any, channel: str, on: date, now: datetime,
                              pl.col("currency").alias("t_cur"), "result", "reason")
     # the matched pairs (nearly all of a day) take only the columns a match row stores,
     # gathered by index; the few others are joined with everything a discrepancy needs
-    matched = result.pairs.filter(pl.col("klass") == "matched")
-    mo, mt = matched["o_idx"], matched["t_idx"]
-    matches = pl.DataFrame([
-        pl.Series("channel", [channel], pl.Utf8).extend_constant(channel, matched.height - 1)
-        if matched.height else pl.Series("channel", [], pl.Utf8),
-        pl.Series("business_date", [on], pl.Date).extend_constant(on, matched.height - 1)
-        if matched.height else pl.Series("business_date", [], pl.Date),
-        o["o_merchant"].gather(mo).alias("merchant_id"), o["txn_id"].gather(mo),
-        t["line_id"].gather(mt), matched["rule"], o["o_signed"].gather(mo).alias(
-            "amount_minor"), o["o_cur"].gather(mo).alias("currency")])
-    del matched, mo, mt
+    matches = MatchRows(result.pairs.filter(pl.col("klass") == "matched").select(
+        "o_idx", "t_idx", "rule"), result, channel, on)
     pairs = result.pairs.filter(pl.col("klass") != "matched").select(
         "o_idx", "t_idx", "rule", "klass").join(o, on="o_idx").join(t, on="t_idx")
     late_ids = (reversed_late["t_idx"] if reversed_late is not None
@@ -449,7 +483,8 @@ def _run_bank(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
         theirs = uow.recon.lines(BANK_CHANNEL, on).with_columns(
             pl.lit("sale").alias("txn_type"), pl.lit(on, pl.Date).alias("line_date"))
         result = match(ours, theirs, [("order_ref",)], TolerantRules(0, False))
-        matches, found = _result_frames(result, BANK_CHANNEL, on, now)
+        rows, found = _result_frames(result, BANK_CHANNEL, on, now)
+        matches = rows.frame()  # (a payout file's lines: few)
         by_id = {p.payout_id: p for p in sent}
         paid = matches["txn_id"].to_list()
         for payout_id in paid:

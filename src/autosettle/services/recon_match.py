@@ -41,6 +41,19 @@ class MatchResult:
     theirs_only: pl.DataFrame
     """t_idx of the lines that pair with none of ours."""
 
+    def narrow(self) -> MatchResult:
+        """The same result with only the columns its results are made of (the keys and
+        the rest of both sides let go: a day of a million rows is held in memory)."""
+        ours = self.ours.select([c for c in _RESULT_OURS if c in self.ours.columns])
+        theirs = self.theirs.select([c for c in _RESULT_THEIRS if c in self.theirs.columns])
+        return MatchResult(self.pairs, ours, theirs, self.ours_only, self.theirs_only)
+
+
+_RESULT_OURS = ("o_idx", "txn_id", "merchant_id", "signed", "fee_minor", "currency",
+                "business_date", "live")
+_RESULT_THEIRS = ("t_idx", "line_id", "merchant_id", "signed", "fee_minor", "currency",
+                  "result", "reason")
+
 
 def _signed(frame: pl.DataFrame) -> pl.Expr:
     sign = pl.col("txn_type").replace_strict(SIGNS, default=1, return_dtype=pl.Int64)
@@ -70,17 +83,24 @@ def prepare_theirs(theirs: pl.DataFrame) -> pl.DataFrame:
 
 def _one_to_one(cands: pl.DataFrame, order: str) -> pl.DataFrame:
     """Greedy one-to-one: by ``order``, each line and each record used once."""
+    if cands["t_idx"].is_unique().all() and cands["o_idx"].is_unique().all():
+        return cands  # nothing to choose (the usual key pass): no sort of a million pairs
     cands = cands.sort([order, "t_idx", "o_idx"])
     cands = cands.unique("t_idx", keep="first", maintain_order=True)
     return cands.unique("o_idx", keep="first", maintain_order=True)
 
 
-def _unused(frame: pl.DataFrame, index: str, used: pl.Series) -> pl.DataFrame:
-    """The rows of ``frame`` whose ``index`` is not in ``used`` (``frame`` should hold only
-    the columns the caller needs: the filter copies them)."""
-    if used.len() == 0:
+def _unused(frame: pl.DataFrame, used: pl.Series) -> pl.DataFrame:
+    """The rows of ``frame`` (one per row of its side, in order) not ``used`` (a mask of
+    that side). ``frame`` should hold only the columns the caller needs: the filter copies
+    them."""
+    if not used.any():
         return frame
-    return frame.filter(~pl.col(index).is_in(used.implode()))
+    return frame.filter(~used)
+
+
+def _use(used: pl.Series, index: pl.Series) -> pl.Series:
+    return used.scatter(index, True) if index.len() else used
 
 
 KEY_SEED = 0x5EED
@@ -118,17 +138,20 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
     o = prepare_ours(ours)
     t = prepare_theirs(theirs)
     pairs: list[pl.DataFrame] = []
-    used_o = pl.Series("o_idx", [], pl.UInt32)
-    used_t = pl.Series("t_idx", [], pl.UInt32)
+    # which rows are paired already: a mask per side (no hash set of a million indices)
+    used_o = pl.Series("used", [False], pl.Boolean).extend_constant(False, o.height - 1) \
+        if o.height else pl.Series("used", [], pl.Boolean)
+    used_t = pl.Series("used", [False], pl.Boolean).extend_constant(False, t.height - 1) \
+        if t.height else pl.Series("used", [], pl.Boolean)
     for key in keys:
         on_t = list(key)
         on_o = [_OUR_KEY[k] for k in key]
         # only the key's columns are copied (never the whole frame of either side)
-        left = _unused(t.select(["t_idx", *on_t]), "t_idx", used_t).filter(
+        left = _unused(t.select(["t_idx", *on_t]), used_t).filter(
             *[pl.col(k).is_not_null() for k in key])
         if left.height == 0:
             continue
-        right = _unused(o.select(["o_idx", *on_o]), "o_idx", used_o)
+        right = _unused(o.select(["o_idx", *on_o]), used_o)
         found = _key_join(left, right, on_t, on_o, t, o)
         del left, right
         found = _one_to_one(found.select("t_idx", "o_idx").with_columns(
@@ -136,17 +159,20 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
         if found.height:
             found = found.with_columns(pl.lit("key").alias("rule"))
             pairs.append(found)
-            used_o = pl.concat([used_o, found["o_idx"]])
-            used_t = pl.concat([used_t, found["t_idx"]])
+            used_o = _use(used_o, found["o_idx"])
+            used_t = _use(used_t, found["t_idx"])
     # many-to-one: a key pair whose line is the net of our record and its children
     if pairs:
         keyed = pl.concat(pairs)
-        amounts = keyed.join(t.select("t_idx", "signed"), on="t_idx").join(
-            o.select("o_idx", "txn_id", pl.col("signed").alias("o_signed")), on="o_idx")
-        differ = amounts.filter(pl.col("signed") != pl.col("o_signed"))
+        differ = keyed.filter(t["signed"].gather(keyed["t_idx"])
+                              != o["signed"].gather(keyed["o_idx"]))
         if differ.height:
+            differ = differ.with_columns(
+                t["signed"].gather(differ["t_idx"]).alias("signed"),
+                o["txn_id"].gather(differ["o_idx"]).alias("txn_id"),
+                o["signed"].gather(differ["o_idx"]).alias("o_signed"))
             children = _unused(o.select("o_idx", "live", "original_txn_id", "signed"),
-                               "o_idx", used_o).filter(
+                               used_o).filter(
                 pl.col("live"), pl.col("original_txn_id").is_not_null()).select(
                 pl.col("o_idx").alias("c_idx"), pl.col("original_txn_id").alias("txn_id"),
                 pl.col("signed").alias("c_signed"))
@@ -162,15 +188,15 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
                                         .then(pl.lit("net")).otherwise(pl.col("rule"))
                                         .alias("rule")) for p in pairs]
                 pairs.append(extra.with_columns(pl.col("o_idx").cast(pl.UInt32)))
-                used_o = pl.concat([used_o, extra["o_idx"].cast(pl.UInt32)])
+                used_o = _use(used_o, extra["o_idx"].cast(pl.UInt32))
     # tolerant rules
     left = _unused(t.select("t_idx", "terminal_id", "txn_type", "amount_minor", "merchant_id",
-                            "pan_last4", "txn_at_s"), "t_idx", used_t).filter(
+                            "pan_last4", "txn_at_s"), used_t).filter(
         pl.col("terminal_id").is_not_null())
     right = _unused(o.select("o_idx", "terminal_id", "txn_type", "amount_minor",
                              pl.col("merchant_id").alias("o_merchant"),
                              pl.col("pan_last4").alias("o_last4"), "at_s", "live"),
-                    "o_idx", used_o).filter(pl.col("live")).drop("live")
+                    used_o).filter(pl.col("live")).drop("live")
     if left.height and right.height:
         cands = left.join(right, on=["terminal_id", "txn_type", "amount_minor"], how="inner")
         cands = cands.filter(
@@ -183,34 +209,41 @@ def match(ours: pl.DataFrame, theirs: pl.DataFrame, keys: Sequence[Sequence[str]
             found = _one_to_one(cands.with_columns(pl.col("gap").fill_null(0)), "gap")
             found = found.select("t_idx", "o_idx").with_columns(pl.lit("tolerant").alias("rule"))
             pairs.append(found)
-            used_o = pl.concat([used_o, found["o_idx"]])
-            used_t = pl.concat([used_t, found["t_idx"]])
+            used_o = _use(used_o, found["o_idx"])
+            used_t = _use(used_t, found["t_idx"])
     all_pairs = pl.concat(pairs) if pairs else pl.DataFrame(
         schema={"t_idx": pl.UInt32, "o_idx": pl.UInt32, "rule": pl.Utf8})
     classified = classify(all_pairs, o, t)
-    ours_only = _unused(o.select("o_idx", "live"), "o_idx", used_o).filter(
+    ours_only = _unused(o.select("o_idx", "live"), used_o).filter(
         pl.col("live")).select("o_idx")
-    theirs_only = _unused(t.select("t_idx"), "t_idx", used_t)
+    theirs_only = _unused(t.select("t_idx"), used_t)
     return MatchResult(classified, o, t, ours_only, theirs_only)
 
 
 def classify(pairs: pl.DataFrame, o: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
     """``klass`` for every pair: the checks of ``PAIR_CHECKS``, in order, column-wise. A
-    net line's pairs are judged on the line's amount against the group's sum."""
-    joined = pairs.join(t.select("t_idx", pl.col("signed").alias("t_signed"), "line_date",
-                                 pl.col("fee_minor").alias("t_fee"), "t_live"), on="t_idx"
-                        ).join(o.select("o_idx", pl.col("signed").alias("o_signed"),
-                                        "business_date", pl.col("fee_minor").alias("o_fee"),
-                                        "live"), on="o_idx")
-    group_sum = pl.col("o_signed").sum().over("t_idx")
-    o_amount = pl.when(pl.col("rule") == "net").then(group_sum).otherwise(pl.col("o_signed"))
-    net_head = (pl.col("rule") != "net") | (pl.col("o_signed") == pl.col("o_signed").max().over(
-        "t_idx"))
-    return joined.with_columns(
+    net line's pairs are judged on the line's amount against the group's sum. ``o`` and
+    ``t`` as prepared (``o_idx`` / ``t_idx`` their row numbers): their columns are gathered
+    by index, not joined."""
+    ti, oi = pairs["t_idx"], pairs["o_idx"]
+    joined = pairs.with_columns(
+        t["signed"].gather(ti).alias("t_signed"), t["line_date"].gather(ti),
+        t["fee_minor"].gather(ti).alias("t_fee"), t["t_live"].gather(ti),
+        o["signed"].gather(oi).alias("o_signed"), o["business_date"].gather(oi),
+        o["fee_minor"].gather(oi).alias("o_fee"), o["live"].gather(oi))
+    if (pairs["rule"] == "net").any():
+        group_sum = pl.col("o_signed").sum().over("t_idx")
+        o_amount = pl.when(pl.col("rule") == "net").then(group_sum).otherwise(
+            pl.col("o_signed"))
+        net_head = (pl.col("rule") != "net") | (
+            pl.col("o_signed") == pl.col("o_signed").max().over("t_idx"))
+    else:  # (no window over a million pairs when no line is a net one)
+        o_amount, net_head = pl.col("o_signed"), pl.lit(True)
+    return pairs.with_columns(joined.select(
         pl.when(pl.col("live") != pl.col("t_live")).then(pl.lit("status_mismatch"))
         .when(o_amount != pl.col("t_signed")).then(pl.lit("amount_mismatch"))
         .when(pl.col("business_date") != pl.col("line_date")).then(pl.lit("date_mismatch"))
         .when(net_head & pl.col("o_fee").is_not_null() & pl.col("t_fee").is_not_null()
               & (pl.col("o_fee").abs() != pl.col("t_fee").abs()))
         .then(pl.lit("fee_mismatch"))
-        .otherwise(pl.lit("matched")).alias("klass"))
+        .otherwise(pl.lit("matched")).alias("klass"))["klass"])

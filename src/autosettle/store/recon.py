@@ -14,7 +14,8 @@ so one text serves both paths.
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -55,6 +56,7 @@ record of its own). ``reversed`` records are read too, to tell a status mismatch
 LINE_COLUMNS = ("line_id", "file_id", "line_no", "txn_type", "line_date", "txn_at_s",
                 "merchant_id", "terminal_id", "order_ref", "rrn", "trace", "batch_no",
                 "pan_last4", "amount_minor", "fee_minor", "currency", "result", "reason")
+MATCH_LINE_COLUMNS = tuple(c for c in LINE_COLUMNS if c not in ("file_id", "line_no"))
 OUR_COLUMNS = ("txn_id", "merchant_id", "terminal_id", "txn_type", "status", "amount_minor",
                "currency", "business_date", "rrn", "trace", "batch_no", "pan_last4",
                "original_txn_id", "at_s", "fee_minor")
@@ -181,30 +183,47 @@ class ReconRepository:
 
     def write_frame(self, table_name: str, frame: pl.DataFrame) -> None:
         """Append ``frame``'s rows to ``table_name`` (columns by name)."""
-        if frame.height == 0:
+        self.write_frames(table_name, [frame])
+
+    def write_frames(self, table_name: str, frames: Iterable[pl.DataFrame]) -> None:
+        """Append the rows of every frame of ``frames`` (the same columns; made one at a
+        time by the caller, so never all in memory) to ``table_name``, in one statement on
+        PostgreSQL (one ``COPY``) and one prepared statement on SQLite."""
+        parts = (f for f in frames if f.height)
+        first = next(parts, None)
+        if first is None:
             return
         self._big_cache()
-        names = frame.columns
-        frame = frame.with_columns(_utc_text(n, t, self._pg) for n, t in frame.schema.items()
-                                   if isinstance(t, pl.Datetime))
+        names = first.columns
         if self._pg:
             raw = self._conn.connection.driver_connection
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
                     f"COPY {table_name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)",
             ) as copy:
-                for start in range(0, frame.height, WRITE_ROWS):  # a slice at a time
-                    buffer = io.BytesIO()
-                    frame.slice(start, WRITE_ROWS).write_csv(buffer, include_header=False,
-                                                             null_value="")
-                    copy.write(buffer.getbuffer())
+                for frame in itertools.chain([first], parts):
+                    frame = self._as_text(frame)
+                    for start in range(0, frame.height, WRITE_ROWS):  # a slice at a time
+                        buffer = io.BytesIO()
+                        frame.slice(start, WRITE_ROWS).write_csv(
+                            buffer, include_header=False, null_value="")
+                        copy.write(buffer.getbuffer())
             return
-        out = frame.with_columns([pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items()
-                                  if t == pl.Date])
         # the DB-API's executemany on this transaction's connection takes the rows as an
-        # iterator: streamed from the frame, never a list of a million tuples
+        # iterator: streamed from the frames, never a list of a million tuples
+        rows = itertools.chain.from_iterable(
+            self._as_text(frame).select(names).iter_rows()
+            for frame in itertools.chain([first], parts))
         self._conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
             f"INSERT INTO {table_name} ({', '.join(names)}) VALUES "
-            f"({', '.join('?' * len(names))})", out.iter_rows())
+            f"({', '.join('?' * len(names))})", rows)
+
+    def _as_text(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Datetimes as UTC text; on SQLite dates as ISO text too."""
+        casts = [_utc_text(n, t, self._pg) for n, t in frame.schema.items()
+                 if isinstance(t, pl.Datetime)]
+        if not self._pg:
+            casts += [pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items() if t == pl.Date]
+        return frame.with_columns(casts) if casts else frame
 
     # -- files ----------------------------------------------------------------------------
     def file_by_hash(self, source: str, content_hash: str) -> FileRow | None:
@@ -243,11 +262,13 @@ class ReconRepository:
             .order_by(recon_quarantine.c.line_no))]
 
     # -- the two sides --------------------------------------------------------------------
-    def lines(self, channel: str, file_date: date) -> pl.DataFrame:
-        """Every imported line of ``channel``'s files for ``file_date``."""
-        q = select(*[recon_lines.c[n] for n in LINE_COLUMNS]).where(
+    def lines(self, channel: str, file_date: date,
+              columns: Sequence[str] = LINE_COLUMNS) -> pl.DataFrame:
+        """Every imported line of ``channel``'s files for ``file_date`` (``columns`` of
+        them; a match needs :data:`MATCH_LINE_COLUMNS`)."""
+        q = select(*[recon_lines.c[n] for n in columns]).where(
             recon_lines.c.channel == channel, recon_lines.c.file_date == file_date)
-        return self.read_frame(q, LINE_COLUMNS, SMALL_COLUMNS)
+        return self.read_frame(q, columns, SMALL_COLUMNS)
 
     def _epoch(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         if self._pg:
@@ -288,15 +309,21 @@ class ReconRepository:
 
     def carried_reversals(self, channel: str, before: date) -> list[tuple[str, int]]:
         """(txn id, the channel's amount) of earlier days' status mismatches (a line for a
-        record we reversed) still open, or closed by the system: the channel's reversal
-        line may come a day later (and a run of that day may be repeated)."""
+        record we reversed) still open: the channel's reversal line may come a day later.
+        Those a line of ``before`` resolved already come too (a repeated run of ``before``
+        pairs them again)."""
         d = recon_discrepancies
+        mine = select(d.c.txn_id).where(
+            d.c.channel == channel, d.c.business_date == before,
+            d.c.klass == "status_mismatch", d.c.resolution == "auto",
+            d.c.txn_id.is_not(None))
         return [(r[0], int(r[1])) for r in self._conn.execute(select(
             d.c.txn_id, d.c.their_amount_minor).where(
             d.c.channel == channel, d.c.business_date < before,
             d.c.klass == "status_mismatch", d.c.txn_id.is_not(None),
             d.c.their_amount_minor.is_not(None),
-            or_(d.c.state == "open", d.c.resolution == "auto")))]
+            or_(d.c.state == "open",
+                and_(d.c.resolution == "auto", d.c.txn_id.in_(mine)))))]
 
     def terminal_batches_of_day(self, on: date) -> list[tuple[str, str, str]]:
         """(merchant, terminal, batch) of every terminal batch holding a record of ``on``."""
@@ -307,22 +334,28 @@ class ReconRepository:
                 t.c.merchant_id, t.c.terminal_id, t.c.batch_no))]
 
     # -- results --------------------------------------------------------------------------
-    def replace_results(self, channel: str, on: date, matches: pl.DataFrame,
-                        found: pl.DataFrame) -> int:
-        """Replace the day's matches and open discrepancies with a new run's; a discrepancy
-        already resolved (same class, record and line) is not reported again. Returns how
-        many discrepancies were written."""
+    def replace_results(self, channel: str, on: date,
+                        matches: pl.DataFrame | Iterable[pl.DataFrame], found: pl.DataFrame,
+                        match_count: int | None = None) -> int:
+        """Replace the day's matches (a frame, or frames made one at a time: then
+        ``match_count`` says how many rows they hold) and open discrepancies with a new
+        run's; a discrepancy already resolved (same class, record and line) is not reported
+        again. Returns how many discrepancies were written."""
         self._conn.execute(delete(recon_matches).where(
             recon_matches.c.channel == channel, recon_matches.c.business_date == on))
         d = recon_discrepancies
         self._conn.execute(delete(d).where(d.c.channel == channel, d.c.business_date == on,
                                            d.c.state == "open"))
-        if self._pg and matches.height:
+        if isinstance(matches, pl.DataFrame):
+            parts: Iterable[pl.DataFrame] = [matches]
+            count = matches.height
+        else:
+            parts, count = matches, match_count or 0
+        if self._pg and count:
             # the ids of the day's matches taken in one step, not a sequence call per row
-            first = self._reserve_ids("recon_matches", "match_id", matches.height)
-            matches = matches.with_columns(
-                pl.int_range(first, first + matches.height, dtype=pl.Int64).alias("match_id"))
-        self.write_frame("recon_matches", matches)
+            parts = _numbered(parts, self._reserve_ids("recon_matches", "match_id", count),
+                              count)
+        self.write_frames("recon_matches", parts)
         if found.height:
             resolved = self.read_frame(select(d.c.klass, d.c.txn_id, d.c.line_id).where(
                 d.c.channel == channel, d.c.business_date == on), ("klass", "txn_id",
@@ -433,6 +466,18 @@ class ReconRepository:
         row = self._conn.execute(select(recon_lines).where(recon_lines.c.line_id == line_id)
                                  ).first()
         return dict(row._mapping) if row else None
+
+
+def _numbered(frames: Iterable[pl.DataFrame], first: int,
+              count: int) -> Iterator[pl.DataFrame]:
+    """``frames`` with ``match_id`` numbered from ``first`` (``count`` ids in all)."""
+    at = first
+    for frame in frames:
+        yield frame.with_columns(pl.int_range(at, at + frame.height, dtype=pl.Int64)
+                                 .alias("match_id"))
+        at += frame.height
+    if at != first + count:
+        raise ValueError(f"{at - first} match rows, {count} ids reserved")
 
 
 def _utc_text(name: str, dtype: Any, postgres: bool) -> pl.Expr:
