@@ -218,11 +218,12 @@ class ReconRepository:
             f"({', '.join('?' * len(names))})", rows)
 
     def _as_text(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Datetimes as UTC text; on SQLite dates as ISO text too."""
+        """Datetimes as UTC text; on SQLite dates and categoricals as text too."""
         casts = [_utc_text(n, t, self._pg) for n, t in frame.schema.items()
                  if isinstance(t, pl.Datetime)]
-        if not self._pg:
-            casts += [pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items() if t == pl.Date]
+        if not self._pg:  # (the DB-API takes text: a categorical's rows would be looked up)
+            casts += [pl.col(n).cast(pl.Utf8) for n, t in frame.schema.items()
+                      if t == pl.Date or t == pl.Categorical]
         return frame.with_columns(casts) if casts else frame
 
     # -- files ----------------------------------------------------------------------------
