@@ -110,6 +110,38 @@ def test_a_clean_day_matches_everything(ctx: ServiceContext, sim: IssuerSimulato
     recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
 
 
+def _match_rows(ctx: ServiceContext) -> list[tuple[str, str]]:
+    with ctx.db.unit_of_work() as uow:
+        rows = uow.recon.read_frame_sql(
+            "SELECT business_date, txn_id FROM recon_matches ORDER BY match_id",
+            ("business_date", "txn_id"))
+    return [(str(d), str(t)) for d, t in rows.iter_rows()]
+
+
+def test_a_run_again_replaces_the_days_matches_and_only_them(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    """The day's matches are found again by the id range its row keeps (no index by day):
+    a second run replaces them, another day's stay."""
+    planted = _import_and_run(ctx, sim, tmp_path, {ClearingFault.MISSING: 1}, seed=5)
+    first = _match_rows(ctx)
+    assert len(first) == 13
+    from autosettle.simulators.issuer import clearing_lines, write_acp_file
+    lines, _ = clearing_lines(sim, DAY, recon.fee_function(ctx))
+    path = tmp_path / "day2"
+    write_acp_file(path, DAY + timedelta(days=1),
+                   [line for line in lines if line.reference == planted[0][1]])
+    recon.import_file(ctx, SYSTEM, path, "acp")
+    recon.run_day(ctx, SYSTEM, DAY + timedelta(days=1), CHANNEL)
+    both = _match_rows(ctx)
+    assert both[:13] == first and [t for _, t in both[13:]] == [planted[0][1]]
+    recon.run_day(ctx, SYSTEM, DAY, CHANNEL)
+    again = _match_rows(ctx)
+    assert sorted(again) == sorted(both) and len(again) == 14
+    states = {s["business_date"]: s["matched"] for s in recon.day_states(ctx, SYSTEM)}
+    assert states == {DAY.isoformat(): 13, (DAY + timedelta(days=1)).isoformat(): 1}
+
+
 @pytest.mark.parametrize("fault", list(ClearingFault))
 def test_each_planted_fault_is_found_and_nothing_else(
         ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]], tmp_path: Path,

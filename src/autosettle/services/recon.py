@@ -261,8 +261,9 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
         reversed_late = _reversed_late(result, reversals, on)
         matches, found = _result_frames(result, channel, on, now, reversed_late)
         t2 = tick()
-        written = uow.recon.replace_results(channel, on, matches.frames(), found,
-                                            match_count=matches.height)
+        replaced = uow.recon.replace_results(channel, on, matches.frames(), found,
+                                             match_count=matches.height)
+        written = replaced.written
         paired = result.pairs["o_idx"]
         late = paired.filter(result.ours["business_date"].gather(paired) < on)
         auto = uow.recon.resolve_ours_only(channel, result.ours["txn_id"].gather(late).to_list(),
@@ -280,7 +281,9 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
             uow.ledger.post(entry, now)
         uow.recon.save_day(channel, on, {"state": "reconciled", "matched_count": matches.height,
                                          "cleared_minor": cleared, "currency": cur.code,
-                                         "runs": runs, "run_at": now})
+                                         "runs": runs, "run_at": now,
+                                         "first_match_id": replaced.first_match_id,
+                                         "last_match_id": replaced.last_match_id})
         counts = _class_counts(result.pairs, result.ours_only.height,
                                result.theirs_only.height)
         benign = int(found.filter(pl.col("state") == "resolved").height)
@@ -495,12 +498,15 @@ def _run_bank(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
             payout = by_id[payout_id]
             if payout.status is PayoutStatus.SENT:
                 payout_service.fail_in(uow, payout, str(note), who, now)
-        written = uow.recon.replace_results(BANK_CHANNEL, on, matches, found)
+        replaced = uow.recon.replace_results(BANK_CHANNEL, on, matches, found)
+        written = replaced.written
         runs = (day.runs if day is not None else 0) + 1
         uow.recon.save_day(BANK_CHANNEL, on, {
             "state": "reconciled", "matched_count": len(paid),
             "cleared_minor": int(matches["amount_minor"].sum() or 0),
-            "currency": _currency(ours, theirs), "runs": runs, "run_at": now})
+            "currency": _currency(ours, theirs), "runs": runs, "run_at": now,
+            "first_match_id": replaced.first_match_id,
+            "last_match_id": replaced.last_match_id})
         counts = _class_counts(result.pairs, result.ours_only.height,
                                result.theirs_only.height)
         record(uow, who, "recon.run", f"recon/{BANK_CHANNEL}/{on.isoformat()}", now,
@@ -561,7 +567,7 @@ def _run_terminal(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
                                      "merchant_id": pl.Utf8, "txn_id": pl.Utf8,
                                      "line_id": pl.Int64, "rule": pl.Utf8,
                                      "amount_minor": pl.Int64, "currency": pl.Utf8})
-        written = uow.recon.replace_results(TERMINAL_CHANNEL, on, empty, found)
+        written = uow.recon.replace_results(TERMINAL_CHANNEL, on, empty, found).written
         runs = (day.runs if day is not None else 0) + 1
         uow.recon.save_day(TERMINAL_CHANNEL, on, {
             "state": "reconciled", "matched_count": matched, "cleared_minor": 0,

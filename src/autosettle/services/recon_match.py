@@ -84,7 +84,9 @@ def prepare_theirs(theirs: pl.DataFrame) -> pl.DataFrame:
 def _one_to_one(cands: pl.DataFrame, order: str) -> pl.DataFrame:
     """Greedy one-to-one: by ``order``, each line and each record used once."""
     if cands["t_idx"].is_unique().all() and cands["o_idx"].is_unique().all():
-        return cands  # nothing to choose (the usual key pass): no sort of a million pairs
+        # nothing to choose (the usual key pass): in line order, as below, but without
+        # the sort on all three columns and the two passes of unique
+        return cands.sort("t_idx")
     cands = cands.sort([order, "t_idx", "o_idx"])
     cands = cands.unique("t_idx", keep="first", maintain_order=True)
     return cands.unique("o_idx", keep="first", maintain_order=True)

@@ -101,6 +101,20 @@ class DayRow:
     run_at: datetime | None
     closed_at: datetime | None
     closed_by: str | None
+    first_match_id: int | None = None
+    last_match_id: int | None = None
+    """The id range of the day's rows in ``recon_matches`` (None: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """What :meth:`ReconRepository.replace_results` wrote."""
+
+    written: int
+    """Discrepancies written."""
+    first_match_id: int | None
+    last_match_id: int | None
+    """The id range of the matches written (to keep on the day's row), None for none."""
 
 
 
@@ -337,13 +351,18 @@ class ReconRepository:
     # -- results --------------------------------------------------------------------------
     def replace_results(self, channel: str, on: date,
                         matches: pl.DataFrame | Iterable[pl.DataFrame], found: pl.DataFrame,
-                        match_count: int | None = None) -> int:
+                        match_count: int | None = None) -> Replaced:
         """Replace the day's matches (a frame, or frames made one at a time: then
         ``match_count`` says how many rows they hold) and open discrepancies with a new
         run's; a discrepancy already resolved (same class, record and line) is not reported
-        again. Returns how many discrepancies were written."""
-        self._conn.execute(delete(recon_matches).where(
-            recon_matches.c.channel == channel, recon_matches.c.business_date == on))
+        again. The day's earlier matches are found by the id range on its row (the caller
+        keeps the new range there: :class:`Replaced`)."""
+        m = recon_matches
+        day = self.day(channel, on)
+        if day is not None and day.first_match_id is not None:
+            self._conn.execute(delete(m).where(
+                m.c.match_id.between(day.first_match_id, day.last_match_id),
+                m.c.channel == channel, m.c.business_date == on))
         d = recon_discrepancies
         self._conn.execute(delete(d).where(d.c.channel == channel, d.c.business_date == on,
                                            d.c.state == "open"))
@@ -352,11 +371,21 @@ class ReconRepository:
             count = matches.height
         else:
             parts, count = matches, match_count or 0
+        first: int | None = None
+        last: int | None = None
         if self._pg and count:
             # the ids of the day's matches taken in one step, not a sequence call per row
-            parts = _numbered(parts, self._reserve_ids("recon_matches", "match_id", count),
-                              count)
-        self.write_frames("recon_matches", parts)
+            first = self._reserve_ids("recon_matches", "match_id", count)
+            last = first + count - 1
+            parts = _numbered(parts, first, count)
+            self.write_frames("recon_matches", parts)
+        elif count:
+            # SQLite: one writer at a time; the new rows' ids follow the highest there was
+            before = self._conn.execute(select(func.max(m.c.match_id))).scalar() or 0
+            self.write_frames("recon_matches", parts)
+            first, last = self._conn.execute(select(
+                func.min(m.c.match_id), func.max(m.c.match_id)).where(
+                m.c.match_id > before)).one()
         if found.height:
             resolved = self.read_frame(select(d.c.klass, d.c.txn_id, d.c.line_id).where(
                 d.c.channel == channel, d.c.business_date == on), ("klass", "txn_id",
@@ -365,7 +394,7 @@ class ReconRepository:
                 found = found.join(resolved, on=["klass", "txn_id", "line_id"], how="anti",
                                    nulls_equal=True)
             self.write_frame("recon_discrepancies", found)
-        return found.height
+        return Replaced(found.height, first, last)
 
     def _reserve_ids(self, table: str, column: str, count: int) -> int:
         """PostgreSQL: the first of ``count`` consecutive new ids of ``table.column``'s
