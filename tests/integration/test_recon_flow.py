@@ -9,7 +9,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from jobtools import CHANNEL_RECEIVABLE, add_merchant, balances, clock_at, ledger_balanced, mid
+from jobtools import (
+    CHANNEL_RECEIVABLE,
+    add_merchant,
+    assert_balances,
+    balances,
+    clock_at,
+    ledger_balanced,
+    mid,
+)
 from jobtools import pay as jt_pay
 
 from autosettle.domain.calendar import SHANGHAI
@@ -25,7 +33,8 @@ CHANNEL = "issuer-sim"
 CLASS_OF = {ClearingFault.MISSING: "ours_only", ClearingFault.EXTRA: "theirs_only",
             ClearingFault.AMOUNT: "amount_mismatch",
             ClearingFault.UNSEEN_REVERSAL: "status_mismatch",
-            ClearingFault.NEXT_DAY: "date_mismatch", ClearingFault.FEE: "fee_mismatch"}
+            ClearingFault.NEXT_DAY: "date_mismatch", ClearingFault.FEE: "fee_mismatch",
+            ClearingFault.REVERSAL_NEXT_DAY: "status_mismatch"}
 
 
 def pay(ctx: ServiceContext, merchant_id: str, txn_type: TxnType, fen: int | None = None,
@@ -99,6 +108,38 @@ def test_a_clean_day_matches_everything(ctx: ServiceContext, sim: IssuerSimulato
     total = sum(b for k, b in balances(ctx).items() if k == CHANNEL_RECEIVABLE)
     assert total == 0, "a clean day's receivable is cleared in full by the matched lines"
     recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+
+
+def _match_rows(ctx: ServiceContext) -> list[tuple[str, str]]:
+    with ctx.db.unit_of_work() as uow:
+        rows = uow.recon.read_frame_sql(
+            "SELECT business_date, txn_id FROM recon_matches ORDER BY match_id",
+            ("business_date", "txn_id"))
+    return [(str(d), str(t)) for d, t in rows.iter_rows()]
+
+
+def test_a_run_again_replaces_the_days_matches_and_only_them(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    """The day's matches are found again by the id range its row keeps (no index by day):
+    a second run replaces them, another day's stay."""
+    planted = _import_and_run(ctx, sim, tmp_path, {ClearingFault.MISSING: 1}, seed=5)
+    first = _match_rows(ctx)
+    assert len(first) == 13
+    from autosettle.simulators.issuer import clearing_lines, write_acp_file
+    lines, _ = clearing_lines(sim, DAY, recon.fee_function(ctx))
+    path = tmp_path / "day2"
+    write_acp_file(path, DAY + timedelta(days=1),
+                   [line for line in lines if line.reference == planted[0][1]])
+    recon.import_file(ctx, SYSTEM, path, "acp")
+    recon.run_day(ctx, SYSTEM, DAY + timedelta(days=1), CHANNEL)
+    both = _match_rows(ctx)
+    assert both[:13] == first and [t for _, t in both[13:]] == [planted[0][1]]
+    recon.run_day(ctx, SYSTEM, DAY, CHANNEL)
+    again = _match_rows(ctx)
+    assert sorted(again) == sorted(both) and len(again) == 14
+    states = {s["business_date"]: s["matched"] for s in recon.day_states(ctx, SYSTEM)}
+    assert states == {DAY.isoformat(): 13, (DAY + timedelta(days=1)).isoformat(): 1}
 
 
 @pytest.mark.parametrize("fault", list(ClearingFault))
@@ -197,6 +238,90 @@ def test_a_line_a_day_late_clears_the_earlier_ours_only(
     assert states[(DAY + timedelta(days=1)).isoformat()]["matched"] == 1
     assert balances(ctx).get(CHANNEL_RECEIVABLE, 0) == 0
     recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+
+
+def test_a_reversal_the_channel_clears_the_next_day_resolves_both_days(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    """We reversed a sale on day 1, the channel cleared it on day 1 (status mismatch) and
+    takes it back in day 2's file: day 2's run pairs the reversal line with the open
+    status mismatch of day 1 and resolves both (system, auto, audited); the money agrees,
+    so the receivable stays explained by the matched lines and nothing else moves."""
+    start = balances(ctx)
+    planted = _import_and_run(ctx, sim, tmp_path, {ClearingFault.REVERSAL_NEXT_DAY: 1},
+                              seed=13)
+    assert [f for f, _ in planted] == [ClearingFault.REVERSAL_NEXT_DAY]
+    ref = planted[0][1]
+    assert ref in day["reversed"]
+    [first] = recon.list_discrepancies(ctx, SYSTEM, on=DAY)
+    assert (first.klass, first.state, first.txn_id) == ("status_mismatch", "open", ref)
+    with ctx.db.unit_of_work() as uow:
+        lines = uow.recon.lines(CHANNEL, DAY)
+    matched = lines.filter(pl.col("order_ref") != ref)
+    paid = sum(a * (1 if t in ("sale", "completion") else -1) for a, t in
+               zip(matched["amount_minor"], matched["txn_type"], strict=True))
+    # day 1: the matched lines clear the receivable in full; the reversed sale's line
+    # (the status mismatch) moves no money
+    after_day1 = assert_balances(ctx, {"bank": paid, CHANNEL_RECEIVABLE: -paid}, since=start)
+    assert after_day1.get(CHANNEL_RECEIVABLE, 0) == 0
+    with pytest.raises(ConflictError, match="open discrepancies"):
+        recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+    # day 2: the channel's file carries the reversal line (and nothing else)
+    from autosettle.simulators.issuer import next_day_reversals, write_acp_file
+    day2 = DAY + timedelta(days=1)
+    reversal = next_day_reversals(sim, DAY, planted, recon.fee_function(ctx))
+    assert [(r.txn_type, r.reference) for r in reversal] == [("void", ref)]
+    path = tmp_path / "day2"
+    write_acp_file(path, day2, reversal)
+    recon.import_file(ctx, SYSTEM, path, "acp")
+    run = recon.run_day(ctx, SYSTEM, day2, CHANNEL)
+    assert run.auto_resolved == 2 and run.cleared_minor == 0
+    [first] = recon.list_discrepancies(ctx, SYSTEM, on=DAY)
+    assert (first.klass, first.state, first.owner, first.resolution) == (
+        "status_mismatch", "resolved", "system", "auto")
+    [second] = recon.list_discrepancies(ctx, SYSTEM, on=day2)
+    assert (second.klass, second.state, second.owner, second.resolution, second.txn_id) == (
+        "status_mismatch", "resolved", "system", "auto", ref)
+    # the money agrees: what the channel cleared on day 1 it takes back on day 2
+    assert (first.their_amount_minor or 0) + (second.their_amount_minor or 0) == 0
+    assert_balances(ctx, {}, since=after_day1)
+    assert ledger_balanced(ctx)
+    with ctx.db.unit_of_work() as uow:
+        runs = [e for e in uow.audit.recent(100) if e.action == "recon.run"]
+    assert runs[0].detail["auto_resolved_earlier"] == [first.discrepancy_id]
+    assert runs[0].detail["auto_resolved_new"] == 1
+    # running day 2 again finds the same and changes nothing
+    again = recon.run_day(ctx, SYSTEM, day2, CHANNEL)
+    assert again.counts["theirs_only"] == 0
+    assert len(recon.list_discrepancies(ctx, SYSTEM, on=day2)) == 1
+    assert_balances(ctx, {}, since=after_day1)
+    recon.close_day(ctx, SYSTEM, DAY, CHANNEL)
+    recon.close_day(ctx, SYSTEM, day2, CHANNEL)
+
+
+def test_a_next_day_line_that_does_not_take_the_money_back_stays_open(
+        ctx: ServiceContext, sim: IssuerSimulator, day: dict[str, list[str]],
+        tmp_path: Path) -> None:
+    """The same, but day 2's line takes back less than day 1 cleared: not benign, both
+    stay open for an operator."""
+    planted = _import_and_run(ctx, sim, tmp_path, {ClearingFault.REVERSAL_NEXT_DAY: 1},
+                              seed=13)
+    from dataclasses import replace
+
+    from autosettle.simulators.issuer import next_day_reversals, write_acp_file
+    day2 = DAY + timedelta(days=1)
+    [reversal] = next_day_reversals(sim, DAY, planted)
+    path = tmp_path / "day2"
+    write_acp_file(path, day2, [replace(reversal, amount_minor=reversal.amount_minor - 1)])
+    recon.import_file(ctx, SYSTEM, path, "acp")
+    before = balances(ctx)
+    r2 = recon.run_day(ctx, SYSTEM, day2, CHANNEL)
+    assert r2.auto_resolved == 0
+    assert [(d.klass, d.state) for d in recon.list_discrepancies(ctx, SYSTEM, on=DAY)] == [
+        ("status_mismatch", "open")]
+    assert [(d.klass, d.state) for d in recon.list_discrepancies(ctx, SYSTEM, on=day2)] == [
+        ("status_mismatch", "open")]
+    assert_balances(ctx, {}, since=before)
 
 
 CSV_NAMES = {"sale": "消费", "void": "撤销", "refund": "退货", "completion": "预授权完成"}

@@ -226,6 +226,22 @@ def test_a_lost_key_is_left_to_the_tolerant_rules() -> None:
     assert (result.ours_only.height, result.theirs_only.height) == (1, 1)
 
 
+def test_a_hash_collision_pairs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key pass joins on the keys' hashes, then compares the keys themselves: with
+    every hash the same (all collide), exactly the same pairs come out."""
+    from autosettle.services import recon_match
+
+    ours, theirs, expected = plant(ours_frame(30), {3: "ours_only", 7: "theirs_only",
+                                                    11: "amount_mismatch"})
+    assert found(ours, theirs) == expected
+    monkeypatch.setattr(recon_match, "_key_hash", lambda columns: pl.lit(1, pl.UInt64)
+                        .alias("_h"))
+    monkeypatch.setattr(recon_match, "VERIFY_ROWS", 100)  # several slices
+    assert found(ours, theirs) == expected
+    result = match(ours, theirs, KEYS, TolerantRules())
+    assert set(result.pairs["rule"]) == {"key"}
+
+
 @given(f=st.builds(PairFacts, our_amount=st.integers(-5, 5), their_amount=st.integers(-5, 5),
                    our_date=st.sampled_from([DAY, DAY + timedelta(1)]),
                    their_date=st.sampled_from([DAY, DAY + timedelta(1)]),

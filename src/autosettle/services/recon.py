@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from importlib import resources
@@ -64,6 +64,7 @@ from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.recon_match import match
 from autosettle.services.recon_parse import ParseReport, parse_file
+from autosettle.store.recon import MATCH_LINE_COLUMNS
 from autosettle.store.uow import UnitOfWork
 
 BANK_CHANNEL = "bank"
@@ -248,21 +249,30 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
             require_open_day(day.state, channel, on)
         t0 = tick()
         carried = uow.recon.carried_txn_ids(channel, on)
-        ours = uow.recon.our_records(channel, on, carried)
-        theirs = uow.recon.lines(channel, on)
+        reversals = uow.recon.carried_reversals(channel, on)
+        ours = uow.recon.our_records(channel, on, [*carried, *(r[0] for r in reversals)])
+        theirs = uow.recon.lines(channel, on, MATCH_LINE_COLUMNS)
         t1 = tick()
         result = match(ours, theirs, keys, rules)
-        matches, found = _result_frames(result, channel, on, now)
         ours_count, theirs_count, cur = ours.height, theirs.height, currency(
             _currency(ours, theirs))
-        del ours, theirs  # the prepared copies in ``result`` are all that is needed now
+        del ours, theirs  # the narrowed copies in ``result`` are all that is needed now
+        result = result.narrow()
+        reversed_late = _reversed_late(result, reversals, on)
+        matches, found = _result_frames(result, channel, on, now, reversed_late)
         t2 = tick()
-        written = uow.recon.replace_results(channel, on, matches, found)
-        late = result.pairs.join(result.ours.select("o_idx", "txn_id", "business_date"),
-                                 on="o_idx").filter(pl.col("business_date") < on)
-        auto = uow.recon.resolve_ours_only(channel, late["txn_id"].to_list(),
+        replaced = uow.recon.replace_results(channel, on, matches.frames(), found,
+                                             match_count=matches.height)
+        written = replaced.written
+        paired = result.pairs["o_idx"]
+        late = paired.filter(result.ours["business_date"].gather(paired) < on)
+        auto = uow.recon.resolve_ours_only(channel, result.ours["txn_id"].gather(late).to_list(),
                                            f"its line came on {on.isoformat()}", now)
-        cleared = _cleared(matches, found)
+        auto += uow.recon.resolve_ours_only(
+            channel, result.ours["txn_id"].gather(reversed_late["o_idx"]).to_list(),
+            f"the channel's line of {on.isoformat()} reverses it; the money agrees", now,
+            klass="status_mismatch", before=on)
+        cleared = _cleared(matches.amount_minor(), found)
         before = day.cleared_minor if day is not None else 0
         runs = (day.runs if day is not None else 0) + 1
         entry = clearing_entry(f"recon:{channel}:{on.isoformat()}:cleared:{runs}",
@@ -271,7 +281,9 @@ def run_day(ctx: ServiceContext, who: Principal, on: date, channel: str,
             uow.ledger.post(entry, now)
         uow.recon.save_day(channel, on, {"state": "reconciled", "matched_count": matches.height,
                                          "cleared_minor": cleared, "currency": cur.code,
-                                         "runs": runs, "run_at": now})
+                                         "runs": runs, "run_at": now,
+                                         "first_match_id": replaced.first_match_id,
+                                         "last_match_id": replaced.last_match_id})
         counts = _class_counts(result.pairs, result.ours_only.height,
                                result.theirs_only.height)
         benign = int(found.filter(pl.col("state") == "resolved").height)
@@ -301,10 +313,10 @@ def _class_counts(pairs: pl.DataFrame, ours_only: int, theirs_only: int) -> dict
     return counts
 
 
-def _cleared(matches: pl.DataFrame, found: pl.DataFrame) -> int:
-    """What the channel pays for the day: matched pairs, plus pairs whose money agrees
-    but whose fee or day does not."""
-    total = int(matches["amount_minor"].sum() or 0)
+def _cleared(matched_minor: int, found: pl.DataFrame) -> int:
+    """What the channel pays for the day: matched pairs (``matched_minor``), plus pairs
+    whose money agrees but whose fee or day does not."""
+    total = matched_minor
     agree = found.filter(pl.col("klass").is_in([c.value for c in AMOUNT_AGREES]))
     return total + int(agree["their_amount_minor"].sum() or 0)
 
@@ -315,8 +327,74 @@ _DISC_SCHEMA = ("channel", "business_date", "klass", "merchant_id", "txn_id", "l
                 "resolved_at")
 
 
-def _result_frames(result: Any, channel: str, on: date,
-                   now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _reversed_late(result: Any, reversals: list[tuple[str, int]], on: date) -> pl.DataFrame:
+    """(o_idx, t_idx) of the benign "reversal cleared the next day": an earlier day's
+    status mismatch (the channel cleared a sale we had reversed) whose record now pairs
+    with a line of ``on`` taking the same money back."""
+    empty = pl.DataFrame(schema={"o_idx": pl.UInt32, "t_idx": pl.UInt32})
+    if not reversals:
+        return empty
+    pairs = result.pairs.filter(pl.col("klass") == "status_mismatch").select("o_idx", "t_idx")
+    if pairs.height == 0:
+        return empty
+    earlier = pl.DataFrame({"txn_id": [r[0] for r in reversals],
+                            "cleared": [r[1] for r in reversals]},
+                           schema={"txn_id": pl.Utf8, "cleared": pl.Int64})
+    o, t = result.ours, result.theirs
+    pairs = pairs.with_columns(
+        o["txn_id"].gather(pairs["o_idx"]).alias("txn_id"),
+        o["business_date"].gather(pairs["o_idx"]).alias("business_date"),
+        o["live"].gather(pairs["o_idx"]).alias("live"),
+        t["signed"].gather(pairs["t_idx"]).alias("t_signed"))
+    found: pl.DataFrame = pairs.join(earlier, on="txn_id").filter(
+        pl.col("business_date") < on, ~pl.col("live"),
+        pl.col("t_signed") + pl.col("cleared") == 0).select("o_idx", "t_idx")
+    return found
+
+
+MATCH_SLICE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRows:
+    """A run's matched pairs; their rows as ``recon_matches`` stores them are made a slice
+    at a time (:meth:`frames`) as they are written, never all at once: a day of a million
+    matches is held as two indices and a rule each."""
+
+    pairs: pl.DataFrame
+    """o_idx, t_idx, rule."""
+    result: Any
+    channel: str
+    on: date
+
+    @property
+    def height(self) -> int:
+        return self.pairs.height
+
+    def amount_minor(self) -> int:
+        return int(self.result.ours["signed"].gather(self.pairs["o_idx"]).sum() or 0)
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        for start in range(0, self.height, MATCH_SLICE):
+            yield self._rows(self.pairs.slice(start, MATCH_SLICE))
+
+    def frame(self) -> pl.DataFrame:
+        return self._rows(self.pairs)
+
+    def _rows(self, part: pl.DataFrame) -> pl.DataFrame:
+        o, t = self.result.ours, self.result.theirs
+        mo, mt = part["o_idx"], part["t_idx"]
+        return part.with_columns(
+            pl.lit(self.channel).alias("channel"), pl.lit(self.on, pl.Date).alias(
+                "business_date")).select("channel", "business_date").with_columns(
+            o["merchant_id"].gather(mo), o["txn_id"].gather(mo), t["line_id"].gather(mt),
+            part["rule"], o["signed"].gather(mo).alias("amount_minor"),
+            o["currency"].gather(mo))
+
+
+def _result_frames(result: Any, channel: str, on: date, now: datetime,
+                   reversed_late: pl.DataFrame | None = None,
+                   ) -> tuple[MatchRows, pl.DataFrame]:
     o = result.ours.select("o_idx", "txn_id", pl.col("merchant_id").alias("o_merchant"),
                            pl.col("signed").alias("o_signed"), pl.col("fee_minor").alias(
                                "o_fee"), pl.col("currency").alias("o_cur"))
@@ -324,16 +402,21 @@ def _result_frames(result: Any, channel: str, on: date,
                              pl.col("signed").alias("t_signed"),
                              pl.col("fee_minor").alias("t_fee"),
                              pl.col("currency").alias("t_cur"), "result", "reason")
-    pairs = result.pairs.select("o_idx", "t_idx", "rule", "klass").join(o, on="o_idx").join(
-        t, on="t_idx")
-    matched = pairs.filter(pl.col("klass") == "matched")
-    matches = matched.select(
-        pl.lit(channel).alias("channel"), pl.lit(on, pl.Date).alias("business_date"),
-        pl.col("o_merchant").alias("merchant_id"), "txn_id", "line_id", "rule",
-        pl.col("o_signed").alias("amount_minor"), pl.col("o_cur").alias("currency"))
+    # the matched pairs (nearly all of a day) take only the columns a match row stores,
+    # gathered by index; the few others are joined with everything a discrepancy needs
+    matches = MatchRows(result.pairs.filter(pl.col("klass") == "matched").select(
+        "o_idx", "t_idx", "rule"), result, channel, on)
+    pairs = result.pairs.filter(pl.col("klass") != "matched").select(
+        "o_idx", "t_idx", "rule", "klass").join(o, on="o_idx").join(t, on="t_idx")
+    late_ids = (reversed_late["t_idx"] if reversed_late is not None
+                else pl.Series("t_idx", [], pl.UInt32))
+    reversal = (pl.col("klass") == "status_mismatch") & pl.col("t_idx").is_in(
+        late_ids.implode())
     created = now.replace(tzinfo=None)
-    benign = (pl.col("klass") == "date_mismatch")
-    note = pl.when(benign).then(pl.lit("cleared on another day; the money agrees")).when(
+    benign = (pl.col("klass") == "date_mismatch") | reversal
+    note = pl.when(reversal).then(pl.lit(
+        "the channel cleared it the day before and reverses it with this line; the money "
+        "agrees")).when(benign).then(pl.lit("cleared on another day; the money agrees")).when(
         pl.col("result") == "returned").then(pl.concat_str(
             [pl.lit("returned by the bank:"), pl.col("reason")], separator=" ",
             ignore_nulls=True)).otherwise(pl.lit(None, pl.Utf8))
@@ -403,7 +486,8 @@ def _run_bank(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
         theirs = uow.recon.lines(BANK_CHANNEL, on).with_columns(
             pl.lit("sale").alias("txn_type"), pl.lit(on, pl.Date).alias("line_date"))
         result = match(ours, theirs, [("order_ref",)], TolerantRules(0, False))
-        matches, found = _result_frames(result, BANK_CHANNEL, on, now)
+        rows, found = _result_frames(result, BANK_CHANNEL, on, now)
+        matches = rows.frame()  # (a payout file's lines: few)
         by_id = {p.payout_id: p for p in sent}
         paid = matches["txn_id"].to_list()
         for payout_id in paid:
@@ -414,12 +498,15 @@ def _run_bank(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
             payout = by_id[payout_id]
             if payout.status is PayoutStatus.SENT:
                 payout_service.fail_in(uow, payout, str(note), who, now)
-        written = uow.recon.replace_results(BANK_CHANNEL, on, matches, found)
+        replaced = uow.recon.replace_results(BANK_CHANNEL, on, matches, found)
+        written = replaced.written
         runs = (day.runs if day is not None else 0) + 1
         uow.recon.save_day(BANK_CHANNEL, on, {
             "state": "reconciled", "matched_count": len(paid),
             "cleared_minor": int(matches["amount_minor"].sum() or 0),
-            "currency": _currency(ours, theirs), "runs": runs, "run_at": now})
+            "currency": _currency(ours, theirs), "runs": runs, "run_at": now,
+            "first_match_id": replaced.first_match_id,
+            "last_match_id": replaced.last_match_id})
         counts = _class_counts(result.pairs, result.ours_only.height,
                                result.theirs_only.height)
         record(uow, who, "recon.run", f"recon/{BANK_CHANNEL}/{on.isoformat()}", now,
@@ -480,7 +567,7 @@ def _run_terminal(ctx: ServiceContext, who: Principal, on: date) -> RunResult:
                                      "merchant_id": pl.Utf8, "txn_id": pl.Utf8,
                                      "line_id": pl.Int64, "rule": pl.Utf8,
                                      "amount_minor": pl.Int64, "currency": pl.Utf8})
-        written = uow.recon.replace_results(TERMINAL_CHANNEL, on, empty, found)
+        written = uow.recon.replace_results(TERMINAL_CHANNEL, on, empty, found).written
         runs = (day.runs if day is not None else 0) + 1
         uow.recon.save_day(TERMINAL_CHANNEL, on, {
             "state": "reconciled", "matched_count": matched, "cleared_minor": 0,

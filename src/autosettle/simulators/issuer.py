@@ -31,7 +31,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -555,6 +555,10 @@ class ClearingFault(StrEnum):
     """A line dated the next day (date mismatch)."""
     FEE = "fee"
     """A different fee (fee mismatch)."""
+    REVERSAL_NEXT_DAY = "reversal_next_day"
+    """A line for an authorization that was reversed (status mismatch), whose reversal the
+    channel carries in the next day's file (:func:`next_day_reversals`): benign once both
+    days are reconciled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,12 +624,36 @@ def plant_faults(lines: list[ClearingLine], faults: dict[ClearingFault, int],
                            amount_minor=rng.randint(100, 99_999), fee_minor=None,
                            trace=f"{900000 + n:06d}"))
         planted.append((ClearingFault.EXTRA, reference))
-    for line in reversed_lines[:faults.get(ClearingFault.UNSEEN_REVERSAL, 0)]:
+    unseen = faults.get(ClearingFault.UNSEEN_REVERSAL, 0)
+    later = faults.get(ClearingFault.REVERSAL_NEXT_DAY, 0)
+    if unseen + later > len(reversed_lines):
+        raise ValueError("not enough reversed authorizations to plant unseen reversals")
+    for line in reversed_lines[:unseen]:
         out.append(line)
         planted.append((ClearingFault.UNSEEN_REVERSAL, line.reference))
-    if faults.get(ClearingFault.UNSEEN_REVERSAL, 0) > len(reversed_lines):
-        raise ValueError("not enough reversed authorizations to plant unseen reversals")
+    for line in reversed_lines[unseen:unseen + later]:
+        out.append(line)
+        planted.append((ClearingFault.REVERSAL_NEXT_DAY, line.reference))
     return out, planted
+
+
+def reversal_line(line: ClearingLine) -> ClearingLine:
+    """The channel's reversal of ``line`` (a sale it cleared), a day later: a void under
+    the same reference, terminal and amount."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    return replace(line, txn_type="void", local_time=line.local_time + timedelta(days=1))
+
+
+def next_day_reversals(sim: IssuerSimulator, business_date: date,
+                       planted: list[tuple[ClearingFault, str]],
+                       fee_for: FeeFor | None = None) -> list[ClearingLine]:
+    """The reversal lines the file of the day after ``business_date`` carries for the
+    ``reversal_next_day`` faults planted in ``business_date``'s file."""
+    wanted = {ref for fault, ref in planted if fault is ClearingFault.REVERSAL_NEXT_DAY}
+    _, gone = clearing_lines(sim, business_date, fee_for)
+    return [reversal_line(line) for line in gone if line.reference in wanted]
 
 
 def acp_record_values(line: ClearingLine) -> dict[str, str]:
@@ -686,10 +714,12 @@ def clearing_lines(sim: IssuerSimulator, business_date: date, fee_for: FeeFor | 
 
 def write_clearing_file(sim: IssuerSimulator, path: Path, business_date: date, *,
                         faults: dict[ClearingFault, int] | None = None, seed: int = 0,
-                        fee_for: FeeFor | None = None) -> list[tuple[ClearingFault, str]]:
+                        fee_for: FeeFor | None = None,
+                        carried: Sequence[ClearingLine] = ()) -> list[tuple[ClearingFault, str]]:
     """Write the issuer's ACP detail file for ``business_date`` from its own records, with
-    ``faults`` planted; what was planted."""
+    ``faults`` planted and the ``carried`` lines of earlier days (e.g.
+    :func:`next_day_reversals`) at the end; what was planted."""
     live, gone = clearing_lines(sim, business_date, fee_for)
     lines, planted = plant_faults(live, faults or {}, gone, seed)
-    write_acp_file(path, business_date, lines)
+    write_acp_file(path, business_date, [*lines, *carried])
     return planted

@@ -781,7 +781,6 @@ recon_matches = Table(
     Column("rule", String(10), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Index("ix_recon_matches_day", "channel", "business_date"),
 )
 
 recon_discrepancies = Table(
@@ -823,5 +822,9 @@ recon_days = Table(
     Column("run_at", UTCDateTime, nullable=True),
     Column("closed_at", UTCDateTime, nullable=True),
     Column("closed_by", String(100), nullable=True),
+    # the id range of the day's rows in recon_matches (written together by a run): how
+    # they are found again (recon_matches has no index by day: migration 0016)
+    Column("first_match_id", BigInteger, nullable=True),
+    Column("last_match_id", BigInteger, nullable=True),
     CheckConstraint("state IN ('open', 'reconciled', 'closed')", name="state_known"),
 )
