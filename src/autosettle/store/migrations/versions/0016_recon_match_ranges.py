@@ -1,7 +1,7 @@
 """recon_matches found by the id range on the day's row, not by an index by day
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-04 11:45:00.000000
 
 Written by hand; ``tests/terminal_host/test_schema.py`` checks it against ``tables.py``.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
