@@ -158,6 +158,24 @@ def test_several_faults_at_once(ctx: ServiceContext, sim: IssuerSimulator,
               ClearingFault.FEE: 2}
     planted = _import_and_run(ctx, sim, tmp_path, faults, seed=11)
     assert _found(ctx) == {(CLASS_OF[f], ref) for f, ref in planted}
+    # the summary's money per class is what is in question: the fee difference for a fee
+    # mismatch, the amount cleared for a status or date mismatch (the amounts agree
+    # there), the amount difference for the rest
+    [row] = recon.summary(ctx, SYSTEM, DAY)
+    for klass in {CLASS_OF[f] for f, _ in planted}:
+        expected = 0
+        for d in recon.list_discrepancies(ctx, SYSTEM, channel=CHANNEL, on=DAY):
+            if d.klass != klass:
+                continue
+            if klass == "fee_mismatch":
+                assert d.our_amount_minor == d.their_amount_minor
+                expected += abs((d.their_fee_minor or 0) - (d.our_fee_minor or 0))
+            elif klass in ("status_mismatch", "date_mismatch"):
+                expected += abs(d.their_amount_minor or d.our_amount_minor or 0)
+            else:
+                expected += abs((d.their_amount_minor or 0) - (d.our_amount_minor or 0))
+        in_summary = sum(row[f"{klass}_{state}_minor"] for state in ("open", "resolved"))
+        assert in_summary == expected > 0, klass
 
 
 def test_resolved_day_balances_explains_the_receivable_and_closes(

@@ -202,6 +202,37 @@ def test_mark_waits_for_a_lower_id_in_flight(ctx: ServiceContext) -> None:
         assert uow.ledger.balance(ACCOUNTS[3].code, "CNY") == -333
 
 
+def test_mark_does_not_wait_for_a_transaction_in_another_database(
+        ctx: ServiceContext) -> None:
+    """A snapshot lists the whole server's open transactions; one in another database (a
+    neighbour on a shared server, another test worker) cannot write our journal and must
+    not stall the checkpoint."""
+    if ctx.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no other databases in its snapshots")
+    from sqlalchemy import create_engine, text
+
+    other_name = f"{ctx.db.engine.url.database}_neighbour"
+    admin = create_engine(ctx.db.engine.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{other_name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{other_name}"'))
+    other = create_engine(ctx.db.engine.url.set(database=other_name))
+    try:
+        with other.connect() as conn, conn.begin():
+            conn.execute(text("CREATE TABLE busy (n int)"))  # holds an xid, uncommitted
+            assert conn.execute(text("SELECT pg_current_xact_id_if_assigned()")).scalar()
+            high = ledger.post(ctx, entry(0, 3, 222, "CNY"))
+            written = ledger.checkpoint(ctx, wait_s=0.3)
+            assert not written.waited_out
+            assert written.created and written.through_entry_id == high.entry_id
+    finally:
+        other.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{other_name}" WITH (FORCE)'))
+        admin.dispose()
+    assert_reads_equal_full_sums(ctx)
+
+
 def test_checkpoint_after_a_settlement_run_fits_the_lease_table(ctx: ServiceContext) -> None:
     """The run key after the longest real settlement key stays within the lease table's
     limit (a longer one failed the job at every tick of `make run`)."""

@@ -176,7 +176,13 @@ class LedgerRepository:
         the snapshot that saw M: read M and that snapshot's in-progress transaction ids in
         one statement, then wait until none of them is still in progress (they may commit
         ids below M; later transactions only get ids above M). Nothing is locked; a
-        transaction that stays open longer than ``wait_s`` makes this run give up."""
+        transaction that stays open longer than ``wait_s`` makes this run give up.
+
+        A snapshot lists the in-progress transactions of the whole server; one that
+        ``pg_stat_activity`` shows in another database cannot write this database's journal
+        and is not waited for (an open session elsewhere on a shared server would otherwise
+        stall every checkpoint). A transaction whose database cannot be seen (another
+        role's session without ``pg_read_all_stats``, a prepared transaction) is waited for."""
         if self._conn.dialect.name != "postgresql":
             return int(self._conn.execute(
                 select(func.coalesce(func.max(journal_entries.c.entry_id), 0))).scalar() or 0)
@@ -190,7 +196,11 @@ class LedgerRepository:
         while True:
             busy = self._conn.execute(text(
                 "SELECT count(*) FROM unnest(CAST(:xip AS xid8[])) AS x "
-                "WHERE pg_xact_status(x) = 'in progress'"), {"xip": xip}).scalar()
+                "WHERE pg_xact_status(x) = 'in progress' AND NOT EXISTS ("
+                " SELECT 1 FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL"
+                " AND a.datname IS DISTINCT FROM current_database()"
+                " AND a.backend_xid::text = (x::text::numeric % 4294967296)::text)"),
+                {"xip": xip}).scalar()
             if not busy:
                 return mark
             if time.monotonic() >= deadline:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    case,
     cast,
     delete,
     func,
@@ -462,11 +463,19 @@ class ReconRepository:
             recon_discrepancies.c.discrepancy_id == discrepancy_id).values(**values))
 
     def class_counts(self, channel: str, on: date) -> dict[tuple[str, str], tuple[int, int]]:
-        """(class, state) -> (count, sum of |their - our| amounts) of a day's
-        discrepancies."""
+        """(class, state) -> (count, money in question) of a day's discrepancies: the
+        fee difference for a fee mismatch; the amount cleared for a status or date mismatch
+        (the amounts agree there); the amount difference for an amount mismatch; the one
+        side's amount for ours only and theirs only."""
         d = recon_discrepancies
-        diff = func.abs(func.coalesce(d.c.their_amount_minor, 0)
-                        - func.coalesce(d.c.our_amount_minor, 0))
+        diff = case(
+            (d.c.klass == "fee_mismatch",
+             func.abs(func.coalesce(d.c.their_fee_minor, 0)
+                      - func.coalesce(d.c.our_fee_minor, 0))),
+            (d.c.klass.in_(("status_mismatch", "date_mismatch")),
+             func.abs(func.coalesce(d.c.their_amount_minor, d.c.our_amount_minor, 0))),
+            else_=func.abs(func.coalesce(d.c.their_amount_minor, 0)
+                           - func.coalesce(d.c.our_amount_minor, 0)))
         rows = self._conn.execute(select(d.c.klass, d.c.state, func.count(),
                                          func.coalesce(func.sum(diff), 0)).where(
             d.c.channel == channel, d.c.business_date == on).group_by(d.c.klass, d.c.state))
