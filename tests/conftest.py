@@ -32,10 +32,14 @@ from autosettle.store.uow import Database
 
 # One hypothesis profile for the whole suite: no per-example deadline (database tests on a
 # shared 2-core machine vary in speed; speed is measured in bench/, never in tests) and no
-# "too slow" health check; the example counts stay whatever each test sets.
+# "too slow" health check. Examples stay random (no derandomize) and bounded: a test that
+# names its own max_examples keeps it (the fuzz tests read AUTOSETTLE_FUZZ_EXAMPLES,
+# AUTOSETTLE_FUZZ_FRAMES, AUTOSETTLE_API_FUZZ_EXAMPLES); every other one runs
+# AUTOSETTLE_HYPOTHESIS_EXAMPLES (hypothesis's 100 by default; a long run sets e.g. 5000).
 hypothesis_settings.register_profile(
     "autosettle", deadline=None, suppress_health_check=[HealthCheck.too_slow],
-    print_blob=True)
+    print_blob=True,
+    max_examples=int(os.environ.get("AUTOSETTLE_HYPOTHESIS_EXAMPLES", "100")))
 hypothesis_settings.load_profile("autosettle")
 
 PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
@@ -50,9 +54,16 @@ SQLITE_ONLY = ("database", "sqlite")
 """The user property of a test parametrised on ``db_url`` that runs on SQLite."""
 
 
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the SQLite half of every test parametrised on ``db_url`` (see the summary)."""
+    """Mark the SQLite half of every test parametrised on ``db_url`` (see the summary), and
+    keep the browser tests on one xdist worker (``--dist loadgroup``): their session fixtures
+    (Chromium, a seeded site per database) are built once per worker that runs one."""
     for item in items:
+        if BROWSER_DIR in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("db_url") == "sqlite":
             item.user_properties.append(SQLITE_ONLY)
