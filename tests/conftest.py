@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from autosettle.api.app import create_app
 from autosettle.config import Settings, get_settings
+from autosettle.services import users
 from autosettle.services.context import ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store import migrate
@@ -41,6 +43,13 @@ hypothesis_settings.register_profile(
     print_blob=True,
     max_examples=int(os.environ.get("AUTOSETTLE_HYPOTHESIS_EXAMPLES", "100")))
 hypothesis_settings.load_profile("autosettle")
+
+# Console passwords in this process: argon2id through the same hash and verify calls, with
+# the smallest cost parameters instead of the production ones (3 passes over 64 MiB: about
+# 0.1-0.2 s of CPU per hash or login, a few per web test). The hash names its parameters,
+# so hashes made either way verify; no test asserts the parameters or a duration.
+users._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+users._DUMMY_HASH = users._HASHER.hash("autosettle-timing-equaliser")
 
 PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 TEST_PAN_KEY = "11" * 32
