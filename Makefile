@@ -25,11 +25,15 @@ run: $(STAMP)  ## a short demo day: fast settlement cycle and a cashier paying e
 	AUTOSETTLE_SCHEDULER_TICK_S=$${AUTOSETTLE_SCHEDULER_TICK_S:-5} \
 	$(BIN)/autosettle serve
 
+# pytest runs in PYTEST_WORKERS processes (pytest-xdist; logical: one per CPU thread, 2 on CI;
+# PYTEST_WORKERS=0: one process). --dist loadgroup hands tests to whichever worker is free,
+# except a group (the browser tests) that stays on one. docs/testing.md: times and knobs.
+PYTEST_WORKERS ?= logical
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from autosettle.api.app import create_app
 from autosettle.config import Settings, get_settings
+from autosettle.services import users
 from autosettle.services.context import ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 from autosettle.store import migrate
@@ -32,11 +34,22 @@ from autosettle.store.uow import Database
 
 # One hypothesis profile for the whole suite: no per-example deadline (database tests on a
 # shared 2-core machine vary in speed; speed is measured in bench/, never in tests) and no
-# "too slow" health check; the example counts stay whatever each test sets.
+# "too slow" health check. Examples stay random (no derandomize) and bounded: a test that
+# names its own max_examples keeps it (the fuzz tests read AUTOSETTLE_FUZZ_EXAMPLES,
+# AUTOSETTLE_FUZZ_FRAMES, AUTOSETTLE_API_FUZZ_EXAMPLES); every other one runs
+# AUTOSETTLE_HYPOTHESIS_EXAMPLES (hypothesis's 100 by default; a long run sets e.g. 5000).
 hypothesis_settings.register_profile(
     "autosettle", deadline=None, suppress_health_check=[HealthCheck.too_slow],
-    print_blob=True)
+    print_blob=True,
+    max_examples=int(os.environ.get("AUTOSETTLE_HYPOTHESIS_EXAMPLES", "100")))
 hypothesis_settings.load_profile("autosettle")
+
+# Console passwords in this process: argon2id through the same hash and verify calls, with
+# the smallest cost parameters instead of the production ones (3 passes over 64 MiB: about
+# 0.1-0.2 s of CPU per hash or login, a few per web test). The hash names its parameters,
+# so hashes made either way verify; no test asserts the parameters or a duration.
+users._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+users._DUMMY_HASH = users._HASHER.hash("autosettle-timing-equaliser")
 
 PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 TEST_PAN_KEY = "11" * 32
@@ -50,9 +63,16 @@ SQLITE_ONLY = ("database", "sqlite")
 """The user property of a test parametrised on ``db_url`` that runs on SQLite."""
 
 
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the SQLite half of every test parametrised on ``db_url`` (see the summary)."""
+    """Mark the SQLite half of every test parametrised on ``db_url`` (see the summary), and
+    keep the browser tests on one xdist worker (``--dist loadgroup``): their session fixtures
+    (Chromium, a seeded site per database) are built once per worker that runs one."""
     for item in items:
+        if BROWSER_DIR in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("db_url") == "sqlite":
             item.user_properties.append(SQLITE_ONLY)
