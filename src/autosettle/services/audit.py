@@ -32,4 +32,4 @@ def history(ctx: ServiceContext, who: Principal, resource: str,
     if not 1 <= limit <= HISTORY_MAX:
         raise ValidationError(f"limit must be 1..{HISTORY_MAX}")
     with ctx.db.unit_of_work() as uow:
-        return [e for _, e in uow.audit.for_resource(resource, limit=limit)]
+        return uow.audit.for_resource(resource, limit=limit)

@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from autosettle.domain.access_records import AuditEvent
 from autosettle.domain.errors import (
     AlreadyExists,
     ConflictError,
@@ -60,6 +61,7 @@ from autosettle.domain.recon import (
 from autosettle.domain.recon_layouts import SourceSpec, sources_from_dict
 from autosettle.private_files import open_private_binary, open_private_text, private_dir
 from autosettle.services import payouts as payout_service
+from autosettle.services.audit import history as audit_history
 from autosettle.services.audit import record
 from autosettle.services.context import Principal, ServiceContext
 from autosettle.services.recon_match import match
@@ -612,6 +614,16 @@ def _view(row: DiscrepancyRecord, today: date,
     return Discrepancy(**values, age_days=age_days(row.created_at.date(), today), line=line)
 
 
+def _resource(discrepancy_id: int) -> str:
+    """The audit log's name of one discrepancy."""
+    return f"recon/discrepancies/{discrepancy_id}"
+
+
+def history(ctx: ServiceContext, who: Principal, discrepancy_id: int) -> list[AuditEvent]:
+    """Every audit record of one discrepancy, oldest first (operators only)."""
+    return audit_history(ctx, who, _resource(discrepancy_id))
+
+
 def list_discrepancies(ctx: ServiceContext, who: Principal, *, channel: str | None = None,
                        on: date | None = None, state: str | None = None,
                        klass: str | None = None, owner: str | None = None,
@@ -655,8 +667,8 @@ def assign(ctx: ServiceContext, who: Principal, discrepancy_id: int, owner: str)
     with ctx.db.unit_of_work() as uow:
         row = _open_row(uow, discrepancy_id)
         uow.recon.set_discrepancy(discrepancy_id, owner=owner)
-        record(uow, who, "recon.discrepancy.assign", f"recon/discrepancies/{discrepancy_id}",
-               now, detail={"owner": owner, "class": row.klass})
+        record(uow, who, "recon.discrepancy.assign", _resource(discrepancy_id), now,
+               detail={"owner": owner, "class": row.klass})
     return get_discrepancy(ctx, who, discrepancy_id)
 
 
@@ -713,10 +725,10 @@ def resolve(ctx: ServiceContext, who: Principal, discrepancy_id: int, action: st
                                   resolution=resolution.value, note=reason,
                                   owner=row.owner or who.actor, entry_key=entry_key,
                                   resolved_at=now)
-        record(uow, who, f"recon.discrepancy.{action}", f"recon/discrepancies/{discrepancy_id}",
-               now, detail={"class": row.klass, "reason": reason, "entry": entry_key,
-                            "our_amount_minor": row.our_amount_minor,
-                            "their_amount_minor": row.their_amount_minor})
+        record(uow, who, f"recon.discrepancy.{action}", _resource(discrepancy_id), now,
+               detail={"class": row.klass, "reason": reason, "entry": entry_key,
+                       "our_amount_minor": row.our_amount_minor,
+                       "their_amount_minor": row.their_amount_minor})
     return get_discrepancy(ctx, who, discrepancy_id)
 
 

@@ -106,16 +106,12 @@ class AuditRepository:
             detail=json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
             if event.detail is not None else None))
 
-    def for_resource(self, resource: str, after_id: int | None = None,
-                     limit: int = 500) -> list[tuple[int, AuditEvent]]:
-        """Every record about one object (``resource``, e.g. ``recon/discrepancies/7``),
-        oldest first, keyset-paged on the id (index ``(resource, audit_id)``, 0014)."""
+    def for_resource(self, resource: str, limit: int = 500) -> list[AuditEvent]:
+        """The first ``limit`` records about one object (``resource``, e.g.
+        ``recon/discrepancies/7``), oldest first (index ``(resource, audit_id)``, 0014)."""
         a = audit_log.c
-        query = select(audit_log).where(a.resource == resource) \
-            .order_by(a.audit_id).limit(limit)
-        if after_id is not None:
-            query = query.where(a.audit_id > after_id)
-        return [(r.audit_id, _event(r)) for r in self._conn.execute(query)]
+        return [_event(r) for r in self._conn.execute(
+            select(audit_log).where(a.resource == resource).order_by(a.audit_id).limit(limit))]
 
     def recent(self, limit: int = 100) -> list[AuditEvent]:
         rows = self._conn.execute(select(audit_log).order_by(audit_log.c.audit_id.desc())

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from autosettle.domain.errors import ConflictError, NotFoundError, ValidationError
 from autosettle.domain.recon import DISCREPANCY_CLASSES, Resolution, State
-from autosettle.services import audit, recon
+from autosettle.services import recon
 from autosettle.services.console_sessions import ConsoleSession
 from autosettle.web.app import PREFIX, render
 from autosettle.web.auth import context, current, require_csrf
@@ -175,8 +175,7 @@ def recon_discrepancy(request: Request, discrepancy_id: int) -> HTMLResponse:
         ours_link = f"{PREFIX}/transactions/{d.txn_id}"
     return render(request, "recon_discrepancy.html", d=d, labels=CLASS_LABELS,
                   actions=actions, action_labels=ACTION_LABELS, entry=entry, ours_link=ours_link,
-                  history=audit.history(context(request), s.principal,
-                                        f"recon/discrepancies/{discrepancy_id}"))
+                  history=recon.history(context(request), s.principal, discrepancy_id))
 
 
 @router.post("/recon/discrepancies/{discrepancy_id}/assign")
