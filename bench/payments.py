@@ -586,8 +586,10 @@ def script_statements(path: Path = FLOOR_SCRIPT) -> int:
                if line.strip() and not line.startswith(("--", "\\")))
 
 
-def _count_sale_statements(ctx: ServiceContext) -> int:
-    """Statements (BEGIN and COMMIT included, each row of an executemany) of one sale."""
+def count_sale_statements(ctx: ServiceContext, sale: SaleFn, sequence: int,
+                          what: str = "the counted sale") -> int:
+    """Statements (BEGIN and COMMIT included, each row of an executemany) of one approved
+    sale made by ``sale`` (bench/risk.py counts its sales with risk on and off the same way)."""
     from sqlalchemy import event
 
     count = [0]
@@ -603,12 +605,12 @@ def _count_sale_statements(ctx: ServiceContext) -> int:
     for name, listener in listeners:
         event.listen(ctx.db.engine, name, listener)
     try:
-        approved, code = _service_sale(ctx, 0)(10**6 + 1, 100)
+        approved, code = sale(sequence, 100)
     finally:
         for name, listener in listeners:
             event.remove(ctx.db.engine, name, listener)
     if not approved:
-        raise BenchCheckFailed(f"the floor's counted sale was declined ({code})")
+        raise BenchCheckFailed(f"{what} was declined ({code})")
     return count[0]
 
 
@@ -627,7 +629,8 @@ def run_floor(server: PostgresServer, executable: str, client_counts: tuple[int,
             seed(ctx, sim, max(client_counts), with_keys=False)
             for client in range(max(client_counts)):  # opens each terminal's batch
                 _service_sale(ctx, client)(10**6, 100)
-            sale_statements = _count_sale_statements(ctx)  # a sale in an open batch
+            sale_statements = count_sale_statements(  # a sale in an open batch
+                ctx, _service_sale(ctx, 0), 10**6 + 1, "the floor's counted sale")
         finally:
             ctx.db.dispose()
             sim.close()

@@ -60,6 +60,7 @@ from bench.payments import (
     SALE_AMOUNT_MINOR_MAX,
     _service_sale,
     check,
+    count_sale_statements,
     seed,
 )
 
@@ -135,33 +136,6 @@ def _contexts(url: str, data_dir: Path, sim: IssuerSimulator
     return on, off
 
 
-def _statements(ctx: ServiceContext, sale: Any, sequence: int) -> int:
-    """Statements of one approved sale (BEGIN, COMMIT and each row of an executemany
-    included, as bench/payments.py counts them)."""
-    from sqlalchemy import event
-
-    count = [0]
-
-    def executed(_conn: Any, _cursor: Any, _statement: Any, parameters: Any, _context: Any,
-                 executemany: bool) -> None:
-        count[0] += len(parameters) if executemany else 1
-
-    def ended(_conn: Any) -> None:
-        count[0] += 1
-
-    listeners = (("before_cursor_execute", executed), ("begin", ended), ("commit", ended))
-    for name, listener in listeners:
-        event.listen(ctx.db.engine, name, listener)
-    try:
-        approved, code = sale(sequence, 100)
-    finally:
-        for name, listener in listeners:
-            event.remove(ctx.db.engine, name, listener)
-    if not approved:
-        raise BenchCheckFailed(f"the counted sale was declined ({code})")
-    return count[0]
-
-
 def _latency(url: str, data_dir: Path, sales: int) -> dict[str, Any]:
     migrate.upgrade(url)
     remove_sim(data_dir)
@@ -174,8 +148,8 @@ def _latency(url: str, data_dir: Path, sales: int) -> dict[str, Any]:
         for n in range(1, 4):  # open both batches, warm the caches
             sale_on(n, 100)
             sale_off(n, 100)
-        statements_on = _statements(on, sale_on, 4)
-        statements_off = _statements(off, sale_off, 4)
+        statements_on = count_sale_statements(on, sale_on, 4)
+        statements_off = count_sale_statements(off, sale_off, 4)
         rng = random.Random(SEED)
         times: dict[bool, list[float]] = {True: [], False: []}
         for n in range(10, 10 + sales):  # sequences 1-9: warm-up and counted sales
