@@ -10,10 +10,9 @@
 -- (issue 13, on by default) reserves room in the risk counters (an upsert of six rows:
 -- merchant, terminal and card, by day and month) as the last statement of the first
 -- transaction. Kept here as two statements (the record's INSERT, then the upsert): the
--- service now sends them as one, the upsert with the INSERT as a data-modifying CTE, plus
--- the card's two velocity buckets when velocity rules are in force (13 statements; a
--- velocity count only when the card's month count could reach a velocity limit;
--- bench/risk.py measures both forms).
+-- service now sends them as one, the upsert with the INSERT as a data-modifying CTE (13
+-- statements; a velocity count only when the card's month count could reach a velocity
+-- limit; bench/risk.py measures both forms).
 \set seq :seq + 1
 \set amount random(1, 50000)
 \set rrn random(100000000000, 999999999999)

@@ -224,6 +224,30 @@ def test_velocity_per_card_in_minutes(shop: ServiceContext, clock: Any) -> None:
     assert sale(shop, 100).response_code is RC.APPROVED
 
 
+def test_velocity_counts_only_the_cards_live_sales(shop: ServiceContext, clock: Any) -> None:
+    """Velocity reads the card's own transactions: a voided sale, an issuer decline and a
+    velocity decline do not count; a refunded sale still does (money went through). The
+    card first pays three times, further apart than the window, so its month count is past
+    the rule's and the count is read (no shortcut)."""
+    rule(shop, "vel", "velocity", {"count": 2, "minutes": 10})
+    for _ in range(3):
+        assert sale(shop, 100).response_code is RC.APPROVED
+        clock.advance(minutes=11)
+    voided = sale(shop, 100)
+    assert on_original(shop, TxnType.VOID, txn_id(voided)).response_code is RC.APPROVED
+    wrong_pin = sale(shop, 100, pin="000000" if PIN != "000000" else "111111")
+    assert wrong_pin.response_code is not RC.APPROVED  # the issuer declines
+    refunded = sale(shop, 100)
+    assert on_original(shop, TxnType.REFUND, txn_id(refunded), 100).response_code \
+        is RC.APPROVED
+    assert sale(shop, 100).response_code is RC.APPROVED  # second live sale of the card
+    refused = sale(shop, 100)
+    assert refused.response_code is RC.EXCEEDS_FREQUENCY_LIMIT
+    assert sale(shop, 100).response_code is RC.EXCEEDS_FREQUENCY_LIMIT  # still two live
+    clock.advance(minutes=10, seconds=1)
+    assert sale(shop, 100).response_code is RC.APPROVED
+
+
 @pytest.mark.parametrize(("local", "allowed"), [
     ("00:00", False), ("05:59", False), ("06:00", True), ("23:59", True)])
 def test_time_window_per_mcc_edges(shop: ServiceContext, clock: Any, local: str,

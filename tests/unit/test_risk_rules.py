@@ -3,7 +3,7 @@ precedence, window edges, block lists, counter keys and limits."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
@@ -110,20 +110,6 @@ def test_counter_keys_are_sorted_and_follow_day_and_month(day: date,
     assert {k.bucket for k in keys} == {f"D{day.isoformat()}", f"M{day.isoformat()[:7]}"}
 
 
-@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 12, 31),
-                    timezones=st.just(UTC)),
-       st.text("0123456789abcdef", min_size=64, max_size=64))
-def test_velocity_buckets_sort_after_the_counters_and_fit_the_key_column(
-        at: datetime, token: str) -> None:
-    keys = rk.counter_keys(MID, TID, token, at.date())
-    buckets = rk.velocity_keys(MID, token, at)
-    pairs = [k.pair for k in [*keys, *buckets]]
-    assert pairs == sorted(pairs)  # one lock order for the one upsert
-    assert all(len(k.key) <= 80 and len(k.bucket) <= 12 for k in buckets)
-    assert {k.bucket for k in buckets} == {rk.velocity_bucket(at)}
-    assert rk.velocity_bucket(at) < rk.velocity_bucket(at + timedelta(seconds=1))
-
-
 @pytest.mark.parametrize(("today", "now", "month_count", "minutes", "cannot"), [
     (date(2026, 9, 18), datetime(2026, 9, 18, 4, tzinfo=UTC), 5, 10, True),
     (date(2026, 9, 18), datetime(2026, 9, 18, 4, tzinfo=UTC), 6, 10, False),  # over count
@@ -157,3 +143,12 @@ def test_money_going_back_is_never_blocked() -> None:
     assert codes([block], attempt(txn_type="refund", card_kind="credit")) == []
     assert codes([allowed], attempt(txn_type="refund", card_kind="credit")) == ["58"]
     assert codes([block], attempt()) == ["05"]
+
+
+def test_a_counter_key_with_a_comma_is_refused_before_it_reaches_postgresql() -> None:
+    """The PostgreSQL reservation sends the counter keys as one comma-separated list."""
+    from autosettle.store.risk import _joined
+
+    assert _joined(["m:1", None, 5]) == "m:1,,5"
+    with pytest.raises(ValueError, match="comma"):
+        _joined(["m:1,2", "t:3"])

@@ -23,7 +23,6 @@ rest is decided here from one :class:`Attempt`.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -367,6 +366,17 @@ class Plan:
     static: tuple[Rule, ...]
     velocity: tuple[Rule, ...]
     cumulative: tuple[Rule, ...]
+    limits: dict[tuple[str, str], _SlotLimit] = field(default_factory=dict, compare=False,
+                                                      repr=False)
+    """The decline limits per (subject, period), worked out once (:func:`counter_limits`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SlotLimit:
+    amount_minor: int | None
+    count: int | None
+    amount_rules: tuple[Rule, ...]
+    count_rules: tuple[Rule, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,9 +597,9 @@ def velocity_hit(rule: Rule, recent: int) -> Hit | None:
 @dataclass(frozen=True, slots=True)
 class CounterKey:
     subject: Subject
-    period: Period | None  # None: a velocity bucket (one second of one card)
-    key: str  # "m:<merchant>", "t:<merchant>/<terminal>", "c:<card token>", "v:", "w:"
-    bucket: str  # "D2026-12-04" or "M2026-12"; "S<epoch seconds>" for velocity
+    period: Period
+    key: str  # "m:<merchant>", "t:<merchant>/<terminal>", "c:<card token>"
+    bucket: str  # "D2026-12-04" or "M2026-12"
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -609,32 +619,15 @@ def counter_keys(merchant_id: str, terminal_id: str, card_token: str | None,
     return sorted(keys, key=lambda c: c.pair)
 
 
-def velocity_bucket(at: datetime) -> str:
-    """The second ``at`` falls in, as a velocity bucket (fixed width: sorts as it counts)."""
-    return f"S{math.floor(at.timestamp()):010d}"
-
-
-def velocity_keys(merchant_id: str, card_token: str | None,
-                  at: datetime) -> list[CounterKey]:
-    """The velocity buckets one counted transaction of a card moves: its second, anywhere
-    (``v:<token>``) and at this merchant (``w:<merchant>/<token>``, the token cut to 60 hex
-    digits to fit the key column); sorted, after every cumulative counter key."""
-    if not card_token:
-        return []
-    bucket = velocity_bucket(at)
-    return [CounterKey(Subject.CARD, None, f"v:{card_token}", bucket),
-            CounterKey(Subject.CARD, None, f"w:{merchant_id}/{card_token[:60]}", bucket)]
-
-
 def velocity_cannot_fire(velocity: Sequence[Rule], card_token: str, today: date,
                          now: datetime,
                          totals: Mapping[tuple[str, str], tuple[int, int]]) -> bool:
     """True when no velocity rule can fire, known from the reservation's own totals: the
     card's counted transactions of the business month (this one included, under the row
-    lock) bound every window that starts in the same month, since the month counter and
-    the velocity buckets move together. So a card below its velocity limits this month
-    costs no velocity statement. Not on a month's last business day (a concurrent sale
-    after the cutoff counts in the next month's counter)."""
+    lock) bound every window that starts in the same month, since the month counter moves
+    with every counted transaction of the card that velocity counts. So a card below its
+    velocity limits this month costs no velocity statement. Not on a month's last business
+    day (a concurrent sale after the cutoff counts in the next month's counter)."""
     used = totals.get((f"c:{card_token}", f"M{today.isoformat()[:7]}"))
     if used is None or (today + timedelta(days=1)).month != today.month:
         return False
@@ -661,31 +654,41 @@ def counter_limits(rules: RuleSet, a: Attempt, keys: Sequence[CounterKey],
                    allowance_minor: int = 0) -> list[CounterLimit]:
     """The decline limits of each counter (strictest rule in force); amount limits lifted
     by a pre-registered ``allowance_minor``."""
-    cumulative = [r for r in rules.plan(a).cumulative if r.action is Action.DECLINE]
+    plan = rules.plan(a)
     out: list[CounterLimit] = []
     for key in keys:
-        period = key.period.value if key.period is not None else None
-        mine = [r for r in cumulative if r.params["subject"] == key.subject.value
-                and r.params["period"] == period]
-        by_amount = [r for r in mine if "amount_minor" in r.params]
-        by_count = [r for r in mine if "count" in r.params]
-        amount = min((int(r.params["amount_minor"]) for r in by_amount), default=None)
-        count = min((int(r.params["count"]) for r in by_count), default=None)
+        slot = (key.subject.value, key.period.value)
+        found = plan.limits.get(slot)
+        if found is None:
+            mine = [r for r in plan.cumulative if r.action is Action.DECLINE and
+                    r.params["subject"] == slot[0] and r.params["period"] == slot[1]]
+            by_amount = tuple(r for r in mine if "amount_minor" in r.params)
+            by_count = tuple(r for r in mine if "count" in r.params)
+            found = plan.limits.setdefault(slot, _SlotLimit(
+                min((int(r.params["amount_minor"]) for r in by_amount), default=None),
+                min((int(r.params["count"]) for r in by_count), default=None),
+                by_amount, by_count))
+        amount = found.amount_minor
         if amount is not None:
             amount += allowance_minor
-        out.append(CounterLimit(key, amount, count, tuple(by_amount), tuple(by_count)))
+        out.append(CounterLimit(key, amount, found.count, found.amount_rules,
+                                found.count_rules))
     return out
+
+
+_WHO = {Subject.MERCHANT: ("merchant", "商户"), Subject.TERMINAL: ("terminal", "终端"),
+        Subject.CARD: ("card", "卡片")}
 
 
 def counter_hit(limit: CounterLimit, amount_after: int, count_after: int) -> Hit | None:
     """Why a reservation that would bring a counter to these totals is refused."""
-    period = limit.key.period
-    if period is None:  # a velocity bucket carries no limit
+    over_amount = limit.amount_minor is not None and amount_after > limit.amount_minor
+    if not over_amount and (limit.count is None or count_after <= limit.count):
         return None
-    who = {Subject.MERCHANT: ("merchant", "商户"), Subject.TERMINAL: ("terminal", "终端"),
-           Subject.CARD: ("card", "卡片")}[limit.key.subject]
+    period = limit.key.period
+    who = _WHO[limit.key.subject]
     span = ("daily", "日") if period is Period.DAY else ("monthly", "月")
-    if limit.amount_minor is not None and amount_after > limit.amount_minor:
+    if over_amount:
         rule = min(limit.amount_rules, key=lambda r: int(r.params["amount_minor"]))
         return Hit(rule, RC.EXCEEDS_AMOUNT_LIMIT, f"over_{period.value}_amount",
                    f"the {who[0]}'s {span[0]} limit of "
@@ -709,7 +712,7 @@ def soft_counter_hits(rules: RuleSet, a: Attempt,
     for key in keys:
         amount, count = totals.get(key.pair, (0, 0))
         for rule in soft:
-            if key.period is None or rule.params["subject"] != key.subject.value or \
+            if rule.params["subject"] != key.subject.value or \
                     rule.params["period"] != key.period.value:
                 continue
             hit = counter_hit(CounterLimit(key, rule.params.get("amount_minor"),

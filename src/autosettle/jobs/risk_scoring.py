@@ -7,8 +7,6 @@ job             when (Asia/Shanghai)                             run key
 ``risk-score``  at ``AUTOSETTLE_RISK_SCORING_TIME`` (23:30), the   the business date scored
                 first such time at or after the date's cut-off;
                 missed dates caught up, oldest first
-``risk-prune``  once a day: deletes the velocity buckets older   the date (Shanghai)
-                than the longest velocity window and a day
 ==============  ===============================================  ==========================
 
 **Before settlement.** ``settle-daily`` of date S settles the T+1/D+1 items of business
@@ -36,11 +34,10 @@ from typing import Any
 
 from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.jobs.scheduler import Due, Planner
-from autosettle.services import leases, risk, risk_scoring
+from autosettle.services import leases, risk_scoring
 from autosettle.services.context import SYSTEM, ServiceContext
 
 JOB_RISK_SCORE = "risk-score"
-JOB_RISK_PRUNE = "risk-prune"
 ONE_DAY = timedelta(days=1)
 
 
@@ -69,10 +66,6 @@ def _score(ctx: ServiceContext, day: date) -> Mapping[str, Any]:
             "on_review": sum(s.on_review for s in scores)}
 
 
-def _prune(ctx: ServiceContext) -> Mapping[str, Any]:
-    return {"velocity_buckets_deleted": risk.prune_velocity_buckets(ctx)}
-
-
 def _dates_due(ctx: ServiceContext, latest: date) -> list[date]:
     """From the day after the last scored date to ``latest``, at most ``catchup_days_max``
     days (also when the job never ran: a settlement run catching up may wait for them)."""
@@ -95,8 +88,6 @@ def scoring_planner(ctx: ServiceContext) -> Planner:
             dues.append(Due(JOB_RISK_SCORE, day.isoformat(),
                             functools.partial(_score, ctx, day), after=after))
             previous = day
-        dues.append(Due(JOB_RISK_PRUNE, now.astimezone(SHANGHAI).date().isoformat(),
-                        functools.partial(_prune, ctx)))
         return dues
     return plan
 

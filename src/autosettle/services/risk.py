@@ -5,9 +5,10 @@ operator's views.
 The check (:func:`check_payment`) runs inside the payment's first unit of work, after the
 business rules (``services.payments``), for the REST API and the ISO 8583 host alike. It
 costs a counted sale **one** statement when the cached rule set is current: the
-conditional upsert that reserves room in the counters and the card's velocity buckets
-(``store.risk``). Velocity adds one count, read after that upsert has locked the card's
-rows (race-free), and only when the card's month count could exceed a velocity limit;
+conditional upsert that reserves room in the counters (``store.risk``; on PostgreSQL it
+also inserts the payment's record). Velocity adds one count of the card's transactions,
+read after that upsert has locked the card's rows (race-free), and only when the card's
+month count could exceed a velocity limit;
 declines, reviews and alerts add the decision row (and a refusal gives back what it
 took). The rule set is read again only when the newest rule version's stamp, read with
 the payment's context, changes.
@@ -142,9 +143,9 @@ def check_payment(uow: UnitOfWork, context: PaymentContext, attempt: rk.Attempt,
 
 def reserve(uow: UnitOfWork, checked: Checked,
             record: TransactionRecord | None = None) -> Checked:
-    """Take the payment's room in the cumulative counters and its card's velocity buckets
-    (one statement), all or nothing; then, with the card's counter rows locked, count
-    velocity (one statement, only when a velocity rule is in force); the final outcome. A
+    """Take the payment's room in the cumulative counters (one statement), all or nothing;
+    then, with the card's counter rows locked, count velocity (one statement, only when a
+    velocity rule could fire); the final outcome. A
     refusal by an amount limit may still be lifted by a pre-registration. ``record``: the
     payment's record, inserted here (with the reservation, one statement on PostgreSQL)."""
     p = checked.pending
@@ -156,20 +157,18 @@ def reserve(uow: UnitOfWork, checked: Checked,
     assert attempt.amount_minor is not None
     keys = rk.counter_keys(attempt.merchant_id, attempt.terminal_id, attempt.card_token,
                            p.today)
-    buckets = rk.velocity_keys(attempt.merchant_id, attempt.card_token, p.now)
-    taken = _reserve(uow, p.rules, attempt, keys, buckets, prereg[1] if prereg else 0,
-                     record)
+    taken = _reserve(uow, p.rules, attempt, keys, prereg[1] if prereg else 0, record)
     if isinstance(taken, rk.Hit) and prereg is None and \
             taken.code is rk.RC.EXCEEDS_AMOUNT_LIMIT:
         prereg = uow.risk.use_preregistration(attempt.merchant_id, attempt.terminal_id,
                                               p.last4, attempt.amount_minor, p.now, p.txn_id)
         if prereg is not None:
-            taken = _reserve(uow, p.rules, attempt, keys, buckets, prereg[1])
+            taken = _reserve(uow, p.rules, attempt, keys, prereg[1])
     if not isinstance(taken, rk.Hit):
-        fast = _velocity_hits(uow, p.rules, attempt, buckets, p.today, p.now, taken)
+        fast = _velocity_hits(uow, p.rules, attempt, p.today, p.now, taken)
         hits.extend(fast)
         if any(h.action is rk.Action.DECLINE for h in fast):
-            uow.risk.release([*keys, *buckets], attempt.amount_minor, 1)
+            uow.risk.release(keys, attempt.amount_minor, 1)
             taken = next(h for h in fast if h.action is rk.Action.DECLINE)
             hits.remove(taken)
     if isinstance(taken, rk.Hit):
@@ -179,33 +178,32 @@ def reserve(uow: UnitOfWork, checked: Checked,
                        None, ())
     hits.extend(rk.soft_counter_hits(p.rules, attempt, taken, keys))
     return _finish(uow, attempt, p.txn_id, rk.decide(hits, prereg[0] if prereg else None),
-                   p.today, p.now, prereg, (*keys, *buckets))
+                   p.today, p.now, prereg, tuple(keys))
 
 
-def _velocity_hits(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
-                   buckets: Sequence[rk.CounterKey], today: date, now: datetime,
-                   totals: dict[tuple[str, str], tuple[int, int]]) -> list[rk.Hit]:
-    """Every velocity rule in force, in one statement over the card's buckets (this
-    transaction's included: it was just reserved). Race-free: the reservation locked the
-    card's own counter rows, so a concurrent sale of the card waits for this one's commit,
-    and the count, a new statement, sees every sale of the card that committed before."""
+def _velocity_hits(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt, today: date,
+                   now: datetime, totals: dict[tuple[str, str], tuple[int, int]]
+                   ) -> list[rk.Hit]:
+    """Every velocity rule in force, in one statement over the card's transactions (this
+    one's record included: it went in with the reservation). Race-free: the reservation
+    locked the card's own counter rows, so a concurrent sale of the card waits for this
+    one's commit, and the count, a new statement, sees every sale of the card before."""
     velocity = rk.velocity_rules(rules, attempt)
-    if not velocity or not buckets or attempt.card_token is None or \
+    if not velocity or attempt.card_token is None or \
             rk.velocity_cannot_fire(velocity, attempt.card_token, today, now, totals):
         return []
-    counts = uow.risk.velocity_counts(buckets, [
-        (rk.velocity_bucket(now - timedelta(minutes=int(r.params["minutes"]))),
-         bool(r.params.get("anywhere"))) for r in velocity])
+    counts = uow.risk.velocity_counts(attempt.card_token, attempt.merchant_id, [
+        (now - timedelta(minutes=int(r.params["minutes"])), bool(r.params.get("anywhere")))
+        for r in velocity])
     return [hit for rule, count in zip(velocity, counts, strict=True)
             if (hit := rk.velocity_hit(rule, count - 1)) is not None]
 
 
 def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
-             keys: Sequence[rk.CounterKey], buckets: Sequence[rk.CounterKey],
-             allowance: int, record: TransactionRecord | None = None
+             keys: Sequence[rk.CounterKey], allowance: int,
+             record: TransactionRecord | None = None
              ) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
-    """Room in every counter, all or nothing (the velocity buckets, unlimited, in the same
-    statement): the totals after, or why not."""
+    """Room in every counter, all or nothing: the totals after, or why not."""
     assert attempt.amount_minor is not None
     amount = attempt.amount_minor
     limits = rk.counter_limits(rules, attempt, keys, allowance)
@@ -215,7 +213,6 @@ def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
             if record is not None:
                 uow.transactions.add(record)
             return hit
-    limits.extend(rk.CounterLimit(k, None, None) for k in buckets)
     taken = uow.risk.reserve(limits, amount, record=record)
     if len(taken) == len(limits):
         return taken
@@ -258,10 +255,9 @@ def _finish(uow: UnitOfWork, attempt: rk.Attempt, txn_id: str, outcome: rk.Outco
 # -- giving room back ---------------------------------------------------------------------------
 
 def _keys_of(record: TransactionRecord) -> list[rk.CounterKey]:
-    """The counters and velocity buckets a counted record took room in."""
-    return [*rk.counter_keys(record.merchant_id, record.terminal_id, record.card_token,
-                             record.business_date),
-            *rk.velocity_keys(record.merchant_id, record.card_token, record.created_at)]
+    """The counters a counted record took room in."""
+    return rk.counter_keys(record.merchant_id, record.terminal_id, record.card_token,
+                           record.business_date)
 
 
 def _counted(record: TransactionRecord) -> bool:
@@ -309,27 +305,6 @@ def _on_reversed(uow: UnitOfWork, reversed_record: TransactionRecord,
     if kind in (TxnType.VOID, TxnType.REFUND, TxnType.PREAUTH_VOID):
         keys = _keys_of(original)
         uow.risk.reserve([rk.CounterLimit(k, None, None) for k in keys], amount, count)
-
-
-# -- pruning the velocity buckets -----------------------------------------------------------------
-
-VELOCITY_KEPT = timedelta(minutes=rk.VELOCITY_MINUTES_MAX) + timedelta(days=1)
-"""How long a velocity bucket is kept: the longest window a velocity rule may have, and a
-day more. A give-back to a pruned bucket changes nothing (it updates, never inserts)."""
-PRUNE_CHUNK = 10_000
-
-
-def prune_velocity_buckets(ctx: ServiceContext, now: datetime | None = None) -> int:
-    """Delete the velocity buckets no window can reach any more, a chunk per unit of work
-    (a card makes about two a second while it pays); the number deleted."""
-    before = rk.velocity_bucket((now or ctx.now()) - VELOCITY_KEPT)
-    total = 0
-    while True:
-        with ctx.db.unit_of_work() as uow:
-            deleted = uow.risk.prune_velocity_buckets(before, PRUNE_CHUNK)
-        total += deleted
-        if deleted < PRUNE_CHUNK:
-            return total
 
 
 # -- the rule editor (operators) ----------------------------------------------------------------
