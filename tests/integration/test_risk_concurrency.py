@@ -17,8 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
-from paytools import DEBIT, MID, PIN, assert_ledger_balanced, sale, seed_shop, unsettled
+from paytools import DEBIT, MID, PIN, TID, assert_ledger_balanced, sale, seed_shop, unsettled
+from sqlalchemy import text
 
+from autosettle.domain import risk_shards as rs
 from autosettle.domain.response_codes import ResponseCode as RC
 from autosettle.services import merchants, risk
 from autosettle.services.context import SYSTEM, ServiceContext
@@ -48,9 +50,16 @@ def _together(calls: list[Callable[[], T]]) -> list[T]:
         return list(pool.map(run, calls))
 
 
+@pytest.mark.parametrize("terminals", [1, 20])
 def test_100_concurrent_sales_never_pass_the_daily_limit(
-        ctx: ServiceContext, sim: IssuerSimulator, clock: Any) -> None:
+        ctx: ServiceContext, sim: IssuerSimulator, clock: Any, terminals: int) -> None:
+    """With one terminal every sale takes the same shard of the merchant's counter; with
+    20 they spread over every shard, whose allotments run out near the limit and send the
+    sales down the exact path, all at once (domain/risk_shards.py)."""
     seed_shop(ctx, sim, balance_minor=10**12)
+    tids = [TID] + [f"HL{n:06d}" for n in range(2, 1 + terminals)]
+    for terminal_id in tids[1:]:
+        merchants.add_terminal(ctx, SYSTEM, MID, merchants.NewTerminal(terminal_id))
     sim.add_card(DEBIT, balance_minor=10**12, pin=PIN)
     risk.put_rule(ctx, SYSTEM, "day", risk.RuleInput(
         "cumulative", "merchant", "decline",
@@ -61,7 +70,8 @@ def test_100_concurrent_sales_never_pass_the_daily_limit(
         clock.advance(days=1)  # a new business day: the counter starts at zero
         assert sale(ctx, PREFILL).response_code is RC.APPROVED
         amounts = [rng.randint(1, 1_000) for _ in range(SALES)]
-        results = _together([lambda fen=fen: sale(ctx, fen) for fen in amounts])
+        results = _together([lambda fen=fen, n=n: sale(ctx, fen, terminal_id=tids[n % terminals])
+                             for n, fen in enumerate(amounts)])
         approved = [fen for fen, r in zip(amounts, results, strict=True)
                     if r.response_code is RC.APPROVED]
         refused = [fen for fen, r in zip(amounts, results, strict=True)
@@ -114,3 +124,42 @@ def test_concurrent_sales_of_one_card_approve_exactly_the_velocity_limit(
         assert sale(ctx, 100).response_code is RC.EXCEEDS_FREQUENCY_LIMIT
     assert unsettled(ctx) == expected_unsettled
     assert_ledger_balanced(ctx)
+
+
+def test_a_sale_waits_only_for_sales_in_its_own_shard(
+        ctx: ServiceContext, sim: IssuerSimulator) -> None:
+    """The point of the shards: while a sale of terminal A holds its shard of the merchant's
+    counter (until its commit), a sale of a terminal in another shard goes through at once;
+    one in A's shard waits for it. PostgreSQL (SQLite has one writer anyway)."""
+    if not ctx.db.is_postgres:
+        pytest.skip("SQLite serialises writers")
+    seed_shop(ctx, sim, balance_minor=10**12)
+    risk.put_rule(ctx, SYSTEM, "day", risk.RuleInput(
+        "cumulative", "merchant", "decline",
+        {"subject": "merchant", "period": "day", "amount_minor": 10**9}, MID))
+    candidates = [f"HL{n:06d}" for n in range(2, 60)]
+    same = next(t for t in candidates if rs.shard_of(t) == rs.shard_of(TID))
+    other = next(t for t in candidates if rs.shard_of(t) != rs.shard_of(TID))
+    for terminal_id in (same, other):
+        merchants.add_terminal(ctx, SYSTEM, MID, merchants.NewTerminal(terminal_id))
+    assert sale(ctx, 100).response_code is RC.APPROVED  # shards made and allotted
+    holder = ctx.db.engine.connect()
+    try:
+        holder.execute(text("UPDATE risk_merchant_shards SET day_count = day_count "
+                             "WHERE merchant_id = :m AND shard = :s"),
+                       {"m": MID, "s": rs.shard_of(TID)})  # a sale of TID in flight
+        done: dict[str, Any] = {}
+        threads = {t: threading.Thread(target=lambda t=t: done.__setitem__(
+            t, sale(ctx, 200, terminal_id=t))) for t in (other, same)}
+        threads[other].start()
+        threads[other].join(timeout=10)
+        assert done[other].response_code is RC.APPROVED  # not held up
+        threads[same].start()
+        threads[same].join(timeout=1.5)
+        assert same not in done  # waits for the shard
+    finally:
+        holder.rollback()
+        holder.close()
+    threads[same].join(timeout=10)
+    assert done[same].response_code is RC.APPROVED
+    assert unsettled(ctx) == 100 + 200 + 200

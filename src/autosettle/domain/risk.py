@@ -703,6 +703,13 @@ def counter_hit(limit: CounterLimit, amount_after: int, count_after: int) -> Hit
     return None
 
 
+def soft_merchant_rules(rules: RuleSet, a: Attempt) -> bool:
+    """Whether a review or alert rule watches the merchant's own cumulative totals (which
+    the reservation does not return: it returns the merchant's shard's)."""
+    return any(r.action is not Action.DECLINE and r.params["subject"] == "merchant"
+               for r in rules.plan(a).cumulative)
+
+
 def soft_counter_hits(rules: RuleSet, a: Attempt,
                       totals: Mapping[tuple[str, str], tuple[int, int]],
                       keys: Sequence[CounterKey]) -> list[Hit]:

@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from autosettle.domain import risk as rk
+from autosettle.domain import risk_shards as rs
 from autosettle.domain import transactions as tm
 from autosettle.domain.calendar import SHANGHAI, business_date
 from autosettle.domain.cards import CardRef
@@ -157,18 +158,19 @@ def reserve(uow: UnitOfWork, checked: Checked,
     assert attempt.amount_minor is not None
     keys = rk.counter_keys(attempt.merchant_id, attempt.terminal_id, attempt.card_token,
                            p.today)
-    taken = _reserve(uow, p.rules, attempt, keys, prereg[1] if prereg else 0, record)
+    taken = _reserve(uow, p.rules, attempt, keys, p.today, prereg[1] if prereg else 0,
+                     record)
     if isinstance(taken, rk.Hit) and prereg is None and \
             taken.code is rk.RC.EXCEEDS_AMOUNT_LIMIT:
         prereg = uow.risk.use_preregistration(attempt.merchant_id, attempt.terminal_id,
                                               p.last4, attempt.amount_minor, p.now, p.txn_id)
         if prereg is not None:
-            taken = _reserve(uow, p.rules, attempt, keys, prereg[1])
+            taken = _reserve(uow, p.rules, attempt, keys, p.today, prereg[1])
     if not isinstance(taken, rk.Hit):
         fast = _velocity_hits(uow, p.rules, attempt, p.today, p.now, taken)
         hits.extend(fast)
         if any(h.action is rk.Action.DECLINE for h in fast):
-            uow.risk.release(keys, attempt.amount_minor, 1)
+            uow.risk.release(keys, rs.shard_of(attempt.terminal_id), attempt.amount_minor, 1)
             taken = next(h for h in fast if h.action is rk.Action.DECLINE)
             hits.remove(taken)
     if isinstance(taken, rk.Hit):
@@ -176,6 +178,8 @@ def reserve(uow: UnitOfWork, checked: Checked,
             uow.risk.cancel_preregistration_use(prereg[0])
         return _finish(uow, attempt, p.txn_id, rk.decide([*hits, taken]), p.today, p.now,
                        None, ())
+    if rk.soft_merchant_rules(p.rules, attempt):  # the shard's totals are not the merchant's
+        taken.update(uow.risk.usage([k for k in keys if k.subject is rk.Subject.MERCHANT]))
     hits.extend(rk.soft_counter_hits(p.rules, attempt, taken, keys))
     return _finish(uow, attempt, p.txn_id, rk.decide(hits, prereg[0] if prereg else None),
                    p.today, p.now, prereg, tuple(keys))
@@ -200,10 +204,13 @@ def _velocity_hits(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt, toda
 
 
 def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
-             keys: Sequence[rk.CounterKey], allowance: int,
+             keys: Sequence[rk.CounterKey], today: date, allowance: int,
              record: TransactionRecord | None = None
              ) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
-    """Room in every counter, all or nothing: the totals after, or why not."""
+    """Room in every counter, all or nothing: the totals after (the merchant's: its
+    shard's, unless the exact path ran), or why not. The merchant's counter is taken in
+    its shard within the shard's allotment; a shard out of room sends the sale down the
+    exact path (:func:`_exact`)."""
     assert attempt.amount_minor is not None
     amount = attempt.amount_minor
     limits = rk.counter_limits(rules, attempt, keys, allowance)
@@ -213,18 +220,50 @@ def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
             if record is not None:
                 uow.transactions.add(record)
             return hit
-    taken = uow.risk.reserve(limits, amount, record=record)
-    if len(taken) == len(limits):
+    mine = [lim for lim in limits if lim.key.subject is rk.Subject.MERCHANT]  # day, month
+    others = [lim for lim in limits if lim.key.subject is not rk.Subject.MERCHANT]
+    take = rs.Take(attempt.merchant_id, rs.shard_of(attempt.terminal_id), today,
+                   rs.Limits(mine[0].amount_minor, mine[0].count, mine[1].amount_minor,
+                             mine[1].count), mine[0].key.pair, mine[1].key.pair)
+    taken = uow.risk.reserve(others, take, amount, record=record)
+    missed = [lim for lim in others if lim.key.pair not in taken]
+    if missed:
+        uow.risk.release([lim.key for lim in limits if lim.key.pair in taken], take.shard,
+                         amount, 1)
+        used = uow.risk.usage([lim.key for lim in missed])
+        for limit in missed:
+            before = used.get(limit.key.pair, (0, 0))
+            hit = rk.counter_hit(limit, before[0] + amount, before[1] + 1)
+            if hit is not None:
+                return hit
+        raise AssertionError("a counter refused room within its limits")  # pragma: no cover
+    if take.day_key in taken:
         return taken
-    missed = [lim for lim in limits if lim.key.pair not in taken]
-    uow.risk.release([lim.key for lim in limits if lim.key.pair in taken], amount, 1)
-    used = uow.risk.usage([lim.key for lim in missed])
-    for limit in missed:
-        before = used.get(limit.key.pair, (0, 0))
-        hit = rk.counter_hit(limit, before[0] + amount, before[1] + 1)
-        if hit is not None:
-            return hit
-    raise AssertionError("a counter refused room within its limits")  # pragma: no cover
+    exact = _exact(uow, take, mine, amount)
+    if isinstance(exact, rk.Hit):
+        uow.risk.release([lim.key for lim in others], take.shard, amount, 1)
+        return exact
+    taken.update(exact)
+    return taken
+
+
+def _exact(uow: UnitOfWork, take: rs.Take, mine: Sequence[rk.CounterLimit], amount: int
+           ) -> dict[tuple[str, str], tuple[int, int]] | rk.Hit:
+    """The exact path of the merchant's counter: every shard locked in order, the true
+    totals checked against the limits (nothing that fits is refused), the room left shared
+    out again, this sale's taken in its shard. The merchant's totals after, or why not."""
+    shards = uow.risk.lock_merchant_shards(take.merchant_id, rs.SHARDS)
+    plan = rs.rebalance(shards, take.shard, take.day, take.limits, amount, 1)
+    if isinstance(plan, int):
+        day_amount, day_count, month_amount, month_count = rs.totals(shards, take.day)
+        after = [(day_amount + amount, day_count + 1), (month_amount + amount, month_count + 1)]
+        limit = mine[0] if plan < 2 else mine[1]
+        hit = rk.counter_hit(limit, *after[0 if plan < 2 else 1])
+        assert hit is not None
+        return hit
+    uow.risk.put_merchant_shards(take.merchant_id, plan)
+    day_amount, day_count, month_amount, month_count = rs.totals(plan, take.day)
+    return {take.day_key: (day_amount, day_count), take.month_key: (month_amount, month_count)}
 
 
 def _finish(uow: UnitOfWork, attempt: rk.Attempt, txn_id: str, outcome: rk.Outcome,
@@ -260,6 +299,11 @@ def _keys_of(record: TransactionRecord) -> list[rk.CounterKey]:
                            record.business_date)
 
 
+def _shard(record: TransactionRecord) -> int:
+    """The shard of the merchant's counter the record's room is in."""
+    return rs.shard_of(record.terminal_id)
+
+
 def _counted(record: TransactionRecord) -> bool:
     return str(record.txn_type) in rk.COUNTED_TYPES and record.amount_minor > 0
 
@@ -268,7 +312,7 @@ def on_unanswered(uow: UnitOfWork, record: TransactionRecord) -> None:
     """A counted record left pending without approval (declined by the issuer, timed out,
     reversed while pending): the room it took is free again."""
     if _counted(record):
-        uow.risk.release(_keys_of(record), record.amount_minor, 1)
+        uow.risk.release(_keys_of(record), _shard(record), record.amount_minor, 1)
 
 
 def on_events(uow: UnitOfWork, record: TransactionRecord,
@@ -283,9 +327,9 @@ def on_events(uow: UnitOfWork, record: TransactionRecord,
         amount = event.amount.amount_minor
         match event.kind:
             case tm.EventKind.VOIDED | tm.EventKind.HOLD_RELEASED:
-                uow.risk.release(_keys_of(target), amount, 1)
+                uow.risk.release(_keys_of(target), _shard(target), amount, 1)
             case tm.EventKind.REFUNDED:
-                uow.risk.release(_keys_of(target), amount, 0)
+                uow.risk.release(_keys_of(target), _shard(target), amount, 0)
             case tm.EventKind.REVERSED:
                 _on_reversed(uow, target, chain, amount)
             case _:
@@ -296,15 +340,14 @@ def _on_reversed(uow: UnitOfWork, reversed_record: TransactionRecord,
                  chain: Sequence[TransactionRecord], amount: int) -> None:
     kind = TxnType(reversed_record.txn_type)
     if _counted(reversed_record):
-        uow.risk.release(_keys_of(reversed_record), amount, 1)
+        uow.risk.release(_keys_of(reversed_record), _shard(reversed_record), amount, 1)
         return
     original = chain[0] if chain else None
     if original is None or not _counted(original):
         return
     count = 0 if kind is TxnType.REFUND else 1
     if kind in (TxnType.VOID, TxnType.REFUND, TxnType.PREAUTH_VOID):
-        keys = _keys_of(original)
-        uow.risk.reserve([rk.CounterLimit(k, None, None) for k in keys], amount, count)
+        uow.risk.take(_keys_of(original), _shard(original), amount, count)
 
 
 # -- the rule editor (operators) ----------------------------------------------------------------

@@ -24,7 +24,7 @@ SQLite), so the count sees them all (docs/risk.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from datetime import date, datetime
 from enum import Enum
@@ -34,6 +34,7 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -41,11 +42,12 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
 from autosettle.domain.payment_records import TransactionRecord
-from autosettle.domain.risk import CounterKey, CounterLimit, Rule
+from autosettle.domain.risk import CounterKey, CounterLimit, Period, Rule, Subject
 from autosettle.domain.risk_records import (
     DecisionRecord,
     Preregistration,
@@ -53,11 +55,13 @@ from autosettle.domain.risk_records import (
     ScoreRecord,
     StoredRule,
 )
+from autosettle.domain.risk_shards import Limits, Shard, Take, month_of
 from autosettle.store.settlement_claims import ClaimRepository
 from autosettle.store.tables import (
     risk_counters,
     risk_decisions,
     risk_merchant_scores,
+    risk_merchant_shards,
     risk_preregistrations,
     risk_rules,
     settlement_items,
@@ -119,9 +123,64 @@ def _joined(values: Sequence[str | int | None]) -> str:
     return text_
 
 
-_PG_UPSERT_WITH_RECORD = (
+def _shard_update(p: Callable[[str, str], str]) -> str:
+    """The fast path of a merchant's counter: take room in one shard, within its allotment
+    and only if it was allotted under the limits in force; the day and month roll over. A
+    plain UPDATE: when its WHERE fails it locks nothing (``p(name, cast)``: a parameter)."""
+    day, month, amount, count = p("day", "date"), p("month", "varchar"), p("amount", "bigint"), \
+        p("count", "bigint")
+    day_amount = f"(CASE WHEN day = {day} THEN day_amount_minor ELSE 0 END + {amount})"
+    day_count = f"(CASE WHEN day = {day} THEN day_count ELSE 0 END + {count})"
+    month_amount = f"(CASE WHEN month = {month} THEN month_amount_minor ELSE 0 END + {amount})"
+    month_count = f"(CASE WHEN month = {month} THEN month_count ELSE 0 END + {count})"
+    checks = " AND ".join(
+        f"limit_{col} IS NOT DISTINCT FROM {p(name, 'bigint')} AND (allot_{col} IS NULL OR "
+        f"{after} <= allot_{col})"
+        for col, name, after in (("day_amount_minor", "lda", day_amount),
+                                 ("day_count", "ldc", day_count),
+                                 ("month_amount_minor", "lma", month_amount),
+                                 ("month_count", "lmc", month_count)))
+    return (f"UPDATE risk_merchant_shards SET day_amount_minor = {day_amount}, "
+            f"day_count = {day_count}, month_amount_minor = {month_amount}, "
+            f"month_count = {month_count}, day = {day}, month = {month} "
+            f"WHERE merchant_id = {p('mid', 'varchar')} AND shard = {p('shard', 'integer')} "
+            f"AND {checks} "
+            "RETURNING day_amount_minor, day_count, month_amount_minor, month_count")
+
+
+_SQLITE_SHARD_UPDATE = text(_shard_update(lambda name, _cast: f":{name}"))
+_PG_SHARD_UPDATE = _shard_update(lambda name, cast: f"%({name})s::{cast}")
+
+_PG_RESERVE = (
+    f"WITH up AS ({_PG_UPSERT}), shard AS ({_PG_SHARD_UPDATE}) "
+    "SELECT key, bucket, amount_minor, txn_count FROM up "
+    "UNION ALL SELECT %(mk)s::varchar, %(mbd)s::varchar, day_amount_minor, day_count "
+    "FROM shard UNION ALL SELECT %(mk)s::varchar, %(mbm)s::varchar, month_amount_minor, "
+    "month_count FROM shard")
+"""PostgreSQL: the terminal's and card's counters (``up``, taken first: a sale never holds
+its merchant shard while it waits for another sale's card or terminal row) and the
+merchant's shard, in one statement."""
+
+_SHARD_FORCE = text(
+    "INSERT INTO risk_merchant_shards (merchant_id, shard, day, day_amount_minor, day_count, "
+    "month, month_amount_minor, month_count) VALUES (:mid, :shard, :day, :amount, :count, "
+    ":month, :amount, :count) ON CONFLICT (merchant_id, shard) DO UPDATE SET "
+    "day_amount_minor = CASE WHEN risk_merchant_shards.day = excluded.day THEN "
+    "risk_merchant_shards.day_amount_minor ELSE 0 END + excluded.day_amount_minor, "
+    "day_count = CASE WHEN risk_merchant_shards.day = excluded.day THEN "
+    "risk_merchant_shards.day_count ELSE 0 END + excluded.day_count, "
+    "month_amount_minor = CASE WHEN risk_merchant_shards.month = excluded.month THEN "
+    "risk_merchant_shards.month_amount_minor ELSE 0 END + excluded.month_amount_minor, "
+    "month_count = CASE WHEN risk_merchant_shards.month = excluded.month THEN "
+    "risk_merchant_shards.month_count ELSE 0 END + excluded.month_count, "
+    "day = excluded.day, month = excluded.month")
+"""Room taken whatever the limits (a reversed void: the sale stands again)."""
+
+
+_PG_RESERVE_WITH_RECORD = (
     f"WITH new_txn AS (INSERT INTO transactions ({', '.join(_TXN_COLUMNS)}) VALUES "
-    f"({', '.join(f'%(t_{name})s' for name in _TXN_COLUMNS)})) {_PG_UPSERT}")
+    f"({', '.join(f'%(t_{name})s' for name in _TXN_COLUMNS)})), "
+    f"{_PG_RESERVE.removeprefix('WITH ')}")
 """PostgreSQL: the payment's record inserted by a data-modifying CTE of the reservation
 itself (one statement instead of two; the CTE runs whatever the upsert finds)."""
 
@@ -132,7 +191,7 @@ def _plain(value: Any) -> Any:
 
 def _bind_processors(dialect: Any) -> list[tuple[str, Any]]:
     """The transactions columns' own bind conversions (UTC datetimes; enums to their
-    values), for driver-level execution of :data:`_PG_UPSERT_WITH_RECORD`."""
+    values), for driver-level execution of :data:`_PG_RESERVE_WITH_RECORD`."""
     return [(c.name, c.type._cached_bind_processor(dialect) or _plain) for c in transactions.c]
 
 
@@ -151,6 +210,21 @@ def _velocity_sql(anywhere: tuple[bool, ...]) -> Any:
 
 
 _VELOCITY: dict[tuple[bool, ...], Any] = {}
+
+
+def _merchant_of(keys: Sequence[CounterKey]) -> tuple[str, date | None, str | None] | None:
+    """The merchant, day and month named by the merchant's counter keys among ``keys``."""
+    merchant_id: str | None = None
+    day: date | None = None
+    month: str | None = None
+    for key in keys:
+        if key.subject is Subject.MERCHANT:
+            merchant_id = key.key.removeprefix("m:")
+            if key.period is Period.DAY:
+                day = date.fromisoformat(key.bucket[1:])
+            else:
+                month = key.bucket[1:]
+    return None if merchant_id is None else (merchant_id, day, month)
 
 
 def _rule(row: Any) -> Rule:
@@ -195,46 +269,65 @@ class RiskRepository:
                                 "(edited meanwhile): reload and retry") from exc
 
     # -- counters ---------------------------------------------------------------------------
-    def reserve(self, limits: Sequence[CounterLimit], amount_minor: int, count: int = 1,
-                record: TransactionRecord | None = None
+    def reserve(self, limits: Sequence[CounterLimit], take: Take, amount_minor: int,
+                count: int = 1, record: TransactionRecord | None = None
                 ) -> dict[tuple[str, str], tuple[int, int]]:
-        """Take ``amount_minor`` and ``count`` in every counter whose limits allow it (one
-        statement); the totals after, of those that took it. The others are unchanged.
-        ``record``: the payment's record, inserted first (on PostgreSQL in the same
-        statement); :class:`AlreadyExists` when its trace or idempotency key is taken."""
+        """Take ``amount_minor`` and ``count`` in every terminal or card counter whose
+        limits allow it and in the merchant's shard (``take``) if its allotment allows it
+        (one statement on PostgreSQL); the totals after, of those that took it (for the
+        merchant: the shard's, under ``take.day_key``/``take.month_key``). The others are
+        unchanged. ``record``: the payment's record, inserted first (on PostgreSQL in the
+        same statement); :class:`AlreadyExists` when its trace or idempotency key is
+        taken."""
+        params: dict[str, Any] = {
+            "amount": amount_minor, "count": count, "mid": take.merchant_id,
+            "shard": take.shard, "day": take.day, "month": month_of(take.day),
+            "lda": take.limits.day_amount, "ldc": take.limits.day_count,
+            "lma": take.limits.month_amount, "lmc": take.limits.month_count}
         if self._conn.dialect.name == "postgresql":
-            rows = self._reserve_postgresql(limits, amount_minor, count, record)
+            rows = self._reserve_postgresql(limits, take, params, record)
         else:
-            rows = self._reserve_sqlite(limits, amount_minor, count, record)
+            rows = self._reserve_sqlite(limits, take, params, record)
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
-    def _reserve_sqlite(self, limits: Sequence[CounterLimit], amount_minor: int, count: int,
-                        record: TransactionRecord | None) -> list[Any]:
+    def _reserve_sqlite(self, limits: Sequence[CounterLimit], take: Take,
+                        params: dict[str, Any], record: TransactionRecord | None
+                        ) -> list[Any]:
+        if record is not None:
+            from autosettle.store.payments import TransactionRepository  # imports us
+
+            TransactionRepository(self._conn).add(record)
+        rows = self._upsert_counters(limits, params["amount"], params["count"]) \
+            if limits else []
+        shard = self._conn.execute(_SQLITE_SHARD_UPDATE, params).first()
+        if shard is not None:
+            rows += [(*take.day_key, shard[0], shard[1]), (*take.month_key, shard[2], shard[3])]
+        return rows
+
+    def _upsert_counters(self, limits: Sequence[CounterLimit], amount_minor: int,
+                         count: int) -> list[Any]:
         params: dict[str, Any] = {"amount": amount_minor, "count": count}
         for i, limit in enumerate(limits):
             params[f"k{i}"] = limit.key.key
             params[f"b{i}"] = limit.key.bucket
             params[f"la{i}"] = limit.amount_minor
             params[f"lc{i}"] = limit.count
-        if record is not None:
-            from autosettle.store.payments import TransactionRepository  # imports us
-
-            TransactionRepository(self._conn).add(record)
         return list(self._conn.execute(_RESERVE[len(limits)], params).all())
 
-    def _reserve_postgresql(self, limits: Sequence[CounterLimit], amount_minor: int,
-                            count: int, record: TransactionRecord | None) -> list[Any]:
+    def _reserve_postgresql(self, limits: Sequence[CounterLimit], take: Take,
+                            params: dict[str, Any], record: TransactionRecord | None
+                            ) -> list[Any]:
         """One statement at the driver's level (no statement compiled per call): the
-        counters as lists, the record (if any) in a CTE of the same statement."""
-        params: dict[str, Any] = {
-            "amount": amount_minor, "count": count,
+        counters as lists, the merchant's shard, the record (if any) in a CTE."""
+        params.update({
             "ks": _joined([lim.key.key for lim in limits]),
             "bs": _joined([lim.key.bucket for lim in limits]),
             "las": _joined([lim.amount_minor for lim in limits]),
-            "lcs": _joined([lim.count for lim in limits])}
-        statement = _PG_UPSERT
+            "lcs": _joined([lim.count for lim in limits]),
+            "mk": take.day_key[0], "mbd": take.day_key[1], "mbm": take.month_key[1]})
+        statement = _PG_RESERVE
         if record is not None:
-            statement = _PG_UPSERT_WITH_RECORD
+            statement = _PG_RESERVE_WITH_RECORD
             dialect = self._conn.dialect
             processors = _PROCESSORS.get(dialect.name)
             if processors is None:
@@ -250,26 +343,134 @@ class RiskRepository:
             raise AlreadyExists(f"transaction {record.txn_id} clashes with a stored one "
                                 f"(trace {record.batch_no}/{record.stan})") from exc
 
-    def release(self, keys: Sequence[CounterKey], amount_minor: int, count: int) -> None:
-        """Give room back (voids, reversals, refunds, declines); never below zero."""
-        if not keys:
+    def take(self, keys: Sequence[CounterKey], shard: int, amount_minor: int,
+             count: int) -> None:
+        """Take room whatever the limits (a reversed void, refund or cancel: the sale
+        stands again); the merchant's in shard ``shard``."""
+        counters = [k for k in keys if k.subject is not Subject.MERCHANT]
+        if counters:
+            self._upsert_counters([CounterLimit(k, None, None) for k in counters],
+                                  amount_minor, count)
+        mine = _merchant_of(keys)
+        if mine is not None:
+            merchant_id, day, month = mine
+            self._conn.execute(_SHARD_FORCE, {
+                "mid": merchant_id, "shard": shard, "day": day, "month": month,
+                "amount": amount_minor, "count": count})
+
+    def release(self, keys: Sequence[CounterKey], shard: int, amount_minor: int,
+                count: int) -> None:
+        """Give room back (voids, reversals, refunds, declines); never below zero. The
+        merchant's in shard ``shard`` (its day's and month's totals only while the shard is
+        still on that day or month)."""
+        counters = [k for k in keys if k.subject is not Subject.MERCHANT]
+        least = func.max if self._conn.dialect.name == "sqlite" else func.greatest
+        if counters:
+            c = risk_counters.c
+            self._conn.execute(update(risk_counters).where(or_(*[
+                and_(c.key == k.key, c.bucket == k.bucket) for k in counters])).values(
+                amount_minor=least(c.amount_minor - amount_minor, 0),
+                txn_count=least(c.txn_count - count, 0)))
+        mine = _merchant_of(keys)
+        if mine is None:
             return
-        c = risk_counters.c
-        self._conn.execute(update(risk_counters).where(or_(*[
-            and_(c.key == k.key, c.bucket == k.bucket) for k in keys])).values(
-            amount_minor=func.max(c.amount_minor - amount_minor, 0)
-            if self._conn.dialect.name == "sqlite"
-            else func.greatest(c.amount_minor - amount_minor, 0),
-            txn_count=func.max(c.txn_count - count, 0)
-            if self._conn.dialect.name == "sqlite" else func.greatest(c.txn_count - count, 0)))
+        merchant_id, day, month = mine
+        s = risk_merchant_shards.c
+        values: dict[str, Any] = {}
+        if day is not None:
+            values["day_amount_minor"] = case(
+                (s.day == day, least(s.day_amount_minor - amount_minor, 0)),
+                else_=s.day_amount_minor)
+            values["day_count"] = case((s.day == day, least(s.day_count - count, 0)),
+                                       else_=s.day_count)
+        if month is not None:
+            values["month_amount_minor"] = case(
+                (s.month == month, least(s.month_amount_minor - amount_minor, 0)),
+                else_=s.month_amount_minor)
+            values["month_count"] = case((s.month == month, least(s.month_count - count, 0)),
+                                         else_=s.month_count)
+        self._conn.execute(update(risk_merchant_shards).where(
+            s.merchant_id == merchant_id, s.shard == shard).values(**values))
+
+    # -- the merchant's counter: the exact path ---------------------------------------------
+    def lock_merchant_shards(self, merchant_id: str, shards: int) -> list[Shard]:
+        """Every shard of the merchant, locked in shard order (the exact path); shards
+        0..``shards``-1 created first when missing."""
+        found = self._merchant_shards(merchant_id)
+        have = {s.shard for s in found}
+        missing = [n for n in range(shards) if n not in have]
+        if not missing:
+            return found
+        self._conn.execute(
+            insert(risk_merchant_shards).prefix_with("OR IGNORE")
+            if self._conn.dialect.name == "sqlite" else
+            pg_insert(risk_merchant_shards).on_conflict_do_nothing(),
+            [{"merchant_id": merchant_id, "shard": n, "day_amount_minor": 0, "day_count": 0,
+              "month_amount_minor": 0, "month_count": 0} for n in missing])
+        return self._merchant_shards(merchant_id)
+
+    def _merchant_shards(self, merchant_id: str) -> list[Shard]:
+        s = risk_merchant_shards.c
+        query = select(risk_merchant_shards).where(s.merchant_id == merchant_id).order_by(
+            s.shard)
+        if self._conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        return [Shard(int(r.shard), r.day, int(r.day_amount_minor), int(r.day_count), r.month,
+                      int(r.month_amount_minor), int(r.month_count),
+                      Limits(r.limit_day_amount_minor, r.limit_day_count,
+                             r.limit_month_amount_minor, r.limit_month_count),
+                      Limits(r.allot_day_amount_minor, r.allot_day_count,
+                             r.allot_month_amount_minor, r.allot_month_count))
+                for r in self._conn.execute(query)]
+
+    def put_merchant_shards(self, merchant_id: str, shards: Sequence[Shard]) -> None:
+        """Write shards back (locked by :meth:`lock_merchant_shards`)."""
+        s = risk_merchant_shards.c
+        self._conn.execute(update(risk_merchant_shards).where(
+            s.merchant_id == bindparam("m"), s.shard == bindparam("n")).values(
+            day=bindparam("d"), day_amount_minor=bindparam("da"), day_count=bindparam("dc"),
+            month=bindparam("mo"), month_amount_minor=bindparam("ma"),
+            month_count=bindparam("mc"), limit_day_amount_minor=bindparam("lda"),
+            limit_day_count=bindparam("ldc"), limit_month_amount_minor=bindparam("lma"),
+            limit_month_count=bindparam("lmc"), allot_day_amount_minor=bindparam("ada"),
+            allot_day_count=bindparam("adc"), allot_month_amount_minor=bindparam("ama"),
+            allot_month_count=bindparam("amc")),
+            [{"m": merchant_id, "n": x.shard, "d": x.day, "da": x.day_amount,
+              "dc": x.day_count, "mo": x.month, "ma": x.month_amount, "mc": x.month_count,
+              "lda": x.limits.day_amount, "ldc": x.limits.day_count,
+              "lma": x.limits.month_amount, "lmc": x.limits.month_count,
+              "ada": x.allotment.day_amount, "adc": x.allotment.day_count,
+              "ama": x.allotment.month_amount, "amc": x.allotment.month_count}
+             for x in shards])
 
     def usage(self, keys: Sequence[CounterKey]) -> dict[tuple[str, str], tuple[int, int]]:
-        if not keys:
-            return {}
-        c = risk_counters.c
-        rows = self._conn.execute(select(c.key, c.bucket, c.amount_minor, c.txn_count).where(
-            or_(*[and_(c.key == k.key, c.bucket == k.bucket) for k in keys])))
-        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+        """The totals of these counters (the merchant's: over its shards)."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        counters = [k for k in keys if k.subject is not Subject.MERCHANT]
+        if counters:
+            c = risk_counters.c
+            rows = self._conn.execute(select(c.key, c.bucket, c.amount_minor, c.txn_count)
+                                      .where(or_(*[and_(c.key == k.key, c.bucket == k.bucket)
+                                                   for k in counters])))
+            out.update({(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows})
+        s = risk_merchant_shards.c
+        for key in keys:
+            if key.subject is not Subject.MERCHANT:
+                continue
+            merchant_id = key.key.removeprefix("m:")
+            if key.period is Period.DAY:
+                match, amount, number = s.day == date.fromisoformat(key.bucket[1:]), \
+                    s.day_amount_minor, s.day_count
+            else:
+                match, amount, number = s.month == key.bucket[1:], s.month_amount_minor, \
+                    s.month_count
+            row = self._conn.execute(select(
+                func.coalesce(func.sum(case((match, amount), else_=0)), 0),
+                func.coalesce(func.sum(case((match, number), else_=0)), 0)).where(
+                s.merchant_id == merchant_id)).one()
+            if row[1] or row[0]:
+                out[key.pair] = (int(row[0]), int(row[1]))
+        return out
 
     def velocity_counts(self, card_token: str, merchant_id: str,
                         windows: Sequence[tuple[datetime, bool]]) -> list[int]:

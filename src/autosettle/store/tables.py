@@ -612,8 +612,9 @@ risk_rules = Table(
 )
 
 risk_counters = Table(
-    # Cumulative amount and count per subject ("m:", "t:", "c:" key) and business day or
-    # month ("D2026-12-04", "M2026-12"). Room is reserved by one conditional upsert.
+    # Cumulative amount and count per terminal or card ("t:", "c:" key) and business day or
+    # month ("D2026-12-04", "M2026-12"). Room is reserved by one conditional upsert. The
+    # merchant's own counter is in shards (risk_merchant_shards).
     "risk_counters", metadata,
     Column("key", String(80), primary_key=True),
     Column("bucket", String(12), primary_key=True),
@@ -621,6 +622,29 @@ risk_counters = Table(
     Column("txn_count", Integer, nullable=False),
     Column("limit_amount_minor", BigInteger, nullable=True),
     Column("limit_count", Integer, nullable=True),
+)
+
+risk_merchant_shards = Table(
+    # A merchant's day and month counter in shards (domain/risk_shards.py): each shard's
+    # totals of the business day and month it last moved in, the limits its allotment was
+    # made under, and the allotment (the room it may take without looking at the others).
+    "risk_merchant_shards", metadata,
+    Column("merchant_id", String(15), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("day", Date, nullable=True),
+    Column("day_amount_minor", BigInteger, nullable=False),
+    Column("day_count", Integer, nullable=False),
+    Column("month", String(7), nullable=True),
+    Column("month_amount_minor", BigInteger, nullable=False),
+    Column("month_count", Integer, nullable=False),
+    Column("limit_day_amount_minor", BigInteger, nullable=True),
+    Column("limit_day_count", Integer, nullable=True),
+    Column("limit_month_amount_minor", BigInteger, nullable=True),
+    Column("limit_month_count", Integer, nullable=True),
+    Column("allot_day_amount_minor", BigInteger, nullable=True),
+    Column("allot_day_count", Integer, nullable=True),
+    Column("allot_month_amount_minor", BigInteger, nullable=True),
+    Column("allot_month_count", Integer, nullable=True),
 )
 
 risk_preregistrations = Table(
