@@ -27,6 +27,9 @@ from autosettle.services.context import SYSTEM, ServiceContext
 from autosettle.simulators.issuer import IssuerSimulator
 
 T = TypeVar("T")
+pytestmark = pytest.mark.xdist_group("risk_concurrency")
+"""One worker runs these one after another: each opens up to a pool's worth of PostgreSQL
+connections (50), and two at once on two workers would pass the server's 100."""
 SALES = 100
 PG_ROUNDS = 20
 SQLITE_ROUNDS = 2

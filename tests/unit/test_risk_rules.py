@@ -152,3 +152,17 @@ def test_a_counter_key_with_a_comma_is_refused_before_it_reaches_postgresql() ->
     assert _joined(["m:1", None, 5]) == "m:1,,5"
     with pytest.raises(ValueError, match="comma"):
         _joined(["m:1,2", "t:3"])
+
+
+def test_the_postgresql_reservation_stays_within_what_psycopg_caches() -> None:
+    """psycopg keeps a statement's parsed form (and so prepares it) only up to 50
+    parameters and 4,096 characters; past either, every sale re-parses it (0.3 ms)."""
+    import re
+
+    from psycopg import _queries
+
+    from autosettle.store.risk import _PG_RESERVE_WITH_RECORD
+
+    names = set(re.findall(r"%\((\w+)\)s", _PG_RESERVE_WITH_RECORD))
+    assert len(names) <= _queries.MAX_CACHED_STATEMENT_PARAMS
+    assert len(_PG_RESERVE_WITH_RECORD) <= _queries.MAX_CACHED_STATEMENT_LENGTH
