@@ -126,9 +126,17 @@ class UnitOfWork:
 class Database:
     """An engine plus the factory for units of work."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    def __init__(self, url: str, echo: bool = False, pool_size: int | None = None,
+                 pool_overflow_max: int | None = None) -> None:
+        """``pool_size``/``pool_overflow_max``: PostgreSQL connections kept / opened beyond
+        them at most (default ``store.engine.PG_POOL_SIZE``/``PG_POOL_OVERFLOW_MAX``)."""
         self.url = url
-        self.engine = make_engine(url, echo=echo)
+        options: dict[str, int] = {}
+        if pool_size is not None:
+            options["pool_size"] = pool_size
+        if pool_overflow_max is not None:
+            options["max_overflow"] = pool_overflow_max
+        self.engine = make_engine(url, echo=echo, **options)
 
     @property
     def is_postgres(self) -> bool:
