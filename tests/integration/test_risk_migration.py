@@ -4,24 +4,21 @@ go, the terminal and card counters stay; and back on downgrade. Both databases."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from migrationtools import database_at
+from sqlalchemy import insert, select
 
 from autosettle.domain import risk as rk
 from autosettle.store import migrate
-from autosettle.store.engine import normalize_url
 from autosettle.store.risk import RiskRepository
 from autosettle.store.tables import risk_counters, risk_merchant_shards
 from autosettle.store.uow import Database
 
-PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 MID = "898310054110001"
 TODAY = date(2026, 12, 4)
 
@@ -29,28 +26,7 @@ TODAY = date(2026, 12, 4)
 @pytest.fixture(params=["sqlite", "postgres"])
 def legacy_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database at revision 0016 (the merchant's counter in one row per period)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'legacy.db'}"
-        migrate.upgrade(url, "0016")
-        yield url
-        return
-    base = os.environ.get(PG_URL_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL not configured ({PG_URL_ENV})")
-    base_url = make_url(normalize_url(base))
-    name = f"autosettle_m0017_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url, "0016")
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from database_at("0016", request.param, tmp_path, "m0017")
 
 
 def _rows(db: Database) -> set[tuple[str, str, int, int]]:

@@ -28,7 +28,6 @@ must equal the sums of the items it lists.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -40,8 +39,8 @@ from pathlib import Path
 
 import pytest
 from jobtools import add_merchant, advance_clock_to, fee_of
+from migrationtools import database_at
 from sqlalchemy import create_engine, select, text, update
-from sqlalchemy.engine import make_url
 
 from autosettle.config import Settings
 from autosettle.domain.merchants import MerchantStatus
@@ -67,7 +66,6 @@ CAFE = "898310058120002"
 KIOSK = "898310059990003"
 MON, TUE, WED, THU, FRI, SAT = (date(2026, 9, d) for d in range(14, 20))
 NEXT_MON = date(2026, 9, 21)
-PG_URL_ENV = "AUTOSETTLE_TEST_POSTGRES_URL"
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -778,28 +776,7 @@ def test_run_waits_for_an_uncommitted_item_insert(ctx: ServiceContext) -> None:
 @pytest.fixture(params=["sqlite", "postgres"])
 def legacy_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database at revision 0004 (before settlement cursors)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'legacy.db'}"
-        migrate.upgrade(url, "0004")
-        yield url
-        return
-    base = os.environ.get(PG_URL_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL not configured ({PG_URL_ENV})")
-    base_url = make_url(normalize_url(base))
-    name = f"autosettle_m0005_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url, "0004")
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from database_at("0004", request.param, tmp_path, "m0005")
 
 
 def _context(url: str, tmp_path: Path, clock: Callable[[], datetime]) -> ServiceContext:

@@ -1,19 +1,23 @@
 """Risk control storage: rule versions, counters, pre-registrations, decisions, scores.
 
 The counters are the part that must be right under concurrency. :meth:`RiskRepository.reserve`
-takes room in every counter a transaction moves with **one** statement::
+takes room in every counter a transaction moves with **one** statement on PostgreSQL::
 
-    INSERT .. VALUES (one row per counter) ON CONFLICT (key, bucket) DO UPDATE
-        SET amount = amount + excluded.amount, count = count + 1
-        WHERE the new totals stay within the limits carried by the row
-    RETURNING the counters that took it
+    WITH new_txn AS (INSERT INTO transactions ...),           -- the payment's record
+         up AS (INSERT .. (terminal's and card's counters) ON CONFLICT (key, bucket)
+                DO UPDATE SET amount = amount + excluded.amount, count = count + 1
+                WHERE the new totals stay within the limits carried by the row
+                RETURNING ...),
+         shard AS (UPDATE risk_merchant_shards .. WHERE the shard's new totals stay
+                   within its allotment, made under these limits RETURNING ...)
+    SELECT .. FROM up UNION ALL .. FROM shard                 -- the counters that took it
 
 On PostgreSQL the conflicting row is locked and the WHERE is evaluated on its latest committed
-version, so two sales can never both take the last room; SQLite has one writer at a time. A
-counter missing from RETURNING had no room; the caller gives back what the others took
-(:meth:`release`) in the same transaction, so a refusal changes nothing. On PostgreSQL the
-payment's pending record is inserted by a data-modifying CTE of the same statement (the
-insert runs whatever the upsert finds), so risk control adds no statement to a sale there.
+version, so two sales can never both take the last room; SQLite has one writer at a time (and
+runs the three parts as three statements). A counter missing from the result had no room; the
+caller gives back what the others took (:meth:`release`) in the same transaction, so a refusal
+changes nothing. A merchant shard missing from it sends the sale down the exact path
+(:meth:`lock_merchant_shards`, :meth:`put_merchant_shards`; domain/risk_shards.py).
 
 Velocity (:meth:`velocity_counts`) counts the card's own transactions, in a new statement
 after the upsert has locked the card's counter rows: every earlier sale of the card was
