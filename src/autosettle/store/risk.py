@@ -102,7 +102,8 @@ def _upsert_text(rows: int) -> str:
             f"limit_amount_minor, limit_count) VALUES {values} {_ON_CONFLICT}")
 
 
-_RESERVE = {rows: text(_upsert_text(rows)) for rows in range(1, 9)}  # 6 counters, 2 velocity
+_UPSERT_TEXT = {rows: _upsert_text(rows) for rows in range(1, 9)}
+_RESERVE = {rows: text(sql) for rows, sql in _UPSERT_TEXT.items()}
 
 _TXN_COLUMNS = tuple(c.name for c in transactions.c)
 
@@ -152,7 +153,9 @@ def _shard_update(p: Callable[[str, str], str]) -> str:
             "RETURNING day_amount_minor, day_count, month_amount_minor, month_count")
 
 
-_SQLITE_SHARD_UPDATE = text(_shard_update(lambda name, _cast: f":{name}"))
+_SQLITE_SHARD_UPDATE = _shard_update(lambda name, _cast: f":{name}")
+"""SQLite, sent at the driver's level (sqlite3 takes ``:name`` parameters): inside the one
+writer's lock, every statement's Python counts (docs/risk.md)."""
 _PG_SHARD_UPDATE = _shard_update(lambda name, cast: f"%({name})s::{cast}")
 
 _PG_RESERVE = (
@@ -303,7 +306,7 @@ class RiskRepository:
             TransactionRepository(self._conn).add(record)
         rows = self._upsert_counters(limits, params["amount"], params["count"]) \
             if limits else []
-        shard = self._conn.execute(_SQLITE_SHARD_UPDATE, params).first()
+        shard = self._conn.exec_driver_sql(_SQLITE_SHARD_UPDATE, params).first()
         if shard is not None:
             rows += [(*take.day_key, shard[0], shard[1]), (*take.month_key, shard[2], shard[3])]
         return rows
@@ -316,6 +319,8 @@ class RiskRepository:
             params[f"b{i}"] = limit.key.bucket
             params[f"la{i}"] = limit.amount_minor
             params[f"lc{i}"] = limit.count
+        if self._conn.dialect.name == "sqlite":
+            return list(self._conn.exec_driver_sql(_UPSERT_TEXT[len(limits)], params).all())
         return list(self._conn.execute(_RESERVE[len(limits)], params).all())
 
     def _reserve_postgresql(self, limits: Sequence[CounterLimit], take: Take,
