@@ -153,9 +153,6 @@ def _shard_update(p: Callable[[str, str], str]) -> str:
             "RETURNING day_amount_minor, day_count, month_amount_minor, month_count")
 
 
-_SQLITE_SHARD_UPDATE = _shard_update(lambda name, _cast: f":{name}")
-"""SQLite, sent at the driver's level (sqlite3 takes ``:name`` parameters): inside the one
-writer's lock, every statement's Python counts (docs/risk.md)."""
 _PG_SHARD_UPDATE = _shard_update(lambda name, cast: f"%({name})s::{cast}")
 
 _PG_RESERVE = (
@@ -276,7 +273,14 @@ class RiskRepository:
                                 "(edited meanwhile): reload and retry") from exc
 
     # -- counters ---------------------------------------------------------------------------
-    def reserve(self, limits: Sequence[CounterLimit], take: Take, amount_minor: int,
+    @property
+    def merchant_sharded(self) -> bool:
+        """Whether the merchant's counter is in shards (PostgreSQL). With one writer
+        (SQLite) shards buy nothing and cost a statement inside the write lock: there it is
+        one row per period in ``risk_counters``, reserved with the other counters."""
+        return self._conn.dialect.name == "postgresql"
+
+    def reserve(self, limits: Sequence[CounterLimit], take: Take | None, amount_minor: int,
                 count: int = 1, record: TransactionRecord | None = None
                 ) -> dict[tuple[str, str], tuple[int, int]]:
         """Take ``amount_minor`` and ``count`` in every terminal or card counter whose
@@ -286,30 +290,22 @@ class RiskRepository:
         unchanged. ``record``: the payment's record, inserted first (on PostgreSQL in the
         same statement); :class:`AlreadyExists` when its trace or idempotency key is
         taken."""
+        if take is None:  # SQLite: the merchant's rows are among ``limits``
+            if record is not None:
+                from autosettle.store.payments import TransactionRepository  # imports us
+
+                TransactionRepository(self._conn).add(record)
+            rows = self._upsert_counters(limits, amount_minor, count) if limits else []
+            return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+        if not self.merchant_sharded:
+            raise ValueError("the merchant's counter is in shards on PostgreSQL only")
         params: dict[str, Any] = {
             "amount": amount_minor, "count": count, "mid": take.merchant_id,
             "shard": take.shard, "day": take.day, "month": month_of(take.day),
             "lda": take.limits.day_amount, "ldc": take.limits.day_count,
             "lma": take.limits.month_amount, "lmc": take.limits.month_count}
-        if self._conn.dialect.name == "postgresql":
-            rows = self._reserve_postgresql(limits, take, params, record)
-        else:
-            rows = self._reserve_sqlite(limits, take, params, record)
+        rows = self._reserve_postgresql(limits, take, params, record)
         return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
-
-    def _reserve_sqlite(self, limits: Sequence[CounterLimit], take: Take,
-                        params: dict[str, Any], record: TransactionRecord | None
-                        ) -> list[Any]:
-        if record is not None:
-            from autosettle.store.payments import TransactionRepository  # imports us
-
-            TransactionRepository(self._conn).add(record)
-        rows = self._upsert_counters(limits, params["amount"], params["count"]) \
-            if limits else []
-        shard = self._conn.exec_driver_sql(_SQLITE_SHARD_UPDATE, params).first()
-        if shard is not None:
-            rows += [(*take.day_key, shard[0], shard[1]), (*take.month_key, shard[2], shard[3])]
-        return rows
 
     def _upsert_counters(self, limits: Sequence[CounterLimit], amount_minor: int,
                          count: int) -> list[Any]:
@@ -352,15 +348,20 @@ class RiskRepository:
             raise AlreadyExists(f"transaction {record.txn_id} clashes with a stored one "
                                 f"(trace {record.batch_no}/{record.stan})") from exc
 
+    def _counter_keys(self, keys: Sequence[CounterKey]) -> list[CounterKey]:
+        """The keys kept in ``risk_counters`` (the merchant's too, when not sharded)."""
+        sharded = self.merchant_sharded
+        return [k for k in keys if k.subject is not Subject.MERCHANT or not sharded]
+
     def take(self, keys: Sequence[CounterKey], shard: int, amount_minor: int,
              count: int) -> None:
         """Take room whatever the limits (a reversed void, refund or cancel: the sale
         stands again); the merchant's in shard ``shard``."""
-        counters = [k for k in keys if k.subject is not Subject.MERCHANT]
+        counters = self._counter_keys(keys)
         if counters:
             self._upsert_counters([CounterLimit(k, None, None) for k in counters],
                                   amount_minor, count)
-        mine = _merchant_of(keys)
+        mine = _merchant_of(keys) if self.merchant_sharded else None
         if mine is not None:
             merchant_id, day, month = mine
             self._conn.execute(_SHARD_FORCE, {
@@ -372,7 +373,7 @@ class RiskRepository:
         """Give room back (voids, reversals, refunds, declines); never below zero. The
         merchant's in shard ``shard`` (its day's and month's totals only while the shard is
         still on that day or month)."""
-        counters = [k for k in keys if k.subject is not Subject.MERCHANT]
+        counters = self._counter_keys(keys)
         least = func.max if self._conn.dialect.name == "sqlite" else func.greatest
         if counters:
             c = risk_counters.c
@@ -380,7 +381,7 @@ class RiskRepository:
                 and_(c.key == k.key, c.bucket == k.bucket) for k in counters])).values(
                 amount_minor=least(c.amount_minor - amount_minor, 0),
                 txn_count=least(c.txn_count - count, 0)))
-        mine = _merchant_of(keys)
+        mine = _merchant_of(keys) if self.merchant_sharded else None
         if mine is None:
             return
         merchant_id, day, month = mine
@@ -455,7 +456,7 @@ class RiskRepository:
     def usage(self, keys: Sequence[CounterKey]) -> dict[tuple[str, str], tuple[int, int]]:
         """The totals of these counters (the merchant's: over its shards)."""
         out: dict[tuple[str, str], tuple[int, int]] = {}
-        counters = [k for k in keys if k.subject is not Subject.MERCHANT]
+        counters = self._counter_keys(keys)
         if counters:
             c = risk_counters.c
             rows = self._conn.execute(select(c.key, c.bucket, c.amount_minor, c.txn_count)
@@ -464,7 +465,7 @@ class RiskRepository:
             out.update({(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows})
         s = risk_merchant_shards.c
         for key in keys:
-            if key.subject is not Subject.MERCHANT:
+            if key.subject is not Subject.MERCHANT or not self.merchant_sharded:
                 continue
             merchant_id = key.key.removeprefix("m:")
             if key.period is Period.DAY:

@@ -12,11 +12,12 @@ Written by hand; ``tests/terminal_host/test_schema.py`` checks it against ``tabl
    rows (docs/risk.md), so the per-second velocity buckets (``v:``/``w:`` keys, buckets
    ``S<epoch seconds>``) in ``risk_counters`` are deleted. Nothing to give back on
    downgrade: a velocity window then starts empty.
-2. The merchant's counter moves from ``risk_counters`` (``m:`` keys) to
+2. On PostgreSQL the merchant's counter moves from ``risk_counters`` (``m:`` keys) to
    ``risk_merchant_shards`` (domain/risk_shards.py). Each merchant's newest day and month
    totals go to its shard 0, with no allotment (the first sale takes the exact path and
    shares the room out), so a merchant's usage of the day carries over the upgrade. A
-   downgrade puts the shards' totals back into ``m:`` rows.
+   downgrade puts the shards' totals back into ``m:`` rows. SQLite (one writer) keeps the
+   ``m:`` rows; the table is created there too, empty.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def upgrade() -> None:
         sa.Column("allot_month_count", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("merchant_id", "shard", name=op.f("pk_risk_merchant_shards")),
     )
-    day = ("CAST(substr(d.bucket, 2) AS DATE)"
-           if op.get_bind().dialect.name == "postgresql" else "substr(d.bucket, 2)")
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    day = "CAST(substr(d.bucket, 2) AS DATE)"
     op.execute(
         "INSERT INTO risk_merchant_shards (merchant_id, shard, day, day_amount_minor, "
         "day_count, month, month_amount_minor, month_count) "
@@ -71,7 +73,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    day = ("CAST(day AS VARCHAR)" if op.get_bind().dialect.name == "postgresql" else "day")
+    if op.get_bind().dialect.name != "postgresql":
+        op.drop_table("risk_merchant_shards")
+        return
+    day = "CAST(day AS VARCHAR)"
     op.execute(
         "INSERT INTO risk_counters (key, bucket, amount_minor, txn_count) "
         f"SELECT 'm:' || merchant_id, 'D' || {day}, sum(day_amount_minor), sum(day_count) "
