@@ -221,14 +221,14 @@ def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
                 uow.transactions.add(record)
             return hit
     mine = [lim for lim in limits if lim.key.subject is rk.Subject.MERCHANT]  # day, month
+    shard = rs.shard_of(attempt.terminal_id)
     take: rs.Take | None = None
     others = limits  # one writer (SQLite): the merchant's counter is one row per period
     if uow.risk.merchant_sharded:
         others = [lim for lim in limits if lim.key.subject is not rk.Subject.MERCHANT]
-        take = rs.Take(attempt.merchant_id, rs.shard_of(attempt.terminal_id), today,
+        take = rs.Take(attempt.merchant_id, shard, today,
                        rs.Limits(mine[0].amount_minor, mine[0].count, mine[1].amount_minor,
                                  mine[1].count), mine[0].key.pair, mine[1].key.pair)
-    shard = rs.shard_of(attempt.terminal_id)
     taken = uow.risk.reserve(others, take, amount, record=record)
     missed = [lim for lim in others if lim.key.pair not in taken]
     if missed:
@@ -245,7 +245,7 @@ def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
         return taken
     exact = _exact(uow, take, mine, amount)
     if isinstance(exact, rk.Hit):
-        uow.risk.release([lim.key for lim in others], take.shard, amount, 1)
+        uow.risk.release([lim.key for lim in others], shard, amount, 1)
         return exact
     taken.update(exact)
     return taken
@@ -258,11 +258,10 @@ def _exact(uow: UnitOfWork, take: rs.Take, mine: Sequence[rk.CounterLimit], amou
     out again, this sale's taken in its shard. The merchant's totals after, or why not."""
     shards = uow.risk.lock_merchant_shards(take.merchant_id, rs.SHARDS)
     plan = rs.rebalance(shards, take.shard, take.day, take.limits, amount, 1)
-    if isinstance(plan, int):
-        day_amount, day_count, month_amount, month_count = rs.totals(shards, take.day)
-        after = [(day_amount + amount, day_count + 1), (month_amount + amount, month_count + 1)]
-        limit = mine[0] if plan < 2 else mine[1]
-        hit = rk.counter_hit(limit, *after[0 if plan < 2 else 1])
+    if isinstance(plan, int):  # 0, 1: the day's limits; 2, 3: the month's
+        period = plan // 2
+        used = rs.totals(shards, take.day)
+        hit = rk.counter_hit(mine[period], used[2 * period] + amount, used[2 * period + 1] + 1)
         assert hit is not None
         return hit
     uow.risk.put_merchant_shards(take.merchant_id, plan)

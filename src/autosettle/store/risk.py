@@ -102,8 +102,7 @@ def _upsert_text(rows: int) -> str:
             f"limit_amount_minor, limit_count) VALUES {values} {_ON_CONFLICT}")
 
 
-_UPSERT_TEXT = {rows: _upsert_text(rows) for rows in range(1, 9)}
-_RESERVE = {rows: text(sql) for rows, sql in _UPSERT_TEXT.items()}
+_UPSERT_TEXT = {rows: _upsert_text(rows) for rows in range(1, 7)}  # up to 6 counters
 
 _TXN_COLUMNS = tuple(c.name for c in transactions.c)
 
@@ -126,6 +125,14 @@ def _joined(values: Sequence[str | int | None]) -> str:
     if text_.count(",") != len(values) - 1:
         raise ValueError(f"a risk counter key holds a comma: {text_!r}")
     return text_
+
+
+def _lists(limits: Sequence[CounterLimit]) -> dict[str, str]:
+    """The parameters of :data:`_PG_UPSERT`."""
+    return {"ks": _joined([lim.key.key for lim in limits]),
+            "bs": _joined([lim.key.bucket for lim in limits]),
+            "las": _joined([lim.amount_minor for lim in limits]),
+            "lcs": _joined([lim.count for lim in limits])}
 
 
 def _shard_update(p: Callable[[str, str], str]) -> str:
@@ -309,27 +316,26 @@ class RiskRepository:
 
     def _upsert_counters(self, limits: Sequence[CounterLimit], amount_minor: int,
                          count: int) -> list[Any]:
+        """The conditional upsert alone, at the driver's level (PostgreSQL: as lists)."""
         params: dict[str, Any] = {"amount": amount_minor, "count": count}
+        if self.merchant_sharded:
+            params.update(_lists(limits))
+            return list(self._conn.exec_driver_sql(_PG_UPSERT, params).all())
         for i, limit in enumerate(limits):
             params[f"k{i}"] = limit.key.key
             params[f"b{i}"] = limit.key.bucket
             params[f"la{i}"] = limit.amount_minor
             params[f"lc{i}"] = limit.count
-        if self._conn.dialect.name == "sqlite":
-            return list(self._conn.exec_driver_sql(_UPSERT_TEXT[len(limits)], params).all())
-        return list(self._conn.execute(_RESERVE[len(limits)], params).all())
+        return list(self._conn.exec_driver_sql(_UPSERT_TEXT[len(limits)], params).all())
 
     def _reserve_postgresql(self, limits: Sequence[CounterLimit], take: Take,
                             params: dict[str, Any], record: TransactionRecord | None
                             ) -> list[Any]:
         """One statement at the driver's level (no statement compiled per call): the
         counters as lists, the merchant's shard, the record (if any) in a CTE."""
-        params.update({
-            "ks": _joined([lim.key.key for lim in limits]),
-            "bs": _joined([lim.key.bucket for lim in limits]),
-            "las": _joined([lim.amount_minor for lim in limits]),
-            "lcs": _joined([lim.count for lim in limits]),
-            "mk": take.day_key[0], "mbd": take.day_key[1], "mbm": take.month_key[1]})
+        params.update(_lists(limits))
+        params.update({"mk": take.day_key[0], "mbd": take.day_key[1],
+                       "mbm": take.month_key[1]})
         statement = _PG_RESERVE
         if record is not None:
             statement = _PG_RESERVE_WITH_RECORD
@@ -404,16 +410,14 @@ class RiskRepository:
 
     # -- the merchant's counter: the exact path ---------------------------------------------
     def lock_merchant_shards(self, merchant_id: str, shards: int) -> list[Shard]:
-        """Every shard of the merchant, locked in shard order (the exact path); shards
-        0..``shards``-1 created first when missing."""
+        """Every shard of the merchant, locked in shard order (the exact path; PostgreSQL,
+        :attr:`merchant_sharded`); shards 0..``shards``-1 created first when missing."""
         found = self._merchant_shards(merchant_id)
         have = {s.shard for s in found}
         missing = [n for n in range(shards) if n not in have]
         if not missing:
             return found
         self._conn.execute(
-            insert(risk_merchant_shards).prefix_with("OR IGNORE")
-            if self._conn.dialect.name == "sqlite" else
             pg_insert(risk_merchant_shards).on_conflict_do_nothing(),
             [{"merchant_id": merchant_id, "shard": n, "day_amount_minor": 0, "day_count": 0,
               "month_amount_minor": 0, "month_count": 0} for n in missing])
@@ -422,9 +426,7 @@ class RiskRepository:
     def _merchant_shards(self, merchant_id: str) -> list[Shard]:
         s = risk_merchant_shards.c
         query = select(risk_merchant_shards).where(s.merchant_id == merchant_id).order_by(
-            s.shard)
-        if self._conn.dialect.name != "sqlite":
-            query = query.with_for_update()
+            s.shard).with_for_update()
         return [Shard(int(r.shard), r.day, int(r.day_amount_minor), int(r.day_count), r.month,
                       int(r.month_amount_minor), int(r.month_count),
                       Limits(r.limit_day_amount_minor, r.limit_day_count,
@@ -463,23 +465,22 @@ class RiskRepository:
                                       .where(or_(*[and_(c.key == k.key, c.bucket == k.bucket)
                                                    for k in counters])))
             out.update({(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows})
+        mine = _merchant_of(keys) if self.merchant_sharded else None
+        if mine is None:
+            return out
+        merchant_id, day, month = mine
         s = risk_merchant_shards.c
+        row = self._conn.execute(select(*[
+            func.coalesce(func.sum(case((match, column), else_=0)), 0)
+            for match, column in ((s.day == day, s.day_amount_minor), (s.day == day, s.day_count),
+                                  (s.month == month, s.month_amount_minor),
+                                  (s.month == month, s.month_count))]).where(
+            s.merchant_id == merchant_id)).one()
         for key in keys:
-            if key.subject is not Subject.MERCHANT or not self.merchant_sharded:
-                continue
-            merchant_id = key.key.removeprefix("m:")
-            if key.period is Period.DAY:
-                match, amount, number = s.day == date.fromisoformat(key.bucket[1:]), \
-                    s.day_amount_minor, s.day_count
-            else:
-                match, amount, number = s.month == key.bucket[1:], s.month_amount_minor, \
-                    s.month_count
-            row = self._conn.execute(select(
-                func.coalesce(func.sum(case((match, amount), else_=0)), 0),
-                func.coalesce(func.sum(case((match, number), else_=0)), 0)).where(
-                s.merchant_id == merchant_id)).one()
-            if row[1] or row[0]:
-                out[key.pair] = (int(row[0]), int(row[1]))
+            if key.subject is Subject.MERCHANT:
+                amount, number = (row[0], row[1]) if key.period is Period.DAY else (row[2], row[3])
+                if amount or number:
+                    out[key.pair] = (int(amount), int(number))
         return out
 
     def velocity_counts(self, card_token: str, merchant_id: str,
