@@ -589,10 +589,19 @@ def script_statements(path: Path = FLOOR_SCRIPT) -> int:
 def count_sale_statements(ctx: ServiceContext, sale: SaleFn, sequence: int,
                           what: str = "the counted sale") -> int:
     """Statements (BEGIN and COMMIT included, each row of an executemany) of one approved
-    sale made by ``sale`` (bench/risk.py counts its sales with risk on and off the same way)."""
+    sale made by ``sale`` (bench/risk.py counts its sales with risk on and off the same way),
+    those the risk counters send on the driver's cursor (``store.risk._at_driver``, which
+    fires no engine event) included."""
     from sqlalchemy import event
 
+    from autosettle.store import risk as risk_store
+
     count = [0]
+    at_driver = risk_store._at_driver
+
+    def counted_at_driver(*args: Any) -> Any:
+        count[0] += 1
+        return at_driver(*args)
 
     def executed(_conn: Any, _cursor: Any, _statement: Any, parameters: Any, _context: Any,
                  executemany: bool) -> None:
@@ -604,9 +613,11 @@ def count_sale_statements(ctx: ServiceContext, sale: SaleFn, sequence: int,
     listeners = (("before_cursor_execute", executed), ("begin", ended), ("commit", ended))
     for name, listener in listeners:
         event.listen(ctx.db.engine, name, listener)
+    risk_store._at_driver = counted_at_driver  # type: ignore[assignment]
     try:
         approved, code = sale(sequence, 100)
     finally:
+        risk_store._at_driver = at_driver
         for name, listener in listeners:
             event.remove(ctx.db.engine, name, listener)
     if not approved:

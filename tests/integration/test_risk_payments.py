@@ -137,6 +137,25 @@ def test_daily_amount_and_count_limits_decline_61_and_65(shop: ServiceContext) -
     assert_ledger_balanced(shop)
 
 
+@pytest.mark.parametrize(("subject", "period"), [
+    ("merchant", "day"), ("merchant", "month"), ("terminal", "day"), ("card", "month")])
+def test_the_first_sale_over_a_counters_limit_is_declined_and_takes_nothing(
+        shop: ServiceContext, subject: str, period: str) -> None:
+    """A counter's first sale of the day or month inserts its row, and an insert is not
+    checked by the upsert's WHERE: the check before the reservation must refuse it."""
+    rule(shop, "limit", "cumulative", {"subject": subject, "period": period,
+                                       "amount_minor": 5_000})
+    first = sale(shop, 5_001)
+    assert first.response_code is RC.EXCEEDS_AMOUNT_LIMIT
+    assert first.record is not None and first.record.refusal_reason == f"over_{period}_amount"
+    with shop.db.unit_of_work() as uow:
+        keys = risk.rk.counter_keys(MID, TID, first.record.card_token, shop.now().date())
+        assert uow.risk.usage(keys) == {}
+    assert sale(shop, 5_000).response_code is RC.APPROVED  # exactly at the limit
+    assert unsettled(shop) == 5_000
+    assert_ledger_balanced(shop)
+
+
 def test_a_refused_counter_takes_nothing_from_the_others(shop: ServiceContext) -> None:
     rule(shop, "term-day", "cumulative", {"subject": "terminal", "period": "day",
                                           "amount_minor": 5_000})

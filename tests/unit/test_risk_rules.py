@@ -3,14 +3,15 @@ precedence, window edges, block lists, counter keys and limits."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from autosettle.domain import risk as rk
+from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import ValidationError
 
 MID, TID = "898310054110001", "HL000001"
@@ -126,6 +127,56 @@ def test_velocity_is_skipped_only_while_the_month_count_bounds_it(
     assert not rk.velocity_cannot_fire([velocity], token, today, now, {})
 
 
+_BIN = st.integers(0, 999_999).map(lambda n: f"{n:06d}")
+
+
+@given(st.lists(st.tuples(_BIN, _BIN).map(sorted), max_size=12), _BIN)
+def test_bin_ranges_find_a_bin_exactly_when_a_range_holds_it(
+        ranges: list[list[str]], bin6: str) -> None:
+    """Bisection over the starts, with the highest end so far: overlapping and nested
+    ranges included."""
+    found = bin6 in rk.BinRanges.of(ranges)
+    assert found is any(lo <= bin6 <= hi for lo, hi in ranges)
+    for lo, hi in ranges:
+        assert lo in rk.BinRanges.of(ranges) and hi in rk.BinRanges.of(ranges)
+
+
+def _cannot_fire_rule_by_rule(velocity: list[rk.Rule], token: str, today: date,
+                              now: datetime, used: int) -> bool:
+    """The shortcut's definition, every rule's window and count checked one by one."""
+    if (today + timedelta(days=1)).month != today.month:
+        return False
+    for r in velocity:
+        start = (now - timedelta(minutes=int(r.params["minutes"]))).astimezone(SHANGHAI)
+        if (start.year, start.month) != (today.year, today.month) or \
+                used > int(r.params["count"]):
+            return False
+    return True
+
+
+@given(st.integers(2000, 2099), st.integers(1, 12), st.integers(-24 * 60, 24 * 60),
+       st.booleans(), st.integers(0, 8),
+       st.lists(st.tuples(st.integers(1, 50), st.integers(1, 24 * 60)), min_size=1,
+                max_size=4))
+@example(2026, 10, 60, False, 1, [(5, 30), (5, 120)])  # only the longer window crosses
+@example(2026, 10, 24 * 60, False, 5, [(50, 30), (2, 30)])  # only the smaller count is over
+def test_velocity_shortcut_checks_the_longest_window_and_smallest_count_only(
+        year: int, month: int, minutes: int, after_cutoff: bool, used: int,
+        limits: list[tuple[int, int]]) -> None:
+    """The business date is the local date, or the next one after the cut-off: then the
+    longest window alone decides whether every window starts in the business month. Now
+    is within a day of a local month's start, where windows cross months."""
+    now = datetime(year, month, 1, tzinfo=SHANGHAI).astimezone(UTC) + \
+        timedelta(minutes=minutes)
+    token = "cd" * 32
+    today = now.astimezone(SHANGHAI).date() + timedelta(days=int(after_cutoff))
+    velocity = [rule(f"v{n}", "velocity", {"count": count, "minutes": minutes})
+                for n, (count, minutes) in enumerate(limits)]
+    totals = {(f"c:{token}", f"M{today.isoformat()[:7]}"): (100, used)}
+    assert rk.velocity_cannot_fire(velocity, token, today, now, totals) is \
+        _cannot_fire_rule_by_rule(velocity, token, today, now, used)
+
+
 @given(st.integers(1, 10**12 - 1), st.integers(0, 10**12), st.integers(0, 10**6))
 def test_counter_hit_iff_over_the_limit(limit: int, after: int, allowance: int) -> None:
     cumulative = rule("c", "cumulative", {"subject": "merchant", "period": "day",
@@ -135,6 +186,38 @@ def test_counter_hit_iff_over_the_limit(limit: int, after: int, allowance: int) 
     [limited] = [x for x in rk.counter_limits(rules, attempt(), keys, allowance)
                  if x.amount_minor is not None and x.key.period is rk.Period.DAY]
     assert (rk.counter_hit(limited, after, 1) is not None) == (after > limit + allowance)
+
+
+_LIMIT = st.one_of(st.none(), st.integers(1, 10**6))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["merchant", "terminal", "card"]),
+                          st.sampled_from(["day", "month"]), _LIMIT, _LIMIT),
+                max_size=6),
+       st.integers(0, 10**4), st.integers(1, 2 * 10**6), st.integers(1, 3))
+def test_fixed_limits_are_the_merchants_and_terminals_and_fit_iff_no_counter_is_hit(
+        limits: list[tuple[str, str, int | None, int | None]], allowance: int, amount: int,
+        count: int) -> None:
+    """A sale's merchant and terminal counters, made once per plan and date: the same
+    limits as counter_limits gives their keys, and ``fit`` is true exactly when none of
+    the four, fresh, would refuse the amount and count."""
+    rules = rk.RuleSet.of([
+        rule(f"c{n}", "cumulative", {"subject": subject, "period": period,
+                                     **({"amount_minor": a} if a else {}),
+                                     **({"count": c} if c else {"count": 10**6})})
+        for n, (subject, period, a, c) in enumerate(limits)])
+    day = date(2026, 9, 18)
+    keys = rk.counter_keys(MID, TID, "tok", day)
+    fixed = rk.fixed_limits(rules, attempt(), day, allowance)
+    assert rk.fixed_limits(rules, attempt(), day, allowance) is fixed  # made once
+    assert list(fixed.limits) == rk.counter_limits(rules, attempt(), keys[-4:], allowance)
+    assert [lim.key for lim in fixed.limits] == keys[-4:]
+    assert fixed.fit(amount, count) is all(
+        rk.counter_hit(lim, amount, count) is None for lim in fixed.limits)
+    merchant_day, merchant_month = fixed.merchant
+    assert fixed.shard_limits.as_tuple() == (merchant_day.amount_minor, merchant_day.count,
+                                             merchant_month.amount_minor,
+                                             merchant_month.count)
 
 
 def test_money_going_back_is_never_blocked() -> None:

@@ -23,16 +23,19 @@ rest is decided here from one :class:`Attempt`.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from autosettle.domain.calendar import SHANGHAI
 from autosettle.domain.errors import ValidationError
 from autosettle.domain.merchants import MerchantType
 from autosettle.domain.response_codes import ResponseCode
+from autosettle.domain.risk_shards import Limits
 
 RC = ResponseCode
 AMOUNT_LIMIT_MAX = 10**12 - 1
@@ -106,13 +109,39 @@ def entry_mode_of(pos_entry_mode: str | None) -> EntryMode | None:
     05/95 chip, 07/91/98 contactless; None when the terminal did not say."""
     if not pos_entry_mode:
         return None
-    head = pos_entry_mode[:2]
-    return {"01": EntryMode.MANUAL, "02": EntryMode.SWIPE, "90": EntryMode.SWIPE,
-            "05": EntryMode.CHIP, "95": EntryMode.CHIP, "07": EntryMode.CONTACTLESS,
-            "91": EntryMode.CONTACTLESS, "98": EntryMode.CONTACTLESS}.get(head, EntryMode.OTHER)
+    return _ENTRY_MODES.get(pos_entry_mode[:2], EntryMode.OTHER)
+
+
+_ENTRY_MODES = {"01": EntryMode.MANUAL, "02": EntryMode.SWIPE, "90": EntryMode.SWIPE,
+                "05": EntryMode.CHIP, "95": EntryMode.CHIP, "07": EntryMode.CONTACTLESS,
+                "91": EntryMode.CONTACTLESS, "98": EntryMode.CONTACTLESS}
 
 
 # -- rules ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BinRanges:
+    """BIN ranges (six digits, both ends included), searched by bisection: the ranges'
+    starts in order and, at each, the highest end of the ranges starting there or before
+    (so overlapping ranges need no merging)."""
+
+    starts: tuple[str, ...] = ()
+    reach: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, ranges: Iterable[Sequence[str]]) -> BinRanges:
+        ordered = sorted((lo, hi) for lo, hi in ranges)
+        reach: list[str] = []
+        for _, hi in ordered:
+            reach.append(max(hi, reach[-1]) if reach else hi)
+        return cls(tuple(lo for lo, _ in ordered), tuple(reach))
+
+    def __contains__(self, bin6: object) -> bool:
+        if not isinstance(bin6, str):
+            return False
+        at = bisect_right(self.starts, bin6)
+        return at > 0 and self.reach[at - 1] >= bin6
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -129,12 +158,15 @@ class Rule:
     lookup: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False,
                                                  repr=False)
     """Block lists as sets (built once per rule version, not per payment)."""
+    bins: BinRanges = field(default_factory=BinRanges, compare=False, repr=False)
+    """A block rule's BIN ranges, searchable (built once per rule version)."""
 
     def __post_init__(self) -> None:
         if self.kind is RuleKind.BLOCK and not self.lookup:
             object.__setattr__(self, "lookup", {
                 name: frozenset(self.params.get(name, ()))
                 for name in ("card_tokens", "terminals", "merchants")})
+            object.__setattr__(self, "bins", BinRanges.of(self.params.get("bin_ranges", ())))
 
     @property
     def ref(self) -> str:
@@ -350,11 +382,15 @@ class RuleSet:
         found = self.plans.get(key)
         if found is None:
             forced = in_force(self.candidates(a), a)
+            cumulative = tuple(r for r in forced if r.kind is RuleKind.CUMULATIVE)
+            static = tuple(r for r in forced if r.kind not in (RuleKind.VELOCITY,
+                                                               RuleKind.CUMULATIVE))
             found = Plan(
-                static=tuple(r for r in forced if r.kind not in (RuleKind.VELOCITY,
-                                                                 RuleKind.CUMULATIVE)),
+                static=static,
+                screen=Screen.of(static, a),
                 velocity=tuple(r for r in forced if r.kind is RuleKind.VELOCITY),
-                cumulative=tuple(r for r in forced if r.kind is RuleKind.CUMULATIVE))
+                cumulative=cumulative,
+                soft_cumulative=tuple(r for r in cumulative if r.action is not Action.DECLINE))
             if len(self.plans) >= PLANS_CACHED_MAX:
                 self.plans.clear()
             self.plans[key] = found
@@ -364,11 +400,18 @@ class RuleSet:
 @dataclass(frozen=True, slots=True)
 class Plan:
     static: tuple[Rule, ...]
+    screen: Screen
     velocity: tuple[Rule, ...]
     cumulative: tuple[Rule, ...]
+    soft_cumulative: tuple[Rule, ...] = ()
+    """The cumulative rules that review or alert (no decline)."""
     limits: dict[tuple[str, str], _SlotLimit] = field(default_factory=dict, compare=False,
                                                       repr=False)
     """The decline limits per (subject, period), worked out once (:func:`counter_limits`)."""
+    fixed: dict[tuple[date, int], FixedLimits] = field(default_factory=dict, compare=False,
+                                                       repr=False)
+    """The merchant's and terminal's counters with their limits, per business date and
+    allowance, made once (:func:`fixed_limits`; the card's change with every card)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +420,87 @@ class _SlotLimit:
     count: int | None
     amount_rules: tuple[Rule, ...]
     count_rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """A plan's static rules folded for the common case, a payment none of them fires on
+    (:func:`static_hits` evaluates them one by one only when :meth:`clear` says no). What the
+    plan's profile fixes (merchant, terminal, transaction type, card kind: block lists of
+    terminals and merchants, allowed types and card kinds) is decided once, when the plan is
+    made; what varies per payment is a few lookups: the card and BIN against every block
+    list at once, the entry mode against every allowed list, the amount against the
+    smallest maximum and the largest minimum, the local time against the windows. Exact:
+    :meth:`clear` is true if and only if no static rule fires (a property test checks it)."""
+
+    profile_clear: bool
+    card_tokens: frozenset[str]
+    bins: BinRanges
+    entry_modes: frozenset[str] | None
+    single_max: int | None
+    single_min: int | None
+    windows: tuple[tuple[time, time], ...]
+
+    @classmethod
+    def of(cls, static: Sequence[Rule], a: Attempt) -> Screen:
+        """The screen of a plan's ``static`` rules, made with the plan's ``a`` (only its
+        profile is read)."""
+        profile = replace(a, card_token=None, bin6=None, entry_mode=None)
+        profile_clear = True
+        tokens: set[str] = set()
+        ranges: list[Sequence[str]] = []
+        modes: set[str] | None = None
+        maxima: list[int] = []
+        minima: list[int] = []
+        windows: list[tuple[time, time]] = []
+        for rule in static:
+            match rule.kind:
+                case RuleKind.BLOCK:
+                    if a.txn_type not in RETURNS_MONEY and _block_hit(rule, profile):
+                        profile_clear = False
+                    tokens.update(rule.lookup["card_tokens"])
+                    ranges.extend(rule.params.get("bin_ranges", ()))
+                case RuleKind.ALLOWED:
+                    if _allowed_hit(rule, profile) is not None:
+                        profile_clear = False
+                    allowed = rule.params.get("entry_modes")
+                    if allowed is not None:
+                        modes = set(allowed) if modes is None else modes & set(allowed)
+                case RuleKind.TIME_WINDOW:
+                    windows.append((parse_hhmm(rule.params["start"], "start"),
+                                    parse_hhmm(rule.params["end"], "end")))
+                case RuleKind.SINGLE_MAX:
+                    maxima.append(int(rule.params["amount_minor"]))
+                case RuleKind.SINGLE_MIN:
+                    minima.append(int(rule.params["amount_minor"]))
+                case _:
+                    pass
+        return cls(profile_clear, frozenset(tokens), BinRanges.of(ranges),
+                   None if modes is None else frozenset(modes), min(maxima, default=None),
+                   max(minima, default=None), tuple(windows))
+
+    def clear(self, a: Attempt, allowance_minor: int = 0) -> bool:
+        """Whether no static rule of the plan fires on ``a`` (a payment of its profile)."""
+        if not self.profile_clear:
+            return False
+        if a.txn_type not in RETURNS_MONEY:
+            if a.card_token in self.card_tokens or a.bin6 in self.bins:  # None in neither
+                return False
+            if self.entry_modes is not None:
+                mode = entry_mode_of(a.entry_mode)
+                if mode is not None and mode.value not in self.entry_modes:
+                    return False
+        amount = a.amount_minor
+        if amount is not None and a.txn_type in _LIMITED_TYPES:
+            if self.single_max is not None and amount > self.single_max and \
+                    amount > allowance_minor:
+                return False
+            if self.single_min is not None and amount < self.single_min:
+                return False
+        if self.windows and a.local_time is not None and a.txn_type in COUNTED_TYPES:
+            return not any(_in_window(a.local_time, start, end)
+                           for start, end in self.windows)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,8 +596,11 @@ def static_hits(rules: RuleSet, a: Attempt, allowance_minor: int = 0) -> list[Hi
     """Every hit that needs no counter: block lists, allowed methods and types, time
     windows, single-transaction limits (``allowance_minor``: a pre-registered amount lifts
     the single maximum up to it). Velocity and cumulative limits are checked elsewhere."""
+    plan = rules.plan(a)
+    if plan.screen.clear(a, allowance_minor):
+        return []
     hits: list[Hit] = []
-    for rule in rules.plan(a).static:
+    for rule in plan.static:
         hit = _static_hit(rule, a, allowance_minor)
         if hit is not None:
             hits.append(hit)
@@ -490,9 +617,12 @@ def _hit_order(hit: Hit) -> tuple[int, int, str]:
     return (action_order[hit.action], _KIND_ORDER[hit.rule.kind], hit.rule.ref)
 
 
+_LIMITED_TYPES = frozenset({"sale", "preauth", "completion"})
+"""The types a single-transaction limit applies to."""
+
+
 def _static_hit(rule: Rule, a: Attempt, allowance: int) -> Hit | None:
     p = rule.params
-    limited = a.txn_type in ("sale", "preauth", "completion") and a.amount_minor is not None
     match rule.kind:
         case RuleKind.BLOCK:
             return None if a.txn_type in RETURNS_MONEY else _block_hit(rule, a)
@@ -509,8 +639,8 @@ def _static_hit(rule: Rule, a: Attempt, allowance: int) -> Hit | None:
             return None
         case RuleKind.SINGLE_MAX:
             limit = int(p["amount_minor"])
-            if limited and a.amount_minor is not None and a.amount_minor > limit and \
-                    a.amount_minor > allowance:
+            if a.txn_type in _LIMITED_TYPES and a.amount_minor is not None and \
+                    a.amount_minor > limit and a.amount_minor > allowance:
                 return Hit(rule, RC.EXCEEDS_AMOUNT_LIMIT, "over_single_limit",
                            f"amount exceeds the single-transaction limit of "
                            f"{_yuan(limit)} CNY",
@@ -518,7 +648,8 @@ def _static_hit(rule: Rule, a: Attempt, allowance: int) -> Hit | None:
             return None
         case RuleKind.SINGLE_MIN:
             limit = int(p["amount_minor"])
-            if limited and a.amount_minor is not None and a.amount_minor < limit:
+            if a.txn_type in _LIMITED_TYPES and a.amount_minor is not None and \
+                    a.amount_minor < limit:
                 return Hit(rule, RC.EXCEEDS_AMOUNT_LIMIT, "under_single_min",
                            f"amount is below the minimum of {_yuan(limit)} CNY",
                            f"低于单笔最低金额 {_yuan(limit)} 元")
@@ -528,15 +659,15 @@ def _static_hit(rule: Rule, a: Attempt, allowance: int) -> Hit | None:
 
 
 def _block_hit(rule: Rule, a: Attempt) -> Hit | None:
-    p = rule.params
     sets = rule.lookup
     what: str | None = None
+    terminals = sets["terminals"]
     if a.card_token is not None and a.card_token in sets["card_tokens"]:
         what = "card"
-    elif a.bin6 is not None and any(lo <= a.bin6 <= hi for lo, hi in p.get("bin_ranges", ())):
+    elif a.bin6 is not None and a.bin6 in rule.bins:
         what = "bin"
-    elif f"{a.merchant_id}/{a.terminal_id}" in sets["terminals"] or \
-            a.terminal_id in sets["terminals"]:
+    elif terminals and (f"{a.merchant_id}/{a.terminal_id}" in terminals or
+                        a.terminal_id in terminals):
         what = "terminal"
     elif a.merchant_id in sets["merchants"]:
         what = "merchant"
@@ -606,17 +737,42 @@ class CounterKey:
         return (self.key, self.bucket)
 
 
+KEYS_CACHED_MAX = 4096
+
+
+@lru_cache(maxsize=64)
+def _buckets(business_date: date) -> tuple[str, str]:
+    iso = business_date.isoformat()
+    return f"D{iso}", f"M{iso[:7]}"
+
+
+@lru_cache(maxsize=KEYS_CACHED_MAX)
+def _profile_keys(merchant_id: str, terminal_id: str, business_date: date
+                  ) -> tuple[CounterKey, ...]:
+    day, month = _buckets(business_date)
+    merchant, terminal = f"m:{merchant_id}", f"t:{merchant_id}/{terminal_id}"
+    return (CounterKey(Subject.MERCHANT, Period.DAY, merchant, day),
+            CounterKey(Subject.MERCHANT, Period.MONTH, merchant, month),
+            CounterKey(Subject.TERMINAL, Period.DAY, terminal, day),
+            CounterKey(Subject.TERMINAL, Period.MONTH, terminal, month))
+
+
+@lru_cache(maxsize=KEYS_CACHED_MAX)
+def _card_keys(card_token: str, business_date: date) -> tuple[CounterKey, ...]:
+    day, month = _buckets(business_date)
+    card = f"c:{card_token}"
+    return (CounterKey(Subject.CARD, Period.DAY, card, day),
+            CounterKey(Subject.CARD, Period.MONTH, card, month))
+
+
 def counter_keys(merchant_id: str, terminal_id: str, card_token: str | None,
                  business_date: date) -> list[CounterKey]:
-    """The counters one counted transaction moves, in lock order (sorted)."""
-    buckets = {Period.DAY: f"D{business_date.isoformat()}",
-               Period.MONTH: f"M{business_date.isoformat()[:7]}"}
-    subjects = {Subject.MERCHANT: f"m:{merchant_id}",
-                Subject.TERMINAL: f"t:{merchant_id}/{terminal_id}"}
-    if card_token:
-        subjects[Subject.CARD] = f"c:{card_token}"
-    keys = [CounterKey(s, p, k, b) for s, k in subjects.items() for p, b in buckets.items()]
-    return sorted(keys, key=lambda c: c.pair)
+    """The counters one counted transaction moves, in lock order: sorted by key and bucket,
+    that is the card's ("c:"), the merchant's ("m:"), the terminal's ("t:"), each day
+    ("D") before month ("M"). Made once per merchant, terminal, card and date (this is on
+    every sale's path)."""
+    fixed = _profile_keys(merchant_id, terminal_id, business_date)
+    return [*_card_keys(card_token, business_date), *fixed] if card_token else list(fixed)
 
 
 def velocity_cannot_fire(velocity: Sequence[Rule], card_token: str, today: date,
@@ -627,16 +783,37 @@ def velocity_cannot_fire(velocity: Sequence[Rule], card_token: str, today: date,
     lock) bound every window that starts in the same month, since the month counter moves
     with every counted transaction of the card that velocity counts. So a card below its
     velocity limits this month costs no velocity statement. Not on a month's last business
-    day (a concurrent sale after the cutoff counts in the next month's counter)."""
-    used = totals.get((f"c:{card_token}", f"M{today.isoformat()[:7]}"))
-    if used is None or (today + timedelta(days=1)).month != today.month:
+    day (a concurrent sale after the cutoff counts in the next month's counter).
+
+    Only the longest window and the smallest count need checking: the business date is
+    never before the local date, so when the longest window starts in the business month,
+    every shorter one (which starts later, and no later than now) does too."""
+    if not velocity:
+        return True
+    used = totals.get((f"c:{card_token}", _buckets(today)[1]))
+    month_start, last_day = _month_of(today)
+    if used is None or last_day:
         return False
-    for rule in velocity:
-        start = (now - timedelta(minutes=int(rule.params["minutes"]))).astimezone(SHANGHAI)
-        if (start.year, start.month) != (today.year, today.month) or \
-                used[1] > int(rule.params["count"]):
-            return False
-    return True
+    count, minutes = _velocity_bounds(velocity)
+    return used[1] <= count and now - timedelta(minutes=minutes) >= month_start
+
+
+def _velocity_bounds(velocity: Sequence[Rule]) -> tuple[int, int]:
+    """The smallest count and the longest window (minutes) of ``velocity``."""
+    count, minutes = int(velocity[0].params["count"]), int(velocity[0].params["minutes"])
+    for rule in velocity[1:]:
+        count = min(count, int(rule.params["count"]))
+        minutes = max(minutes, int(rule.params["minutes"]))
+    return count, minutes
+
+
+@lru_cache(maxsize=64)
+def _month_of(business_date: date) -> tuple[datetime, bool]:
+    """The first instant of ``business_date``'s month (local, Asia/Shanghai, time; as UTC),
+    and whether ``business_date`` is the month's last day."""
+    start = datetime(business_date.year, business_date.month, 1, tzinfo=SHANGHAI)
+    return (start.astimezone(UTC),
+            (business_date + timedelta(days=1)).month != business_date.month)
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,25 +832,75 @@ def counter_limits(rules: RuleSet, a: Attempt, keys: Sequence[CounterKey],
     """The decline limits of each counter (strictest rule in force); amount limits lifted
     by a pre-registered ``allowance_minor``."""
     plan = rules.plan(a)
-    out: list[CounterLimit] = []
-    for key in keys:
-        slot = (key.subject.value, key.period.value)
-        found = plan.limits.get(slot)
-        if found is None:
-            mine = [r for r in plan.cumulative if r.action is Action.DECLINE and
-                    r.params["subject"] == slot[0] and r.params["period"] == slot[1]]
-            by_amount = tuple(r for r in mine if "amount_minor" in r.params)
-            by_count = tuple(r for r in mine if "count" in r.params)
-            found = plan.limits.setdefault(slot, _SlotLimit(
-                min((int(r.params["amount_minor"]) for r in by_amount), default=None),
-                min((int(r.params["count"]) for r in by_count), default=None),
-                by_amount, by_count))
-        amount = found.amount_minor
-        if amount is not None:
-            amount += allowance_minor
-        out.append(CounterLimit(key, amount, found.count, found.amount_rules,
-                                found.count_rules))
-    return out
+    return [_counter_limit(plan, key, allowance_minor) for key in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class FixedLimits:
+    """The counters a counted payment of one plan moves on one business date besides its
+    card's, the merchant's and the terminal's (day, month; lock order after the card's),
+    with their decline limits under one allowance: made once per plan, date and allowance
+    (a sale's reservation is on every sale's path)."""
+
+    merchant: tuple[CounterLimit, CounterLimit]
+    terminal: tuple[CounterLimit, CounterLimit]
+    shard_limits: Limits
+    """The merchant's day and month limits, for its shards."""
+    amount_max: int | None
+    """The smallest amount limit of the four (None: none has one)."""
+    count_max: int | None
+
+    @property
+    def limits(self) -> tuple[CounterLimit, ...]:
+        return (*self.merchant, *self.terminal)
+
+    def fit(self, amount_minor: int, count: int) -> bool:
+        """Whether each of the four, fresh, has room for ``amount_minor`` and ``count``."""
+        return (self.amount_max is None or amount_minor <= self.amount_max) and \
+            (self.count_max is None or count <= self.count_max)
+
+
+FIXED_CACHED_MAX = 8
+"""Per plan: a few business dates and allowances."""
+
+
+def fixed_limits(rules: RuleSet, a: Attempt, business_date: date,
+                 allowance_minor: int = 0) -> FixedLimits:
+    """The merchant's and terminal's counters of ``a``'s plan on ``business_date``."""
+    plan = rules.plan(a)
+    found = plan.fixed.get((business_date, allowance_minor))
+    if found is not None:
+        return found
+    md, mm, td, tm = (_counter_limit(plan, key, allowance_minor) for key in
+                      _profile_keys(a.merchant_id, a.terminal_id, business_date))
+    four = (md, mm, td, tm)
+    amounts = [lim.amount_minor for lim in four if lim.amount_minor is not None]
+    counts = [lim.count for lim in four if lim.count is not None]
+    found = FixedLimits((md, mm), (td, tm),
+                        Limits(md.amount_minor, md.count, mm.amount_minor, mm.count),
+                        min(amounts, default=None), min(counts, default=None))
+    if len(plan.fixed) >= FIXED_CACHED_MAX:
+        plan.fixed.clear()
+    plan.fixed[(business_date, allowance_minor)] = found
+    return found
+
+
+def _counter_limit(plan: Plan, key: CounterKey, allowance_minor: int) -> CounterLimit:
+    slot = (key.subject.value, key.period.value)
+    found = plan.limits.get(slot)
+    if found is None:
+        mine = [r for r in plan.cumulative if r.action is Action.DECLINE and
+                r.params["subject"] == slot[0] and r.params["period"] == slot[1]]
+        by_amount = tuple(r for r in mine if "amount_minor" in r.params)
+        by_count = tuple(r for r in mine if "count" in r.params)
+        found = plan.limits.setdefault(slot, _SlotLimit(
+            min((int(r.params["amount_minor"]) for r in by_amount), default=None),
+            min((int(r.params["count"]) for r in by_count), default=None),
+            by_amount, by_count))
+    amount = found.amount_minor
+    if amount is not None:
+        amount += allowance_minor
+    return CounterLimit(key, amount, found.count, found.amount_rules, found.count_rules)
 
 
 _WHO = {Subject.MERCHANT: ("merchant", "商户"), Subject.TERMINAL: ("terminal", "终端"),
@@ -706,8 +933,7 @@ def counter_hit(limit: CounterLimit, amount_after: int, count_after: int) -> Hit
 def soft_merchant_rules(rules: RuleSet, a: Attempt) -> bool:
     """Whether a review or alert rule watches the merchant's own cumulative totals (which
     the reservation does not return: it returns the merchant's shard's)."""
-    return any(r.action is not Action.DECLINE and r.params["subject"] == "merchant"
-               for r in rules.plan(a).cumulative)
+    return any(r.params["subject"] == "merchant" for r in rules.plan(a).soft_cumulative)
 
 
 def soft_counter_hits(rules: RuleSet, a: Attempt,
@@ -715,7 +941,9 @@ def soft_counter_hits(rules: RuleSet, a: Attempt,
                       keys: Sequence[CounterKey]) -> list[Hit]:
     """Review and alert cumulative rules, on the totals after this transaction."""
     hits: list[Hit] = []
-    soft = [r for r in rules.plan(a).cumulative if r.action is not Action.DECLINE]
+    soft = rules.plan(a).soft_cumulative
+    if not soft:
+        return hits
     for key in keys:
         amount, count = totals.get(key.pair, (0, 0))
         for rule in soft:
@@ -752,6 +980,8 @@ APPROVE = Outcome(Decision.APPROVE)
 
 def decide(hits: Sequence[Hit], preregistration_id: int | None = None) -> Outcome:
     """Decline if any decline hit; else review if any review hit; else alert; else approve."""
+    if not hits and preregistration_id is None:
+        return APPROVE
     ordered = tuple(sorted(hits, key=_hit_order))
     if not ordered:
         return Outcome(Decision.APPROVE, (), preregistration_id)

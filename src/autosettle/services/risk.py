@@ -213,27 +213,30 @@ def _reserve(uow: UnitOfWork, rules: rk.RuleSet, attempt: rk.Attempt,
     exact path (:func:`_exact`)."""
     assert attempt.amount_minor is not None
     amount = attempt.amount_minor
-    limits = rk.counter_limits(rules, attempt, keys, allowance)
-    for limit in limits:  # a fresh counter row is inserted unchecked: check it here
+    fixed = rk.fixed_limits(rules, attempt, today, allowance)  # the last four of ``keys``
+    card = rk.counter_limits(rules, attempt, keys[:-4], allowance)  # the card's, if any
+    # a fresh counter row is inserted unchecked: check each here (in lock order)
+    unfit = card if fixed.fit(amount, 1) else [*card, *fixed.limits]
+    for limit in unfit:
         hit = rk.counter_hit(limit, amount, 1)
         if hit is not None:
             if record is not None:
                 uow.transactions.add(record)
             return hit
-    mine = [lim for lim in limits if lim.key.subject is rk.Subject.MERCHANT]  # day, month
+    mine = fixed.merchant
     shard = rs.shard_of(attempt.terminal_id)
     take: rs.Take | None = None
-    others = limits  # one writer (SQLite): the merchant's counter is one row per period
     if uow.risk.merchant_sharded:
-        others = [lim for lim in limits if lim.key.subject is not rk.Subject.MERCHANT]
-        take = rs.Take(attempt.merchant_id, shard, today,
-                       rs.Limits(mine[0].amount_minor, mine[0].count, mine[1].amount_minor,
-                                 mine[1].count), mine[0].key.pair, mine[1].key.pair)
+        others = [*card, *fixed.terminal]
+        take = rs.Take(attempt.merchant_id, shard, today, fixed.shard_limits, mine[0].key.pair,
+                       mine[1].key.pair)
+    else:  # one writer (SQLite): the merchant's counter is one row per period
+        others = [*card, *fixed.limits]
     taken = uow.risk.reserve(others, take, amount, record=record)
     missed = [lim for lim in others if lim.key.pair not in taken]
     if missed:
-        uow.risk.release([lim.key for lim in limits if lim.key.pair in taken], shard,
-                         amount, 1)
+        uow.risk.release([lim.key for lim in (*card, *fixed.limits) if lim.key.pair in taken],
+                         shard, amount, 1)
         used = uow.risk.usage([lim.key for lim in missed])
         for limit in missed:
             before = used.get(limit.key.pair, (0, 0))

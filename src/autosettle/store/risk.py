@@ -12,9 +12,14 @@ takes room in every counter a transaction moves with **one** statement on Postgr
                    within its allotment, made under these limits RETURNING ...)
     SELECT .. FROM up UNION ALL .. FROM shard                 -- the counters that took it
 
+The reservation and the counters' upsert run on the driver's own cursor (:func:`_at_driver`),
+not through SQLAlchemy's execution objects, which cost every sale about 65 µs; their errors
+still leave as SQLAlchemy's exceptions.
+
 On PostgreSQL the conflicting row is locked and the WHERE is evaluated on its latest committed
 version, so two sales can never both take the last room; SQLite has one writer at a time (and
-runs the three parts as three statements). A counter missing from the result had no room; the
+inserts the record, then upserts the counters, the merchant's rows among them: there the
+merchant's counter is not in shards). A counter missing from the result had no room; the
 caller gives back what the others took (:meth:`release`) in the same transaction, so a refusal
 changes nothing. A merchant shard missing from it sends the sale down the exact path
 (:meth:`lock_merchant_shards`, :meth:`put_merchant_shards`; domain/risk_shards.py).
@@ -32,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from datetime import date, datetime
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -47,7 +53,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from autosettle.domain.errors import AlreadyExists
 from autosettle.domain.payment_records import TransactionRecord
@@ -96,8 +102,9 @@ _ON_CONFLICT = (
 
 
 def _upsert_text(rows: int) -> str:
-    """SQLite: one VALUES row per counter."""
-    values = ", ".join(f"(:k{i}, :b{i}, :amount, :count, :la{i}, :lc{i})" for i in range(rows))
+    """SQLite: one VALUES row per counter, its parameters in order (key, bucket, amount,
+    count, amount limit, count limit)."""
+    values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in range(rows))
     return ("INSERT INTO risk_counters (key, bucket, amount_minor, txn_count, "
             f"limit_amount_minor, limit_count) VALUES {values} {_ON_CONFLICT}")
 
@@ -121,18 +128,20 @@ to send than arrays do (0.1 ms a sale, measured); no key holds a comma
 
 
 def _joined(values: Sequence[str | int | None]) -> str:
-    text_ = ",".join("" if v is None else str(v) for v in values)
+    text_ = ",".join(["" if v is None else str(v) for v in values])
     if text_.count(",") != len(values) - 1:
         raise ValueError(f"a risk counter key holds a comma: {text_!r}")
     return text_
 
 
 def _lists(limits: Sequence[CounterLimit]) -> dict[str, str]:
-    """The parameters of :data:`_PG_UPSERT`."""
+    """The parameters of :data:`_PG_UPSERT` (numbers hold no comma: only the keys and
+    buckets are checked)."""
     return {"ks": _joined([lim.key.key for lim in limits]),
             "bs": _joined([lim.key.bucket for lim in limits]),
-            "las": _joined([lim.amount_minor for lim in limits]),
-            "lcs": _joined([lim.count for lim in limits])}
+            "las": ",".join(["" if lim.amount_minor is None else str(lim.amount_minor)
+                             for lim in limits]),
+            "lcs": ",".join(["" if lim.count is None else str(lim.count) for lim in limits])}
 
 
 def _shard_update(p: Callable[[str, str], str]) -> str:
@@ -196,17 +205,54 @@ _PG_RESERVE_WITH_RECORD = (
 itself (one statement instead of two; the CTE runs whatever the upsert finds)."""
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
+_RECORD_FIELDS = attrgetter(*_TXN_COLUMNS)
+_RECORD_PARAMS = tuple(f"t_{name}" for name in _TXN_COLUMNS)
 
 
-def _bind_processors(dialect: Any) -> list[tuple[str, Any]]:
-    """The transactions columns' own bind conversions (UTC datetimes; enums to their
-    values), for driver-level execution of :data:`_PG_RESERVE_WITH_RECORD`."""
-    return [(c.name, c.type._cached_bind_processor(dialect) or _plain) for c in transactions.c]
+class _RecordParams:
+    """The parameters of the record's CTE in :data:`_PG_RESERVE_WITH_RECORD`, as the
+    transactions table's own bind conversions make them (UTC datetimes; enums to their
+    values), built with one attribute fetch (this is on every sale's path)."""
+
+    def __init__(self, dialect: Any) -> None:
+        self._converted = [(i, processor) for i, c in enumerate(transactions.c)
+                           if (processor := c.type._cached_bind_processor(dialect))]
+
+    def __call__(self, record: TransactionRecord) -> dict[str, Any]:
+        values = [v.value if isinstance(v, Enum) else v for v in _RECORD_FIELDS(record)]
+        for i, process in self._converted:
+            values[i] = process(values[i])
+        return dict(zip(_RECORD_PARAMS, values, strict=True))
 
 
-_PROCESSORS: dict[str, list[tuple[str, Any]]] = {}
+_RECORD_PARAMS_BY_DIALECT: dict[str, _RecordParams] = {}
+
+
+def _at_driver(conn: Connection, statement: str,
+               params: Mapping[str, Any] | Sequence[Any]) -> list[Any]:
+    """The rows of ``statement`` run on the driver's cursor, in ``conn``'s transaction.
+
+    The reservation is on every sale's path, and SQLAlchemy's execution and result objects
+    cost about 65 µs a statement on PostgreSQL (measured; docs/risk.md), so it skips them.
+    A driver error leaves as SQLAlchemy's own exception (``IntegrityError``,
+    ``OperationalError``: the unit of work maps an outage as for any statement), and a
+    lost connection is invalidated so the pool drops it. No engine event fires for it."""
+    dbapi = conn.dialect.loaded_dbapi
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(statement, params)
+        return list(cursor.fetchall())
+    except dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, driver, cursor)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(statement, params, exc, dbapi.Error,
+                                  hide_parameters=conn.engine.hide_parameters,
+                                  connection_invalidated=lost, dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
 
 
 def _velocity_sql(anywhere: tuple[bool, ...]) -> Any:
@@ -316,23 +362,23 @@ class RiskRepository:
 
     def _upsert_counters(self, limits: Sequence[CounterLimit], amount_minor: int,
                          count: int) -> list[Any]:
-        """The conditional upsert alone, at the driver's level (PostgreSQL: as lists)."""
-        params: dict[str, Any] = {"amount": amount_minor, "count": count}
+        """The conditional upsert alone, on the driver's cursor (PostgreSQL: as lists)."""
         if self.merchant_sharded:
-            params.update(_lists(limits))
-            return list(self._conn.exec_driver_sql(_PG_UPSERT, params).all())
-        for i, limit in enumerate(limits):
-            params[f"k{i}"] = limit.key.key
-            params[f"b{i}"] = limit.key.bucket
-            params[f"la{i}"] = limit.amount_minor
-            params[f"lc{i}"] = limit.count
-        return list(self._conn.exec_driver_sql(_UPSERT_TEXT[len(limits)], params).all())
+            return _at_driver(self._conn, _PG_UPSERT, {"amount": amount_minor, "count": count,
+                                                       **_lists(limits)})
+        values: list[Any] = []
+        for limit in limits:
+            key = limit.key
+            values += (key.key, key.bucket, amount_minor, count, limit.amount_minor,
+                       limit.count)
+        return _at_driver(self._conn, _UPSERT_TEXT[len(limits)], values)
 
     def _reserve_postgresql(self, limits: Sequence[CounterLimit], take: Take,
                             params: dict[str, Any], record: TransactionRecord | None
                             ) -> list[Any]:
-        """One statement at the driver's level (no statement compiled per call): the
-        counters as lists, the merchant's shard, the record (if any) in a CTE."""
+        """One statement on the driver's cursor (:func:`_at_driver`; no statement compiled
+        per call): the counters as lists, the merchant's shard, the record (if any) in a
+        CTE."""
         params.update(_lists(limits))
         params.update({"mk": take.day_key[0], "mbd": take.day_key[1],
                        "mbm": take.month_key[1]})
@@ -340,14 +386,13 @@ class RiskRepository:
         if record is not None:
             statement = _PG_RESERVE_WITH_RECORD
             dialect = self._conn.dialect
-            processors = _PROCESSORS.get(dialect.name)
-            if processors is None:
-                processors = _PROCESSORS.setdefault(dialect.name, _bind_processors(dialect))
-            for name, process in processors:
-                value = getattr(record, name)
-                params[f"t_{name}"] = process(value)
+            build = _RECORD_PARAMS_BY_DIALECT.get(dialect.name)
+            if build is None:
+                build = _RECORD_PARAMS_BY_DIALECT.setdefault(dialect.name,
+                                                             _RecordParams(dialect))
+            params.update(build(record))
         try:
-            return list(self._conn.exec_driver_sql(statement, params).all())
+            return _at_driver(self._conn, statement, params)
         except IntegrityError as exc:
             if record is None:
                 raise
