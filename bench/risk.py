@@ -22,7 +22,8 @@ Cases, on SQLite and PostgreSQL, in the same run and the same database:
   payments benchmark's time each way; the target: at most 10% fewer sales/s.
 
 Before the cases, one sale with risk on and one with it off are counted through engine
-events (statements, BEGIN and COMMIT included), so the report says what the check adds to
+events (statements, BEGIN and COMMIT included) and the statements the risk counters send on
+the driver's cursor, which fire no event, so the report says what the check adds to
 the sale's database work; after the latency case, a one-row upsert and the sale's own
 reservation statement are timed alone (:func:`_one_statement`): the database floor of
 what the check adds. Nothing here asserts on time.
