@@ -72,6 +72,19 @@ def test_deferred_runs_of_a_window() -> None:
     assert deferred_runs(tiny, TWO_AM, time(23, 0), 1800) == []  # no slot starts inside
 
 
+def test_the_cash_out_scoring_is_listed_when_it_is_scheduled() -> None:
+    """The daily settlement waits for the scoring of the day before: a window over 23:30
+    delays it too, and the merchant's notice says so."""
+    evening = window((2026, 9, 20, 23, 10), (2026, 9, 21, 0, 10))
+    scored = deferred_runs(evening, TWO_AM, time(23, 0), 1800, time(23, 30))
+    assert [(r.job, r.scheduled_at) for r in scored] == [
+        ("risk-score", shanghai(2026, 9, 20, 23, 30)),
+        ("settle-intraday", shanghai(2026, 9, 20, 23, 30)),
+    ]
+    assert [r.job for r in deferred_runs(evening, TWO_AM, time(23, 0), 1800)] == [
+        "settle-intraday"]
+
+
 def test_intraday_slots_start_at_shanghai_midnight() -> None:
     at = shanghai(2026, 10, 3, 10, 7, 12)
     assert intraday_slot(at, 1800) == shanghai(2026, 10, 3, 10, 0)

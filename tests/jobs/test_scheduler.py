@@ -151,7 +151,7 @@ def test_a_maintenance_window_defers_jobs_to_its_end(
 
     [notice] = maintenance.notices(ctx, SYSTEM, T1)
     assert [r.job for r in notice.deferred_runs] == ["settle-intraday", "settle-daily",
-                                                     "cutoff"]
+                                                     "cutoff", "risk-score"]
     changes = {(a.cycle, a.was): (a.now, a.amount_minor) for a in notice.arrivals}
     assert changes[("T1", date(2026, 9, 20))] == (date(2026, 9, 21), net)
 

@@ -161,11 +161,16 @@ def next_intraday_slot(at: datetime, interval_s: int) -> datetime:
 
 
 def deferred_runs(window: Window, settlement_time: time, cutoff: time,
-                  intraday_interval_s: int) -> list[DeferredRun]:
-    """The scheduled runs that fall inside ``window``."""
+                  intraday_interval_s: int, risk_scoring_time: time | None = None
+                  ) -> list[DeferredRun]:
+    """The scheduled runs that fall inside ``window`` (``risk_scoring_time``: the daily
+    cash-out scoring's, when it is scheduled; the daily settlement waits for it)."""
     runs: list[DeferredRun] = []
+    daily = [("cutoff", cutoff), ("settle-daily", settlement_time)]
+    if risk_scoring_time is not None:
+        daily.append(("risk-score", risk_scoring_time))
     for day in _days(window):
-        for job, at_time in (("cutoff", cutoff), ("settle-daily", settlement_time)):
+        for job, at_time in daily:
             at = datetime.combine(day, at_time, SHANGHAI)
             if window.contains(at):
                 runs.append(DeferredRun(job, at.astimezone(UTC), window.ends_at))
@@ -226,9 +231,9 @@ def notices(ctx: ServiceContext, who: Principal, merchant_id: str | None = None,
                 if new != was:
                     changes.append(ArrivalChange(cycle, was, new,
                                                  waiting.get((cycle, was, cur), 0), cur))
-        result.append(Notice(window, deferred_runs(window, settings.settlement_time,
-                                                   settings.cutoff,
-                                                   settings.intraday_interval_s), changes))
+        result.append(Notice(window, deferred_runs(
+            window, settings.settlement_time, settings.cutoff, settings.intraday_interval_s,
+            settings.risk_scoring_time if settings.risk_scoring_enabled else None), changes))
     return result
 
 
