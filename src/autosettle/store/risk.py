@@ -438,18 +438,13 @@ class RiskRepository:
         merchant_id, day, month = mine
         s = risk_merchant_shards.c
         values: dict[str, Any] = {}
-        if day is not None:
-            values["day_amount_minor"] = case(
-                (s.day == day, least(s.day_amount_minor - amount_minor, 0)),
-                else_=s.day_amount_minor)
-            values["day_count"] = case((s.day == day, least(s.day_count - count, 0)),
-                                       else_=s.day_count)
-        if month is not None:
-            values["month_amount_minor"] = case(
-                (s.month == month, least(s.month_amount_minor - amount_minor, 0)),
-                else_=s.month_amount_minor)
-            values["month_count"] = case((s.month == month, least(s.month_count - count, 0)),
-                                         else_=s.month_count)
+        for period, on in (("day", day), ("month", month)):
+            if on is None:
+                continue
+            for column, by in ((f"{period}_amount_minor", amount_minor),
+                               (f"{period}_count", count)):
+                values[column] = case((s[period] == on, least(s[column] - by, 0)),
+                                      else_=s[column])
         self._conn.execute(update(risk_merchant_shards).where(
             s.merchant_id == merchant_id, s.shard == shard).values(**values))
 

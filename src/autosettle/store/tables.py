@@ -614,7 +614,8 @@ risk_rules = Table(
 risk_counters = Table(
     # Cumulative amount and count per terminal or card ("t:", "c:" key) and business day or
     # month ("D2026-12-04", "M2026-12"). Room is reserved by one conditional upsert. The
-    # merchant's own counter is in shards (risk_merchant_shards).
+    # merchant's own counter is in shards (risk_merchant_shards) on PostgreSQL; on SQLite
+    # (one writer) it is here too ("m:" key).
     "risk_counters", metadata,
     Column("key", String(80), primary_key=True),
     Column("bucket", String(12), primary_key=True),
